@@ -1,0 +1,85 @@
+"""Classifier options. Every number that changes behaviour lives here, with its unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How evidence from the channels becomes one decision (see ``fusion.py``)."""
+
+    decision_threshold: float = 0.9
+    """Confidence at which a session becomes final and a dialer may hang up."""
+
+    outcome_floor: float = 0.5
+    """Score from which an outcome (generic or specific label) supersedes progress
+    labels (ringback, silence) and a specific label supersedes generic ones."""
+
+    channel_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "tone": 1.0,
+            "model": 1.0,
+            "asr": 1.0,
+            "fingerprint": 1.2,
+            "signalling": 0.5,
+        }
+    )
+    """Exponent on each channel's odds: < 1 trusts a channel less than its own score."""
+
+    max_score: float = 0.995
+    """Scores are clipped to this before turning into odds, so no one claim is infinite."""
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Top-level options of a :class:`~audio_classifier.Classifier`."""
+
+    max_duration_s: float = 60.0
+    """Only the first this-many seconds of a call are analysed."""
+
+    early_decision: bool = True
+    """Make the decision final as soon as its confidence reaches the decision threshold,
+    and stop analysing (what a dialer does). When false, every call is analysed up to its
+    end (or ``max_duration_s``) and decided then."""
+
+    block_s: float = 0.1
+    """Audio is analysed in blocks of this length; decisions are checked after each.
+    Blocks sit on fixed positions of the stream, so chunking never changes a result."""
+
+    update_min_delta: float = 0.05
+    """An interim decision is emitted when the label changes or the confidence moves by
+    at least this much."""
+
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def __post_init__(self) -> None:
+        if not self.max_duration_s > 0:
+            raise ConfigError(f"max_duration_s must be > 0 seconds, got {self.max_duration_s}")
+        if not 0.01 <= self.block_s <= 1.0:
+            raise ConfigError(f"block_s must be within 0.01..1.0 seconds, got {self.block_s}")
+        if not 0.0 < self.fusion.decision_threshold <= 1.0:
+            raise ConfigError(
+                f"decision_threshold must be within (0, 1], got {self.fusion.decision_threshold}"
+            )
+
+    def with_options(self, **options: Any) -> ClassifierConfig:
+        """Return a copy with top-level or fusion options replaced (``None`` keeps the value)."""
+        top = {f.name for f in fields(self)}
+        fusion_names = {f.name for f in fields(FusionConfig)}
+        top_changes: dict[str, Any] = {}
+        fusion_changes: dict[str, Any] = {}
+        for name, value in options.items():
+            if value is None:
+                continue
+            if name in top:
+                top_changes[name] = value
+            elif name in fusion_names:
+                fusion_changes[name] = value
+            else:
+                raise ConfigError(f"unknown option {name!r}")
+        fusion = replace(self.fusion, **fusion_changes) if fusion_changes else self.fusion
+        return replace(self, fusion=fusion, **top_changes)

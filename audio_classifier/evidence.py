@@ -1,0 +1,92 @@
+"""The plain data that flows between stages: evidence from channels, decisions from fusion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .labels import get_label
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One channel's claim that the audio (or the signalling) shows *label*.
+
+    ``score`` is the channel's probability in [0, 1] that the claim is right; ``start_s``
+    and ``end_s`` locate it in the analysed audio (seconds from the start of the stream).
+    ``detail`` holds channel-specific facts (tone plan, SIT subtype, transcript, ...) and
+    must stay JSON-serialisable.
+    """
+
+    channel: str
+    label: str
+    score: float
+    start_s: float
+    end_s: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_label(self.label)
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"evidence score must be in [0, 1], got {self.score}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity for de-duplication: one standing claim per channel and label."""
+        return (self.channel, self.label)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The classifier's answer for a call, interim or final.
+
+    ``decided_at_s`` is the amount of audio (seconds) consumed when the decision became
+    final, ``None`` while it is not. ``analysed_s`` is the audio analysed so far.
+    """
+
+    label: str
+    confidence: float
+    final: bool
+    decided_at_s: float | None
+    analysed_s: float
+    evidence: tuple[Evidence, ...] = ()
+    truncated: bool = False
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def number_state(self) -> str:
+        return get_label(self.label).number_state
+
+    @property
+    def action(self) -> str:
+        return get_label(self.label).action
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as the JSON object the CLI and the server emit."""
+        info = get_label(self.label)
+        return {
+            "label": self.label,
+            "label_zh": info.zh,
+            "label_en": info.en,
+            "confidence": round(self.confidence, 4),
+            "number_state": info.number_state,
+            "action": info.action,
+            "decided_at_s": None if self.decided_at_s is None else round(self.decided_at_s, 3),
+            "final": self.final,
+            "analysed_s": round(self.analysed_s, 3),
+            "truncated": self.truncated,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "notes": list(self.notes),
+            "error": self.error,
+        }

@@ -1,0 +1,117 @@
+"""Fusion: the evidence so far becomes one label with a confidence.
+
+Each claim (channel, label, score) counts as independent odds ``score / (1 - score)``
+raised to the channel's weight; claims for the same label multiply (naive Bayes), and the
+label's confidence is its odds over the sum of all candidates' odds plus one unit of
+"none of these" mass::
+
+    confidence(L) = O(L) / (1 + sum over candidates C of O(C))
+
+so a single claim keeps its own score, agreeing channels raise it, disagreeing channels
+lower it, and weak claims never add up to certainty about a label nobody saw.
+
+Candidates are chosen by tier (see ``labels.py``): once an outcome is heard with at least
+``outcome_floor``, progress labels (ringback before the announcement) stop competing, and a
+specific announcement explains away a generic tone (the busy tone after "the number you
+dialled does not exist"). Signalling hints never choose the candidates when audio
+evidence exists; they only multiply the odds of labels they agree with, and count against
+the others once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .config import FusionConfig
+from .evidence import Evidence
+from .labels import LABELS, UNKNOWN
+
+SIGNALLING = "signalling"
+"""Channel name of evidence that comes from SIP / Q.850 hints rather than audio."""
+
+_TIER_RANK = {"progress": 0, "generic": 1, "specific": 2}
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    label: str
+    confidence: float
+    scores: dict[str, float]
+    """Confidence of every candidate label."""
+
+
+def _odds(score: float, weight: float, cap: float) -> float:
+    p = min(max(score, 0.0), cap)
+    return (p / (1.0 - p)) ** weight
+
+
+def strongest(evidence: Iterable[Evidence]) -> dict[tuple[str, str], Evidence]:
+    """The strongest claim per (channel, label): what each channel currently believes."""
+    best: dict[tuple[str, str], Evidence] = {}
+    for item in evidence:
+        current = best.get(item.key)
+        if current is None or item.score > current.score:
+            best[item.key] = item
+    return best
+
+
+def fuse(evidence: Iterable[Evidence], config: FusionConfig) -> FusionResult:
+    """Combine *evidence* into the most likely label and its confidence."""
+    claims = list(strongest(evidence).values())
+    audio = [c for c in claims if c.channel != SIGNALLING]
+    hints = _hint_groups([c for c in claims if c.channel == SIGNALLING])
+    if not claims:
+        return FusionResult(UNKNOWN, 1.0, {})
+
+    hint_weight = config.channel_weights.get(SIGNALLING, 0.5)
+    odds: dict[str, float] = {}
+    competing = 0.0
+    if _top_rank(audio, config.outcome_floor) == 0 and hints:
+        # Nothing but progress (ringback, silence) was heard: the signalled outcome wins.
+        for labels, score in hints:
+            odds[labels[0]] = max(odds.get(labels[0], 0.0), _odds(score, hint_weight, config.max_score))
+    else:
+        candidates = _candidates(audio, config.outcome_floor)
+        for claim in audio:
+            if claim.label in candidates:
+                weight = config.channel_weights.get(claim.channel, 1.0)
+                odds[claim.label] = odds.get(claim.label, 1.0) * _odds(claim.score, weight, config.max_score)
+        # A hint multiplies the odds of the candidates it supports; a hint that supports
+        # none of them counts against them all, once.
+        for labels, score in hints:
+            factor = _odds(score, hint_weight, config.max_score)
+            agreeing = [label for label in labels if label in odds]
+            for label in agreeing:
+                odds[label] *= factor
+            if not agreeing:
+                competing += factor
+    total = 1.0 + sum(odds.values()) + competing
+    scores = {label: value / total for label, value in odds.items()}
+    if not scores:
+        return FusionResult(UNKNOWN, 1.0 / total, {})
+    order = list(LABELS)
+    label = max(scores, key=lambda name: (scores[name], -order.index(name)))
+    return FusionResult(label, scores[label], scores)
+
+
+def _hint_groups(hints: list[Evidence]) -> list[tuple[tuple[str, ...], float]]:
+    """Hint claims grouped by the signalling fact behind them: (labels it supports, score)."""
+    groups: dict[str, tuple[list[str], float]] = {}
+    for claim in hints:
+        key = repr(sorted(claim.detail.items()))
+        labels, score = groups.setdefault(key, ([], claim.score))
+        labels.append(claim.label)
+        groups[key] = (labels, max(score, claim.score))
+    return [(tuple(labels), score) for labels, score in groups.values()]
+
+
+def _top_rank(audio: list[Evidence], floor: float) -> int:
+    """Highest tier rank among audio claims scoring at least *floor* (0 if none)."""
+    return max((_TIER_RANK[LABELS[c.label].tier] for c in audio if c.score >= floor), default=0)
+
+
+def _candidates(audio: list[Evidence], floor: float) -> set[str]:
+    """Labels allowed to compete: those of the highest tier heard with at least *floor*."""
+    top_rank = _top_rank(audio, floor)
+    return {c.label for c in audio if _TIER_RANK[LABELS[c.label].tier] >= top_rank}

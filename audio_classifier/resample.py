@@ -1,0 +1,89 @@
+"""Streaming rational resampler (windowed-sinc polyphase FIR).
+
+Each output sample is computed from absolute input positions, so the output does not
+depend on how the input was chunked: the property the streaming session relies on.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+
+ZERO_CROSSINGS = 8
+"""Half-length of the sinc kernel, in zero crossings of the narrower band."""
+
+ROLLOFF = 0.92
+"""Cut-off as a fraction of the lower Nyquist frequency (anti-aliasing margin)."""
+
+KAISER_BETA = 8.0
+"""Kaiser window shape: about 80 dB stop-band attenuation."""
+
+
+class Resampler:
+    """Convert float32 mono audio from ``in_rate`` to ``out_rate`` Hz, chunk by chunk."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        g = gcd(in_rate, out_rate)
+        self.up, self.down = out_rate // g, in_rate // g
+        self.identity = self.up == self.down
+        if self.identity:
+            return
+        up, down = self.up, self.down
+        cutoff = ROLLOFF / max(up, down)  # cycles per sample of the up-sampled signal, x2
+        half = int(np.ceil(ZERO_CROSSINGS / cutoff))
+        n = np.arange(-half, half + 1)
+        proto = cutoff * np.sinc(cutoff * n) * np.kaiser(2 * half + 1, KAISER_BETA) * up
+        self._delay = half
+        taps = -(-len(proto) // up)  # taps per phase
+        padded = np.zeros(taps * up)
+        padded[: len(proto)] = proto
+        # bank[p, k] multiplies x[i_max - k] for outputs of phase p.
+        self._bank = padded.reshape(taps, up).T.astype(np.float32)
+        self._taps = taps
+        self._buffer = np.zeros(taps, dtype=np.float32)  # zeros before the stream starts
+        self._buffer_start = -taps  # absolute index of _buffer[0]
+        self._received = 0
+        self._next_out = 0
+
+    def _last_input(self, n: np.ndarray | int) -> np.ndarray | int:
+        return (n * self.down + self._delay) // self.up
+
+    def _compute(self, n_end: int) -> np.ndarray:
+        n = np.arange(self._next_out, n_end, dtype=np.int64)
+        if len(n) == 0:
+            return np.zeros(0, dtype=np.float32)
+        last = self._last_input(n)
+        phase = (n * self.down + self._delay) % self.up
+        index = (last - self._buffer_start)[:, None] - np.arange(self._taps)[None, :]
+        out = np.einsum("nk,nk->n", self._buffer[index], self._bank[phase])
+        self._next_out = n_end
+        keep_from = int(self._last_input(n_end)) - self._taps + 1 - self._buffer_start
+        if keep_from > 0:
+            self._buffer = self._buffer[keep_from:]
+            self._buffer_start += keep_from
+        return out.astype(np.float32)
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Take the next input samples; return every output sample now computable."""
+        if self.identity:
+            return samples
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+        self._received += len(samples)
+        # output n is ready once its last input index is below the count received
+        n_end = ((self._received - 1) * self.up - self._delay) // self.down + 1
+        return self._compute(max(n_end, self._next_out))
+
+    def flush(self) -> np.ndarray:
+        """End of stream: return the remaining outputs (inputs past the end read as zero)."""
+        if self.identity:
+            return np.zeros(0, dtype=np.float32)
+        total = -(-self._received * self.up // self.down)
+        if total <= self._next_out:
+            return np.zeros(0, dtype=np.float32)
+        needed = int(self._last_input(total - 1)) + 1 - (self._buffer_start + len(self._buffer))
+        if needed > 0:
+            self._buffer = np.concatenate([self._buffer, np.zeros(needed, dtype=np.float32)])
+        return self._compute(total)

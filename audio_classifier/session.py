@@ -1,0 +1,174 @@
+"""A streaming classification session: audio chunks in, decisions out.
+
+Batch classification is a session fed a file (see ``classifier.py``), so this is the one
+code path. Audio is analysed in fixed blocks at absolute stream positions; the decision
+is re-evaluated after each block, which makes results independent of how the caller
+chunks the audio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, StreamConverter
+from .channels import ChannelStream
+from .config import ClassifierConfig
+from .errors import EmptyAudioError, SessionClosedError
+from .evidence import Decision, Evidence
+from .fusion import fuse, strongest
+from .labels import LABELS, UNKNOWN
+
+
+class Session:
+    """One call's classification state. Not thread-safe: use one session per call.
+
+    Create with :meth:`Classifier.open_session`; call :meth:`feed` with chunks of any size
+    and :meth:`close` at the end of the call.
+    """
+
+    def __init__(
+        self,
+        streams: list[ChannelStream],
+        config: ClassifierConfig,
+        converter: StreamConverter,
+        initial_evidence: list[Evidence] | None = None,
+    ) -> None:
+        self._streams = streams
+        self._config = config
+        self._converter = converter
+        self._block = int(round(config.block_s * SAMPLE_RATE))
+        self._max_samples = int(round(config.max_duration_s * SAMPLE_RATE))
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._consumed = 0
+        self._evidence: dict[tuple[str, str], Evidence] = strongest(initial_evidence or [])
+        self._last_emitted: Decision | None = None
+        self._final: Decision | None = None
+        self._truncated = False
+        self._closed = False
+        self._notes: list[str] = []
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def final(self) -> bool:
+        """True once the decision is final (early, or because the session closed)."""
+        return self._final is not None
+
+    @property
+    def wants_audio(self) -> bool:
+        """False once more audio would not be analysed (final, or past the duration limit)."""
+        return not (self._closed or self._final is not None or self._truncated)
+
+    @property
+    def analysed_s(self) -> float:
+        return self._consumed / SAMPLE_RATE
+
+    @property
+    def decision(self) -> Decision:
+        """The current decision (final or interim)."""
+        return self._final or self._decide(final=False)
+
+    def add_note(self, note: str) -> None:
+        """Attach a note to the decision (for example what the caller truncated)."""
+        if note not in self._notes:
+            self._notes.append(note)
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> list[Decision]:
+        """Add audio; return the decisions it produced (interim updates, then the final one).
+
+        Audio after the decision became final, or past ``max_duration_s``, is ignored.
+        """
+        if self._closed:
+            raise SessionClosedError("this session is closed; open a new one for another call")
+        if not self.wants_audio:
+            return []
+        return self._analyse(self._converter.push(chunk), end=False)
+
+    def close(self) -> Decision:
+        """End the call and return the final decision. Idempotent."""
+        if self._closed:
+            assert self._final is not None
+            return self._final
+        if self._final is None:
+            tail = self._converter.flush()
+            if self._converter.frames_in == 0:
+                self._closed = True
+                raise EmptyAudioError("the stream ended without any audio")
+            self._analyse(tail, end=True)
+        self._closed = True
+        if self._final is None:
+            for stream in self._streams:
+                self._add(stream.finish())
+            self._final = self._decide(final=True)
+        return self._final
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _analyse(self, samples: np.ndarray, end: bool) -> list[Decision]:
+        room = self._max_samples - self._consumed - len(self._buffer)
+        if len(samples) > room:
+            samples = samples[: max(room, 0)]
+            self._truncated = True
+            self.add_note(f"analysed only the first {self._config.max_duration_s:g} s of audio")
+        self._buffer = np.concatenate([self._buffer, samples]) if len(self._buffer) else samples
+        updates: list[Decision] = []
+        position = 0
+        while len(self._buffer) - position >= self._block or (end and position < len(self._buffer)):
+            block = self._buffer[position : position + self._block]
+            position += len(block)
+            new: list[Evidence] = []
+            for stream in self._streams:
+                new += stream.process(block, self._consumed)
+            self._consumed += len(block)
+            if new:
+                self._add(new)
+                update = self._maybe_update()
+                if update is not None:
+                    updates.append(update)
+                    if update.final:
+                        break
+        self._buffer = self._buffer[position:] if self._final is None else self._buffer[:0]
+        return updates
+
+    def _add(self, evidence: list[Evidence]) -> None:
+        for item in evidence:
+            current = self._evidence.get(item.key)
+            if current is None or item.score >= current.score:
+                self._evidence[item.key] = item
+
+    def _maybe_update(self) -> Decision | None:
+        early = self._config.early_decision
+        candidate = self._decide(final=False)
+        threshold = self._config.fusion.decision_threshold
+        if early and candidate.confidence >= threshold and LABELS[candidate.label].tier != "progress":
+            self._final = self._decide(final=True)
+            self._last_emitted = self._final
+            return self._final
+        last = self._last_emitted
+        if (
+            last is None
+            or last.label != candidate.label
+            or abs(last.confidence - candidate.confidence) >= self._config.update_min_delta
+        ):
+            self._last_emitted = candidate
+            return candidate
+        return None
+
+    def _decide(self, final: bool) -> Decision:
+        evidence = sorted(self._evidence.values(), key=lambda e: (-e.score, e.start_s, e.channel))
+        result = fuse(evidence, self._config.fusion)
+        notes = list(self._notes)
+        if final and result.label == UNKNOWN and not evidence:
+            notes.append("no channel recognised anything in the audio")
+        return Decision(
+            label=result.label,
+            confidence=result.confidence,
+            final=final,
+            decided_at_s=self.analysed_s if final else None,
+            analysed_s=self.analysed_s,
+            evidence=tuple(evidence),
+            truncated=self._truncated,
+            notes=tuple(notes),
+        )

@@ -1,0 +1,591 @@
+"""Tone detection channel: call-progress tones, SIT, fax tones and silence (pure numpy).
+
+Three stages, all streaming:
+
+1. Frames (32 ms Hann windows every 10 ms, at absolute stream positions) are tested for
+   tonality: the share of in-band power within the two strongest spectral peaks.
+2. Runs of tonal frames with a steady peak become *segments*. When a segment closes, its
+   frequencies are measured precisely with one long FFT over the whole segment (0.25 s of
+   tone gives 4 Hz resolution, enough to tell 425 from 440 Hz or resolve 440 + 480 Hz).
+3. Segments are matched against the tone plans (``tone_plans.py``): cadence matching for
+   call-progress tones and fax calling tones, segment triples for SIT, duration for
+   continuous tones. Evidence is emitted whenever a claim gets stronger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .evidence import Evidence
+from .tone_plans import (
+    CADENCE_TOLERANCE,
+    FREQ_TOLERANCE,
+    PARTIAL_SIT_SCORE,
+    SIT_BANDS_HZ,
+    SIT_CODES,
+    SIT_DURATION_TOLERANCE_S,
+    SIT_FREQ_TOLERANCE,
+    SIT_LOW_HIGH_HZ,
+    SIT_MAX_GAP_S,
+    SIT_SEGMENT_S,
+    SIT_SHORT_LONG_S,
+    SIT_SUBTYPE_LABELS,
+    TIMING_SLACK_S,
+    TONE_SPECS,
+    ToneSpec,
+)
+
+CHANNEL = "tone"
+
+FRAME_HOP = 80
+"""Frame step in samples (10 ms at 8 kHz)."""
+FRAME_LEN = 256
+"""Analysis window in samples (32 ms): 31.25 Hz bins."""
+
+TONE_BAND_HZ = (300.0, 2300.0)
+"""Where tone peaks are searched: call-progress tones up to the 2100 Hz fax answer tone."""
+POWER_BAND_HZ = (100.0, 3800.0)
+"""The band whose power the peaks must dominate."""
+
+PEAK_HALF_WIDTH_BINS = 2
+"""A peak's power is summed over ±2 bins: the Hann main lobe."""
+SECOND_PEAK_DB = -12.0
+"""A second peak counts as a component if within this of the strongest."""
+TONAL_RATIO_MIN = 0.7
+"""A frame is tonal when its (up to two) peaks hold this share of the in-band power."""
+MIN_TONE_DBFS = -50.0
+"""Quietest tone considered (dBFS, a full-scale sine being -3 dBFS)."""
+SILENCE_DBFS = -55.0
+"""Frames below this level count as silent."""
+PEAK_CONTINUITY = 0.1
+"""A frame continues a segment if its main peak is within this relative distance of a peak
+of the previous frame (and vice versa)."""
+HANGOVER_FRAMES = 2
+"""Non-tonal frames tolerated inside a segment (dropouts, clicks)."""
+EDGE_TRIM_DB = 4.0
+"""Leading and trailing frames this far below the segment's median level are trimmed:
+they only overlap the tone partly, and trimming them makes durations unbiased."""
+MIN_SEGMENT_FRAMES = 3
+"""Shorter runs (under 30 ms) are ignored."""
+CUT_START_S = 0.1
+"""A segment starting this close to the stream start may have been cut by it."""
+HISTORY_S = 2.0
+"""Samples kept for precise frequency measurement of the latest segment."""
+MAX_ANALYSIS_S = 1.0
+"""At most this much of a segment (its middle) is used for the precise FFT."""
+COMPONENT_DB = -10.0
+"""Spectral peaks within this of the strongest count as components of a segment."""
+SIDEBAND_HZ = 30.0
+"""Extra components this close to an expected frequency are modulation sidebands."""
+MAX_HISTORY_SEGMENTS = 32
+OPEN_CHECK_S = 0.25
+"""An open (still sounding) segment is re-measured every this many seconds."""
+SILENCE_SHARE = 0.95
+"""Share of silent frames at the end of the stream that makes it 'silence'."""
+SILENCE_SCORE = 0.95
+
+
+@dataclass
+class Segment:
+    """A run of tone with steady frequency. Times are seconds from the stream start."""
+
+    start_s: float
+    end_s: float
+    freqs_hz: tuple[float, ...]
+    level_db: float
+    cut: bool
+    closed: bool = True
+    specs: frozenset[int] = frozenset()
+    """Indices of the tone specs whose frequencies this segment matches."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def measure_components(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[float, ...]:
+    """Frequencies (Hz, strongest first, at most two) of the tonal components of *samples*.
+
+    One Hann-windowed FFT over the whole excerpt, zero-padded for interpolation.
+    """
+    n = len(samples)
+    nfft = 1 << max(13, int(np.ceil(np.log2(n * 2))))
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(n), nfft)) ** 2
+    bin_hz = sample_rate / nfft
+    lo, hi = int(TONE_BAND_HZ[0] / bin_hz), int(TONE_BAND_HZ[1] / bin_hz)
+    band = spectrum[lo:hi]
+    # peaks closer than the window's main lobe (2 * fs / n) are one component
+    lobe_bins = int(np.ceil(2.0 * sample_rate / n / bin_hz))
+    comps: list[float] = []
+    top = band.max()
+    work = band.copy()
+    for _ in range(2):
+        k = int(np.argmax(work))
+        if work[k] <= 0 or 10 * np.log10(work[k] / top + 1e-30) < COMPONENT_DB:
+            break
+        comps.append(_interpolate(band, k) * bin_hz + lo * bin_hz)
+        work[max(0, k - lobe_bins) : k + lobe_bins + 1] = 0
+    return tuple(comps)
+
+
+def _interpolate(power: np.ndarray, k: int) -> float:
+    """Parabolic interpolation of a peak on log power; returns a fractional bin."""
+    if 0 < k < len(power) - 1:
+        a, b, c = np.log(power[k - 1 : k + 2] + 1e-30)
+        denom = a - 2 * b + c
+        if denom < 0:
+            return k + 0.5 * (a - c) / denom
+    return float(k)
+
+
+def matches_freqs(freqs: tuple[float, ...], expected: tuple[float, ...]) -> bool:
+    """True when every expected frequency is present and nothing else strong is."""
+    if not freqs:
+        return False
+    for f in expected:
+        if not any(abs(c - f) <= FREQ_TOLERANCE * f for c in freqs):
+            # Two close components (440 + 480 Hz) can merge in a short excerpt: accept a
+            # single measured peak between them when the segment is short.
+            return False
+    for c in freqs:
+        if not any(abs(c - f) <= FREQ_TOLERANCE * f + SIDEBAND_HZ for f in expected):
+            return False
+    return True
+
+
+def _element_matches(observed: float, expected: float, may_be_short: bool = False) -> bool:
+    tolerance = CADENCE_TOLERANCE * expected + TIMING_SLACK_S
+    if may_be_short:
+        return observed <= expected + tolerance
+    return abs(observed - expected) <= tolerance
+
+
+@dataclass
+class _FrameTrack:
+    """The segment being built from tonal frames."""
+
+    first: int
+    last: int
+    peaks: tuple[float, ...]
+    levels: list[float] = field(default_factory=list)
+    misses: int = 0
+    last_check_frames: int = 0
+
+
+class ToneDetector:
+    """Streaming tone channel. Feed float32 mono samples at ``SAMPLE_RATE``."""
+
+    name = CHANNEL
+
+    def __init__(self, specs: tuple[ToneSpec, ...] = TONE_SPECS) -> None:
+        self.specs = specs
+        self._window = np.hanning(FRAME_LEN).astype(np.float32)
+        self._level_scale = 1.0 / float(np.sum(self._window.astype(np.float64) ** 2))
+        self._second_peak_ratio = 10 ** (SECOND_PEAK_DB / 10)
+        bin_hz = SAMPLE_RATE / FRAME_LEN
+        self._tone_slice = slice(int(np.ceil(TONE_BAND_HZ[0] / bin_hz)), int(TONE_BAND_HZ[1] / bin_hz) + 1)
+        self._power_slice = slice(int(np.ceil(POWER_BAND_HZ[0] / bin_hz)), int(POWER_BAND_HZ[1] / bin_hz) + 1)
+        self._pending = np.zeros(0, dtype=np.float32)  # samples not yet in a full frame
+        self._pending_start = 0  # absolute index of _pending[0]
+        self._next_frame = 0
+        self._history = np.zeros(0, dtype=np.float32)
+        self._history_start = 0
+        self._track: _FrameTrack | None = None
+        self._segments: list[Segment] = []
+        self._best: dict[tuple[str, str], float] = {}
+        self._frames = 0
+        self._silent_frames = 0
+        self._heard_before = False  # any tonal frame or loud frame so far
+
+    # -- public channel interface --------------------------------------------------------
+
+    def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
+        """Analyse the next samples (which start at absolute index *start_sample*)."""
+        self._append_history(samples, start_sample)
+        buf = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        n_frames = (len(buf) - FRAME_LEN) // FRAME_HOP + 1 if len(buf) >= FRAME_LEN else 0
+        evidence: list[Evidence] = []
+        if n_frames > 0:
+            frames = np.lib.stride_tricks.sliding_window_view(buf, FRAME_LEN)[::FRAME_HOP][:n_frames]
+            for idx, (tonal, peaks, level) in enumerate(zip(*self._analyse(frames), strict=True)):
+                evidence += self._on_frame(self._next_frame + idx, tonal, peaks, level)
+            self._next_frame += n_frames
+        consumed = n_frames * FRAME_HOP
+        self._pending = buf[consumed:].copy()
+        self._pending_start += consumed
+        return evidence
+
+    def finish(self) -> list[Evidence]:
+        """End of stream: close the open segment and judge silence."""
+        evidence = self._close_track() if self._track else []
+        evidence += self._check_trailing_gap(self._next_frame)
+        if self._frames and self._silent_frames >= SILENCE_SHARE * self._frames:
+            end = self._frames * FRAME_HOP / SAMPLE_RATE
+            evidence += self._emit(
+                "silence",
+                "silence",
+                SILENCE_SCORE,
+                0.0,
+                end,
+                {"tone": "silence", "silent_share": round(self._silent_frames / self._frames, 3)},
+            )
+        return evidence
+
+    # -- stage 1: frames -------------------------------------------------------------------
+
+    def _analyse(self, frames: np.ndarray) -> tuple[np.ndarray, list[tuple[float, ...]], np.ndarray]:
+        """Per frame: tonal flag, peak frequencies (Hz) and level (dBFS).
+
+        Runs on every block of every call: written for few numpy calls, not for brevity.
+        """
+        windowed = frames * self._window
+        spectrum = np.fft.rfft(windowed, axis=1)
+        power = spectrum.real**2 + spectrum.imag**2
+        level = 10 * np.log10(np.einsum("ij,ij->i", windowed, windowed) * self._level_scale + 1e-12)
+        band_power = power[:, self._power_slice].sum(axis=1)
+        tone = power[:, self._tone_slice]
+        n_bins = tone.shape[1]
+        w = PEAK_HALF_WIDTH_BINS
+        rows = np.arange(len(frames))
+        cum = np.cumsum(tone, axis=1)
+        k1 = tone.argmax(axis=1)
+        masked = tone.copy()
+        lo1, hi1 = np.maximum(k1 - w, 0), np.minimum(k1 + w, n_bins - 1)
+        span = np.arange(-w, w + 1)
+        masked[rows[:, None], np.clip(k1[:, None] + span, 0, n_bins - 1)] = 0.0
+        k2 = masked.argmax(axis=1)
+        lo2, hi2 = np.maximum(k2 - w, 0), np.minimum(k2 + w, n_bins - 1)
+        # energy within ±w bins of each peak, from the running sum
+        e1 = cum[rows, hi1] - cum[rows, lo1] + tone[rows, lo1]
+        e2 = cum[rows, hi2] - cum[rows, lo2] + tone[rows, lo2]
+        has2 = masked[rows, k2] > tone[rows, k1] * self._second_peak_ratio
+        energy = e1 + e2 * has2
+        tonal = (energy >= TONAL_RATIO_MIN * band_power) & (level >= MIN_TONE_DBFS)
+        peaks: list[tuple[float, ...]] = [()] * len(frames)
+        hit = np.flatnonzero(tonal)
+        if len(hit):
+            f1 = self._peaks_hz(tone[hit], k1[hit]).tolist()
+            f2 = self._peaks_hz(tone[hit], k2[hit]).tolist()
+            for j, i in enumerate(hit.tolist()):
+                peaks[i] = (f1[j], f2[j]) if has2[i] else (f1[j],)
+        return tonal, peaks, level
+
+    def _peaks_hz(self, power: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Interpolated frequencies (Hz) of the peaks at bins *k* of each row of *power*
+        (parabolic interpolation on log power)."""
+        kc = np.clip(k, 1, power.shape[1] - 2)
+        log = np.log(power[np.arange(len(k))[:, None], kc[:, None] + np.arange(-1, 2)] + 1e-30)
+        a, b, c = log[:, 0], log[:, 1], log[:, 2]
+        denom = a - 2 * b + c
+        ok = (denom < 0) & (kc == k)
+        delta = np.where(ok, 0.5 * (a - c) / np.where(ok, denom, -1.0), 0.0)
+        return (self._tone_slice.start + k + delta) * (SAMPLE_RATE / FRAME_LEN)
+
+    def _on_frame(self, index: int, tonal: bool, peaks: tuple[float, ...], level: float) -> list[Evidence]:
+        self._frames += 1
+        if level < SILENCE_DBFS:
+            self._silent_frames += 1
+        evidence: list[Evidence] = []
+        track = self._track
+        if tonal:
+            if track is not None and not _continues(track.peaks, peaks):
+                evidence += self._close_track()
+                track = None
+            if track is None:
+                evidence += self._check_trailing_gap(index)
+                track = self._track = _FrameTrack(index, index, peaks)
+            track.last = index
+            track.peaks = peaks
+            track.levels.append(float(level))
+            track.misses = 0
+            length = (track.last - track.first + 1) * FRAME_HOP / SAMPLE_RATE
+            if length - track.last_check_frames * FRAME_HOP / SAMPLE_RATE >= OPEN_CHECK_S:
+                track.last_check_frames = track.last - track.first + 1
+                evidence += self._check_open(track)
+        elif track is not None:
+            track.misses += 1
+            if track.misses > HANGOVER_FRAMES:
+                evidence += self._close_track()
+        elif index % 10 == 0:
+            evidence += self._check_trailing_gap(index)
+        return evidence
+
+    # -- stage 2: segments -----------------------------------------------------------------
+
+    def _append_history(self, samples: np.ndarray, start_sample: int) -> None:
+        self._history = np.concatenate([self._history, samples])
+        excess = len(self._history) - int(HISTORY_S * SAMPLE_RATE)
+        if excess > 0:
+            self._history = self._history[excess:]
+            self._history_start += excess
+
+    def _frame_time(self, frame: int) -> float:
+        """Centre of a frame, seconds."""
+        return (frame * FRAME_HOP + FRAME_LEN / 2) / SAMPLE_RATE
+
+    def _segment_from_track(self, track: _FrameTrack, closed: bool) -> Segment | None:
+        levels = np.asarray(track.levels)
+        if len(levels) < MIN_SEGMENT_FRAMES:
+            return None
+        floor = np.median(levels) - EDGE_TRIM_DB
+        keep = np.flatnonzero(levels >= floor)
+        first, last = track.first + int(keep[0]), track.first + int(keep[-1])
+        # levels only holds tonal frames; hangover frames inside are counted by index
+        start_s = self._frame_time(first) - FRAME_HOP / 2 / SAMPLE_RATE
+        end_s = self._frame_time(last) + FRAME_HOP / 2 / SAMPLE_RATE
+        a = max(int(start_s * SAMPLE_RATE), self._history_start)
+        b = int(end_s * SAMPLE_RATE) - self._history_start
+        a -= self._history_start
+        b = min(b, len(self._history))
+        excerpt = self._history[max(a, 0) : b]
+        limit = int(MAX_ANALYSIS_S * SAMPLE_RATE)
+        if len(excerpt) > limit:
+            mid = (len(excerpt) - limit) // 2
+            excerpt = excerpt[mid : mid + limit]
+        if len(excerpt) < MIN_SEGMENT_FRAMES * FRAME_HOP:
+            return None
+        freqs = tuple(float(f) for f in measure_components(excerpt))
+        cut = start_s <= CUT_START_S and not self._heard_before
+        specs = frozenset(i for i, s in enumerate(self.specs) if matches_freqs(freqs, s.freqs_hz))
+        return Segment(start_s, end_s, freqs, float(np.median(levels)), cut, closed, specs)
+
+    def _close_track(self) -> list[Evidence]:
+        track, self._track = self._track, None
+        segment = self._segment_from_track(track, closed=True) if track else None
+        if segment is None:
+            return []
+        self._heard_before = True
+        self._segments.append(segment)
+        del self._segments[:-MAX_HISTORY_SEGMENTS]
+        return self._match_cadences(pending=None) + self._match_sit() + self._match_continuous(segment)
+
+    def _check_open(self, track: _FrameTrack) -> list[Evidence]:
+        segment = self._segment_from_track(track, closed=False)
+        if segment is None:
+            return []
+        return self._match_continuous(segment)
+
+    def _check_trailing_gap(self, frame: int) -> list[Evidence]:
+        """Count a gap after the last segment once it is long enough to match a cadence."""
+        if not self._segments:
+            return []
+        now = self._frame_time(frame) - FRAME_HOP / 2 / SAMPLE_RATE
+        gap = now - self._segments[-1].end_s
+        return self._match_cadences(pending=gap) if gap > 0 else []
+
+    # -- stage 3: patterns -----------------------------------------------------------------
+
+    def _match_cadences(self, pending: float | None) -> list[Evidence]:
+        """Match the recent segments (plus an ongoing gap) against every cadenced spec."""
+        evidence: list[Evidence] = []
+        latest = self._segments[-1].specs
+        for index, spec in enumerate(self.specs):
+            if spec.cadence is None or index not in latest:
+                continue
+            chain = self._chain(index, spec)
+            if not chain:
+                continue
+            elements: list[float] = []
+            for i, seg in enumerate(chain):
+                if i:
+                    elements.append(seg.start_s - chain[i - 1].end_s)
+                elements.append(seg.duration_s)
+            partial_gap = pending is not None and pending > 0
+            if partial_gap:
+                elements.append(pending)
+            count = _matched_elements(elements, spec.cadence, chain[0].cut, partial_gap)
+            if count <= 0:
+                continue
+            score = spec.scores[min(count, len(spec.scores) - 1)]
+            if score <= 0:
+                continue
+            end = chain[-1].end_s + (pending if partial_gap else 0.0)
+            evidence += self._emit(
+                spec.label,
+                f"{spec.plan}:{spec.name}",
+                score,
+                chain[0].start_s,
+                end,
+                {
+                    "tone": spec.name,
+                    "plan": spec.plan,
+                    "frequencies_hz": [round(f, 1) for f in chain[-1].freqs_hz],
+                    "bursts": len(chain),
+                    "matched_elements": count,
+                },
+            )
+        return evidence
+
+    def _chain(self, index: int, spec: ToneSpec) -> list[Segment]:
+        """The latest run of consecutive segments that match *spec*'s frequencies, no longer
+        than its scores need (each segment adds a burst and a gap)."""
+        chain: list[Segment] = []
+        longest_gap = max(spec.cadence or (0.0,)) * (1 + CADENCE_TOLERANCE) + TIMING_SLACK_S
+        enough = len(spec.scores) // 2 + 1
+        for seg in reversed(self._segments):
+            if index not in seg.specs or len(chain) >= enough:
+                break
+            if chain and chain[0].start_s - seg.end_s > longest_gap:
+                break
+            chain.insert(0, seg)
+        return chain
+
+    def _match_continuous(self, segment: Segment) -> list[Evidence]:
+        evidence: list[Evidence] = []
+        for index, spec in enumerate(self.specs):
+            if spec.cadence is not None or index not in segment.specs:
+                continue
+            score = 0.0
+            for min_s, step_score in spec.scores:  # type: ignore[misc]
+                if segment.duration_s >= min_s:
+                    score = step_score
+            if score > 0:
+                evidence += self._emit(
+                    spec.label,
+                    f"{spec.plan}:{spec.name}",
+                    score,
+                    segment.start_s,
+                    segment.end_s,
+                    {
+                        "tone": spec.name,
+                        "plan": spec.plan,
+                        "frequencies_hz": [round(f, 1) for f in segment.freqs_hz],
+                        "duration_s": round(segment.duration_s, 3),
+                    },
+                )
+        return evidence
+
+    def _match_sit(self) -> list[Evidence]:
+        segs = self._segments
+        if len(segs) >= 3 and _is_sit(segs[-3:]):
+            s1, s2, s3 = segs[-3:]
+            subtype = _decode_sit(s1, s2)
+            label, score = SIT_SUBTYPE_LABELS[subtype]
+            detail = {
+                "tone": "sit",
+                "subtype": subtype,
+                "frequencies_hz": [round(float(s.freqs_hz[0]), 1) for s in (s1, s2, s3)],
+                "durations_ms": [round(1000 * s.duration_s) for s in (s1, s2, s3)],
+            }
+            return self._emit(label, "sit", score, s1.start_s, s3.end_s, detail)
+        if len(segs) == 2 and segs[0].cut and _is_sit_tail(segs):
+            s2, s3 = segs
+            detail = {
+                "tone": "sit",
+                "subtype": None,
+                "partial": True,
+                "frequencies_hz": [round(s.freqs_hz[0], 1) for s in (s2, s3)],
+                "durations_ms": [round(1000 * s.duration_s) for s in (s2, s3)],
+            }
+            return self._emit("sit", "sit_partial", PARTIAL_SIT_SCORE, s2.start_s, s3.end_s, detail)
+        return []
+
+    def _emit(
+        self, label: str, key: str, score: float, start_s: float, end_s: float, detail: dict
+    ) -> list[Evidence]:
+        """Evidence for *label* if it is stronger than what this detector said before."""
+        if score <= self._best.get((label, key), 0.0):
+            return []
+        self._best[(label, key)] = score
+        return [Evidence(CHANNEL, label, score, round(start_s, 3), round(end_s, 3), detail)]
+
+
+def _continues(previous: tuple[float, ...], current: tuple[float, ...]) -> bool:
+    """Whether a frame's peaks continue the previous frame's tone (see PEAK_CONTINUITY)."""
+
+    def near(f: float, options: tuple[float, ...]) -> bool:
+        return any(abs(f - o) <= PEAK_CONTINUITY * o for o in options)
+
+    return near(current[0], previous) and near(previous[0], current)
+
+
+def _matched_elements(
+    elements: list[float], cadence: tuple[float, ...], first_cut: bool, partial_last: bool
+) -> int:
+    """How many consecutive elements, ending with the latest, follow *cadence*.
+
+    Elements alternate burst, gap, burst, ... The first burst may be shorter when the
+    media started mid-tone (it is then consistent but not counted); a trailing gap still
+    in progress counts once it has reached the expected length less the tolerance (and
+    is not yet too long).
+    """
+    best = 0
+    period = len(cadence)
+    for phase in range(0, period, 2):  # bursts align with bursts
+        count = 0
+        for back, observed in enumerate(reversed(elements)):
+            position = len(elements) - 1 - back
+            expected = cadence[(phase + position) % period]
+            if position == len(elements) - 1 and partial_last:
+                tolerance = CADENCE_TOLERANCE * expected + TIMING_SLACK_S
+                if observed < expected - tolerance:
+                    continue  # gap still growing: neither a match nor a break yet
+                ok = observed <= expected + tolerance
+            elif position == 0 and first_cut:
+                # a cut first burst is consistent if not too long, but proves nothing
+                if not _element_matches(observed, expected, may_be_short=True):
+                    break
+                continue
+            else:
+                ok = _element_matches(observed, expected)
+            if not ok:
+                break
+            count += 1
+        best = max(best, count)
+    return best
+
+
+def _in_band(freq: float, band: tuple[float, float]) -> bool:
+    return band[0] <= freq <= band[1]
+
+
+def _is_sit(segs: list[Segment]) -> bool:
+    for i, (seg, band) in enumerate(zip(segs, SIT_BANDS_HZ, strict=True)):
+        if len(seg.freqs_hz) < 1 or not _in_band(seg.freqs_hz[0], band):
+            return False
+        last_may_run_on = i == 2  # an announcement or silence follows; only check minimum
+        if seg.duration_s < SIT_SEGMENT_S[0] or (not last_may_run_on and seg.duration_s > SIT_SEGMENT_S[1]):
+            if not (i == 0 and seg.cut and seg.duration_s < SIT_SEGMENT_S[0]):
+                return False
+        if i and seg.start_s - segs[i - 1].end_s > SIT_MAX_GAP_S:
+            return False
+    return True
+
+
+def _is_sit_tail(segs: list[Segment]) -> bool:
+    s2, s3 = segs
+    return (
+        bool(s2.freqs_hz)
+        and bool(s3.freqs_hz)
+        and _in_band(s2.freqs_hz[0], SIT_BANDS_HZ[1])
+        and _in_band(s3.freqs_hz[0], SIT_BANDS_HZ[2])
+        and s3.start_s - s2.end_s <= SIT_MAX_GAP_S
+        and s3.duration_s >= SIT_SEGMENT_S[0]
+    )
+
+
+def _decode_sit(s1: Segment, s2: Segment) -> str | None:
+    """Telcordia subtype from segments 1 and 2, or ``None`` for a plain E.180 SIT."""
+
+    def nearest(value: float, options: tuple[float, float], tolerance: float) -> str | None:
+        for name, option in zip("LH" if options[0] > 100 else "SL", options, strict=True):
+            if abs(value - option) <= tolerance(option):
+                return name
+        return None
+
+    def freq_tol(f: float) -> float:
+        return SIT_FREQ_TOLERANCE * f + 3.0
+
+    def dur_tol(_: float) -> float:
+        return SIT_DURATION_TOLERANCE_S
+
+    f1 = nearest(s1.freqs_hz[0], SIT_LOW_HIGH_HZ[0], freq_tol)
+    f2 = nearest(s2.freqs_hz[0], SIT_LOW_HIGH_HZ[1], freq_tol)
+    d1 = None if s1.cut else nearest(s1.duration_s, SIT_SHORT_LONG_S, dur_tol)
+    d2 = nearest(s2.duration_s, SIT_SHORT_LONG_S, dur_tol)
+    if None in (f1, f2, d1, d2):
+        return None
+    return SIT_CODES.get((d1, d2, f1, f2))  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""Batch-path throughput: audio-seconds analysed per CPU-second, and peak RSS.
+
+    python -m benchmarks.throughput [--clips 100] [--seconds 20]
+
+Runs the classifier over a generated 8 kHz corpus (benchmarks/corpus.py) exactly as
+``audio-classifier classify`` does (files read from disk, one session each), once with
+early decisions (what production does) and once analysing every clip to its end (the
+worst case). The baseline in the same run is the cost of only reading and decoding the
+files, so the ratio says how much the analysis itself costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from audio_classifier import Classifier, ClassifierConfig
+from audio_classifier.audio import SAMPLE_RATE, StreamConverter, open_file
+
+from .corpus import make_corpus
+
+
+def _cpu() -> float:
+    return time.process_time()
+
+
+def decode_only(paths: list[Path]) -> float:
+    """CPU seconds to read and convert the files, without analysis (the baseline)."""
+    start = _cpu()
+    for path in paths:
+        info, chunks = open_file(path)
+        converter = StreamConverter(info.sample_rate, "float32", info.channels)
+        for chunk in chunks:
+            converter.push(chunk)
+    return _cpu() - start
+
+
+def classify_all(classifier: Classifier, paths: list[Path]) -> tuple[float, float]:
+    """(CPU seconds, audio seconds analysed)."""
+    analysed = 0.0
+    start = _cpu()
+    for path in paths:
+        analysed += classifier.classify_file(path).analysed_s
+    return _cpu() - start, analysed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_corpus(Path(tmp), args.clips, args.seconds)
+        total_audio = args.clips * args.seconds
+        Classifier().classify_file(paths[0])  # warm-up (imports, FFT plans)
+        base = decode_only(paths)
+        print(f"corpus: {args.clips} clips x {args.seconds:g} s at {SAMPLE_RATE} Hz = {total_audio:.0f} s")
+        print(f"baseline (read + decode only): {total_audio / base:8.0f} x real time per core")
+        for name, config in (
+            ("early decision (production)", ClassifierConfig()),
+            ("full analysis (every clip to its end)", ClassifierConfig(early_decision=False)),
+        ):
+            cpu, analysed = classify_all(Classifier(config), paths)
+            print(
+                f"{name:40s}: {analysed / cpu:8.0f} x real time per core "
+                f"({analysed:.0f} audio-s analysed in {cpu:.2f} CPU-s; "
+                f"{cpu / base:.1f}x the decode-only cost)"
+            )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Shared test helpers. Every signal is generated here or read from fixtures/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_classifier import Classifier, ClassifierConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+@pytest.fixture(scope="session")
+def full_classifier() -> Classifier:
+    """Analyses every input to its end (no early decision)."""
+    return Classifier(ClassifierConfig(early_decision=False))
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

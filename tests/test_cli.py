@@ -1,0 +1,163 @@
+"""The batch CLI, run as a user runs it (a real subprocess for jobs and interruption)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from audio_classifier import synth
+from audio_classifier.cli import main
+
+from .conftest import FIXTURES
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    folder = tmp_path / "calls"
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "busy.wav", synth.cadenced(synth.spec("CN", "busy"), 3.0), 8000)
+    sf.write(
+        folder / "sub" / "sit.flac",
+        np.concatenate([synth.silence(0.3), synth.sit("nc"), synth.silence(1)]),
+        8000,
+    )
+    (folder / "broken.wav").write_text("not audio")
+    (folder / "readme.txt").write_text("ignored: not an audio extension")
+    return folder
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_directory_to_jsonl_with_a_broken_file(corpus):
+    result = run_cli("classify", corpus)
+    assert result.exit_code == 1  # one input failed, the others were classified
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    by_name = {os.path.basename(r["path"]): r for r in records}
+    assert set(by_name) == {"busy.wav", "sit.flac", "broken.wav"}
+    assert by_name["busy.wav"]["label"] == "busy_tone" and by_name["busy.wav"]["error"] is None
+    assert by_name["sit.flac"]["label"] == "network_busy"
+    assert by_name["broken.wav"]["label"] is None and "UnreadableAudioError" in by_name["broken.wav"]["error"]
+    for field in ("confidence", "number_state", "action", "decided_at_s", "final", "evidence"):
+        assert field in by_name["busy.wav"]
+
+
+def test_manifest_columns_and_hints_carried_to_csv(tmp_path, corpus):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "path,number,source,sip_status,label\n"
+        f"{corpus / 'busy.wav'},13800000000,trunkA,486,busy_tone\n"
+        "calls/sub/sit.flac,13900000000,trunkB,,network_busy\n"
+    )
+    out = tmp_path / "out.csv"
+    result = run_cli("classify", "--manifest", manifest, "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out, newline="")))
+    assert [r["number"] for r in rows] == ["13800000000", "13900000000"]
+    assert rows[0]["manifest_label"] == "busy_tone" and rows[0]["label"] == "busy_tone"
+    assert any(e["channel"] == "signalling" for e in json.loads(rows[0]["evidence"]))
+    assert rows[1]["label"] == "network_busy" and rows[1]["path"] == "calls/sub/sit.flac"
+
+
+def test_usage_errors_exit_2(tmp_path, corpus):
+    assert run_cli("classify").exit_code == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,label\na.wav,busy\n")
+    result = run_cli("classify", "--manifest", bad)
+    assert result.exit_code == 2 and "no 'path' column" in result.output
+    assert run_cli("classify", "--jobs", "0", corpus).exit_code == 2
+    assert run_cli("classify", "--threshold", "3", corpus).exit_code == 2
+    assert run_cli("classify", tmp_path / "empty_dir_that_does_not_exist").exit_code == 1
+
+
+def test_resume_skips_done_inputs_and_repairs_a_torn_line(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(6):
+        sf.write(
+            folder / f"c{i}.wav",
+            synth.cadenced(synth.spec("ITU", "busy"), 2.5, start_offset_s=0.05 * i),
+            8000,
+        )
+    out = tmp_path / "out.jsonl"
+    first = run_cli("classify", folder / "c0.wav", folder / "c1.wav", "-o", out)
+    assert first.exit_code == 0
+    with open(out, "a") as handle:  # a crash in the middle of writing the third record
+        handle.write('{"path": "' + str(folder / "c2.wav") + '", "label": "bu')
+    second = run_cli("classify", folder, "-o", out)
+    assert second.exit_code == 0 and "resuming: 2 of 6" in second.stderr
+    paths = [json.loads(line)["path"] for line in open(out)]
+    assert sorted(paths) == sorted(str(folder / f"c{i}.wav") for i in range(6))
+    third = run_cli("classify", folder, "-o", out)
+    assert third.exit_code == 0 and len(open(out).readlines()) == 6
+
+
+def test_interrupted_parallel_run_resumes_without_loss_or_duplicates(tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    x = synth.cadenced(synth.spec("CN", "ringback"), 12.0)  # ringback: analysed to the end
+    for i in range(40):
+        sf.write(folder / f"r{i:02d}.wav", x, 8000)
+    out = tmp_path / "out.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "audio_classifier.cli",
+        "classify",
+        str(folder),
+        "-o",
+        str(out),
+        "--jobs",
+        "2",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 5):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)  # a hard crash: nothing gets to clean up
+    proc.wait()
+    partial = len(out.read_text().splitlines())
+    assert 5 <= partial < 40
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 40 and len({r["path"] for r in records}) == 40
+    assert {r["label"] for r in records} == {"ringback"}
+
+
+def test_readme_first_command_labels_every_tone_fixture():
+    truth = {row["path"]: row["label"] for row in csv.DictReader(open(FIXTURES / "manifest.csv"))}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audio_classifier.cli",
+            "classify",
+            "--manifest",
+            str(FIXTURES / "manifest.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == len(truth)
+    wrong = {r["path"]: r["label"] for r in records if r["label"] != truth[r["path"]]}
+    assert not wrong
+
+
+def test_labels_command():
+    result = run_cli("labels", "--json")
+    assert result.exit_code == 0
+    assert [item["id"] for item in json.loads(result.stdout)][:2] == ["vacant", "number_changed"]

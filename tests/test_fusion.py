@@ -1,0 +1,87 @@
+"""Fusion of channel evidence, with and without signalling hints."""
+
+import pytest
+
+from audio_classifier import ClassifierConfig, Evidence, Hints, synth
+from audio_classifier.config import FusionConfig
+from audio_classifier.errors import ConfigError
+from audio_classifier.fusion import fuse
+
+CFG = FusionConfig()
+
+
+def ev(label, score, channel="tone"):
+    return Evidence(channel, label, score, 0.0, 1.0)
+
+
+def test_single_claim_keeps_its_score():
+    result = fuse([ev("busy_tone", 0.92)], CFG)
+    assert result.label == "busy_tone" and result.confidence == pytest.approx(0.92)
+
+
+def test_agreeing_channels_raise_confidence_and_disagreeing_lower_it():
+    alone = fuse([ev("vacant", 0.8, "model")], CFG).confidence
+    agree = fuse([ev("vacant", 0.8, "model"), ev("vacant", 0.8, "asr")], CFG)
+    disagree = fuse([ev("vacant", 0.8, "model"), ev("suspended", 0.6, "asr")], CFG)
+    assert agree.label == "vacant" and agree.confidence > alone
+    assert disagree.label == "vacant" and disagree.confidence < alone
+
+
+def test_tiers_outcome_supersedes_progress_and_specific_explains_generic():
+    assert fuse([ev("ringback", 0.97), ev("busy_tone", 0.92)], CFG).label == "busy_tone"
+    result = fuse([ev("busy_tone", 0.97), ev("vacant", 0.85, "asr")], CFG)
+    assert result.label == "vacant" and result.confidence == pytest.approx(0.85, abs=0.01)
+    # a weak outcome does not push ringback aside
+    assert fuse([ev("ringback", 0.9), ev("busy_tone", 0.4)], CFG).label == "ringback"
+
+
+def test_hints_never_override_clear_audio():
+    tone = ev("congestion_tone", 0.92)
+    for cause, expected in [(1, "congestion_tone"), (17, "congestion_tone"), (34, "congestion_tone")]:
+        result = fuse([tone, *Hints(q850_cause=cause).evidence()], CFG)
+        assert result.label == expected
+    agreeing = fuse([tone, *Hints(q850_cause=34).evidence()], CFG).confidence
+    conflicting = fuse([tone, *Hints(q850_cause=1).evidence()], CFG).confidence
+    assert agreeing > 0.92 > conflicting
+
+
+def test_hints_alone_or_after_progress_give_a_tentative_outcome():
+    alone = fuse(Hints(sip_status=404).evidence(), CFG)
+    assert alone.label == "vacant" and 0.5 < alone.confidence < CFG.decision_threshold
+    after_ringback = fuse([ev("ringback", 0.95), *Hints(sip_status=486).evidence()], CFG)
+    assert after_ringback.label == "busy"
+    q850_wins = Hints(sip_status=404, q850_cause=17).evidence()
+    assert {e.label for e in q850_wins} == {"busy", "busy_tone"}
+
+
+def test_no_evidence_is_unknown():
+    assert fuse([], CFG).label == "unknown"
+
+
+def test_hint_parsing_errors():
+    assert Hints.from_mapping({"sip_status": "486", "q850_cause": ""}) == Hints(486, None)
+    with pytest.raises(ConfigError, match="sip_status must be an integer"):
+        Hints.from_mapping({"sip_status": "busy"})
+    with pytest.raises(ConfigError, match=r"within 0\.\.127"):
+        Hints.from_mapping({"q850_cause": 300})
+
+
+def test_session_with_hints_end_to_end(classifier):
+    busy = synth.cadenced(synth.spec("CN", "busy"), 4.0)
+    plain = classifier.classify_array(busy, 8000)
+    hinted = classifier.classify_array(busy, 8000, hints={"sip_status": 486})
+    contrary = classifier.classify_array(busy, 8000, hints={"q850_cause": 1})
+    assert plain.label == hinted.label == contrary.label == "busy_tone"
+    assert hinted.confidence > plain.confidence
+    assert any(e.channel == "signalling" for e in hinted.evidence)
+    silent = classifier.classify_array(synth.silence(3.0), 8000, hints={"q850_cause": 17})
+    assert silent.label == "busy" and not silent.confidence >= 0.9
+
+
+def test_threshold_is_configurable():
+    cfg = ClassifierConfig().with_options(decision_threshold=0.99, max_duration_s=5)
+    assert cfg.fusion.decision_threshold == 0.99 and cfg.max_duration_s == 5
+    with pytest.raises(ConfigError):
+        ClassifierConfig().with_options(decision_threshold=1.5)
+    with pytest.raises(ConfigError, match="unknown option"):
+        ClassifierConfig().with_options(bogus=1)

@@ -1,0 +1,1 @@
+"""Recipes that regenerate the shipped fixtures, corpus and models (not installed)."""
