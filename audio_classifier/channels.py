@@ -14,9 +14,23 @@ import numpy as np
 from .evidence import Evidence
 from .tones import ToneDetector
 
+STRONGEST = "strongest"
+"""Claim policy of detectors: a claim, once made, stands at its strongest (a busy tone that
+was heard stays heard)."""
+
+LATEST_PER_TIER = "latest_per_tier"
+"""Claim policy of channels that report a running belief (the model): each new claim
+replaces the channel's previous claim of the same tier, so an early guess does not outlive
+what the channel concluded later. One claim per tier survives, so an announcement is not
+forgotten when the silence or busy tone after it arrives."""
+
 
 class ChannelStream(Protocol):
-    """One call's analysis state for one channel."""
+    """One call's analysis state for one channel.
+
+    ``claims`` (optional, default ``STRONGEST``) tells the session how to keep the
+    channel's evidence over time.
+    """
 
     name: str
 

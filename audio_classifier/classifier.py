@@ -19,6 +19,63 @@ from .session import Session
 HintsLike = Hints | Mapping[str, Any] | None
 
 
+def _fingerprint_channel(samples_path: str | None, notes: list[str]) -> list[ChannelFactory]:
+    from .samples import FingerprintChannel, resolve_library
+
+    if samples_path is None:
+        notes.append("fingerprint channel off")
+        return []
+    path = resolve_library(None if samples_path == "default" else samples_path)
+    if path is None:
+        notes.append("no sample library: running without the fingerprint channel")
+        return []
+    return [FingerprintChannel(path)]
+
+
+def _asr_channel(config: ClassifierConfig, notes: list[str]) -> list[ChannelFactory]:
+    """The speech channel as configured; without a model it is off (or an error if required)."""
+    from .errors import ModelError
+    from .model_store import DEFAULT_ASR_MODEL, resolve_asr_model
+
+    if config.asr_model is None:
+        if config.asr_required:
+            raise ModelError("the speech channel is required but was switched off")
+        notes.append("speech channel off")
+        return []
+    path = resolve_asr_model(None if config.asr_model == "auto" else config.asr_model)
+    if path is None:
+        message = (
+            f"no speech model: running without the speech channel (fetch one with 'audio-classifier "
+            f"models fetch {DEFAULT_ASR_MODEL}' or pass --asr-model PATH)"
+        )
+        if config.asr_required:
+            raise ModelError(message.replace("running without", "cannot run without"))
+        notes.append(message)
+        return []
+    from .asr import VoskChannel
+    from .lexicon import Lexicon
+
+    channel = VoskChannel(path, Lexicon.load(config.lexicon_dirs), grammar=config.asr_grammar)
+    notes.extend(channel.notes)
+    return [channel]
+
+
+def _model_channel(model_path: str | None, notes: list[str]) -> list[ChannelFactory]:
+    """The trained-model channel as configured; the shipped default may be absent."""
+    from .model import DEFAULT_MODEL, MODEL_ENV, OnnxModel
+
+    if model_path is None:
+        notes.append("model channel off: running without the trained model")
+        return []
+    if model_path == "default":
+        chosen = os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL)
+        if not os.environ.get(MODEL_ENV) and not DEFAULT_MODEL.is_file():
+            notes.append(f"model channel off: the shipped model {DEFAULT_MODEL} is not installed")
+            return []
+        return [OnnxModel(chosen)]
+    return [OnnxModel(model_path)]
+
+
 class Classifier:
     """Loads channels and configuration once; opens sessions; classifies files and arrays.
 
@@ -33,10 +90,16 @@ class Classifier:
         channels: Sequence[ChannelFactory] | None = None,
     ) -> None:
         self.config = config or ClassifierConfig()
-        self.channels: tuple[ChannelFactory, ...] = (
-            tuple(channels) if channels is not None else (ToneChannel(),)
-        )
-        self.notes: tuple[str, ...] = ()
+        notes: list[str] = []
+        if channels is None:
+            channels = [
+                ToneChannel(),
+                *_model_channel(self.config.model_path, notes),
+                *_asr_channel(self.config, notes),
+                *_fingerprint_channel(self.config.samples_path, notes),
+            ]
+        self.channels: tuple[ChannelFactory, ...] = tuple(channels)
+        self.notes: tuple[str, ...] = tuple(notes)
         """Facts about this classifier worth reporting once per run (missing channels...)."""
 
     @property

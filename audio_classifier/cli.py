@@ -16,15 +16,111 @@ from .errors import AudioClassifierError
 from .labels import LABELS
 
 
-def _config(max_duration: float | None, threshold: float | None, no_early: bool) -> ClassifierConfig:
+def _config(options: dict) -> ClassifierConfig:
+    """The classifier configuration from the shared analysis options (see _analysis_options)."""
     try:
-        return ClassifierConfig().with_options(
-            max_duration_s=max_duration,
-            decision_threshold=threshold,
-            early_decision=False if no_early else None,
+        config = ClassifierConfig().with_options(
+            max_duration_s=options.pop("max_duration"),
+            decision_threshold=options.pop("threshold"),
+            early_decision=False if options.pop("no_early") else None,
+            model_path=options.pop("model"),
+            asr_model=options.pop("asr_model"),
+            asr_required=options.pop("require_asr") or None,
+            asr_grammar=options.pop("asr_grammar"),
+            lexicon_dirs=tuple(options.pop("lexicon")) or None,
+            samples_path=options.pop("samples_path"),
         )
     except AudioClassifierError as exc:
         raise click.UsageError(str(exc)) from None
+    if options.pop("no_samples"):
+        from dataclasses import replace
+
+        config = replace(config, samples_path=None)
+    if options.pop("no_model"):
+        config = config.with_options(model_path=None)
+    if options.pop("no_asr"):
+        if config.asr_required:
+            raise click.UsageError("--no-asr and --require-asr contradict each other")
+        from dataclasses import replace
+
+        config = replace(config, asr_model=None)
+    return config
+
+
+def _check_channels(config: ClassifierConfig) -> None:
+    """Load the channels once in the main process: report problems and notes once per run."""
+    from .classifier import Classifier
+
+    try:
+        classifier = Classifier(config)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None  # exit status 1
+    for note in classifier.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+def _analysis_options(function):
+    """Options shared by every command that classifies audio."""
+    options = [
+        click.option(
+            "--max-duration", type=float, help="Analyse at most this many seconds per input [default: 60]."
+        ),
+        click.option(
+            "--threshold", type=float, help="Confidence at which a decision becomes final [default: 0.9]."
+        ),
+        click.option(
+            "--no-early",
+            is_flag=True,
+            help="Analyse every input to its end instead of stopping at the first final decision.",
+        ),
+        click.option(
+            "--model",
+            type=click.Path(dir_okay=False),
+            help="Trained model (.onnx beside its .json card) [default: the shipped one, or $AUDIO_CLASSIFIER_MODEL].",
+        ),
+        click.option("--no-model", is_flag=True, help="Run without the trained-model channel."),
+        click.option(
+            "--asr-model",
+            help="Vosk speech model: a folder or the name of a fetched model "
+            "[default: $AUDIO_CLASSIFIER_ASR_MODEL, else the fetched default model, else none].",
+        ),
+        click.option("--no-asr", is_flag=True, help="Run without the speech channel."),
+        click.option(
+            "--asr-grammar",
+            type=click.Choice(["auto", "on", "off"]),
+            help="Constrain recognition to the lexicon [default: auto: when the model has [unk]].",
+        ),
+        click.option("--require-asr", is_flag=True, help="Fail if no speech model is available."),
+        click.option(
+            "--lexicon",
+            type=click.Path(file_okay=False, exists=True),
+            multiple=True,
+            help="Extra folder of <language>.tsv lexicon files (repeatable).",
+        ),
+        click.option(
+            "--samples",
+            "samples_path",
+            type=click.Path(dir_okay=False),
+            help="Sample library for fingerprint matching [default: $AUDIO_CLASSIFIER_SAMPLES, else the shipped one].",
+        ),
+        click.option("--no-samples", is_flag=True, help="Run without the fingerprint channel."),
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(1, 256),
+            default=1,
+            show_default=True,
+            help="Worker processes.",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Progress bar on stderr [default: when stderr is a terminal].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,28 +129,27 @@ def main() -> None:
     """Classify telephone early media: carrier announcements, tones, SIT, answer types."""
 
 
+def _progress_bar(total: int, progress: bool | None):
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    return tqdm(total=total, unit="file", disable=not show, file=sys.stderr, dynamic_ncols=True)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
     "--manifest",
     type=click.Path(dir_okay=False),
-    help="CSV with a 'path' column; other columns (number, source, sip_status, q850_cause, ...) are carried into the output.",
+    help="CSV with a 'path' column; other columns (number, source, sip_status, q850_cause, ...) "
+    "are carried into the output.",
 )
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="Write records to this .jsonl or .csv file (default: JSONL on stdout). An existing file is resumed: inputs already in it are skipped.",
-)
-@click.option(
-    "-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes."
-)
-@click.option("--max-duration", type=float, help="Analyse at most this many seconds per input [default: 60].")
-@click.option("--threshold", type=float, help="Confidence at which a decision becomes final [default: 0.9].")
-@click.option(
-    "--no-early",
-    is_flag=True,
-    help="Analyse every input to its end instead of stopping at the first final decision.",
+    help="Write records to this .jsonl or .csv file (default: JSONL on stdout). An existing file "
+    "is resumed: inputs already in it are skipped.",
 )
 @click.option(
     "--channel",
@@ -64,7 +159,8 @@ def main() -> None:
 @click.option(
     "--raw-encoding",
     type=click.Choice(ENCODINGS[:3]),
-    help="Read every input as headerless audio in this encoding (by default only extensions such as .raw, .ul, .al are).",
+    help="Read every input as headerless audio in this encoding (by default only extensions "
+    "such as .raw, .ul, .al are).",
 )
 @click.option(
     "--raw-rate",
@@ -73,28 +169,22 @@ def main() -> None:
     show_default=True,
     help="Sample rate of headerless audio, Hz.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr [default: when stderr is a terminal].",
-)
+@_analysis_options
 def classify(
     paths: tuple[str, ...],
     manifest: str | None,
     output: str | None,
-    jobs: int,
-    max_duration: float | None,
-    threshold: float | None,
-    no_early: bool,
     channel: int | None,
     raw_encoding: str | None,
     raw_rate: int,
+    jobs: int,
     progress: bool | None,
+    **analysis,
 ) -> None:
     """Classify audio files, directories (recursively) or a manifest's rows."""
     from .batch import ReadOptions, RecordWriter, UsageError, expand_paths, read_manifest, run
 
-    config = _config(max_duration, threshold, no_early)
+    config = _config(analysis)
     if not paths and not manifest:
         raise click.UsageError("give audio files or directories, or --manifest CSV")
     try:
@@ -104,16 +194,14 @@ def classify(
     items += expand_paths(paths)
     if not items:
         raise click.UsageError("no audio inputs found (directories are searched for audio extensions)")
+    _check_channels(config)
     extra_columns = list(dict.fromkeys(name for item in items for name in item.extra))
     writer = RecordWriter(output, extra_columns)
     done = writer.done_keys()
     todo = [item for item in items if item.key not in done]
     if done:
         click.echo(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already in {output}", err=True)
-    show = sys.stderr.isatty() if progress is None else progress
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(todo), unit="file", disable=not show, file=sys.stderr, dynamic_ncols=True)
+    bar = _progress_bar(len(todo), progress)
     options = ReadOptions(channel=channel, raw_encoding=raw_encoding, raw_sample_rate=raw_rate)
     try:
         with writer:
@@ -136,6 +224,53 @@ def classify(
 
 
 @main.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default="evaluation",
+    show_default=True,
+    help="Where predictions.jsonl, metrics.json and the plots go (an existing run is resumed).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of a report.")
+@_analysis_options
+def evaluate(
+    manifest: str, out_dir: str, as_json: bool, jobs: int, progress: bool | None, **analysis
+) -> None:
+    """Measure accuracy, macro-F1, per-class scores, calibration and decision times on a
+    manifest with 'path' and 'label' columns (and optionally 'onset_s')."""
+    import json
+    from pathlib import Path
+
+    from .batch import UsageError
+    from .evaluate import format_report, plot, predict, score
+
+    config = _config(analysis)
+    _check_channels(config)
+    folder = Path(out_dir)
+    try:
+        from .batch import read_manifest
+
+        bar = _progress_bar(len(read_manifest(manifest)), progress)
+        items, predictions, _ = predict(
+            Path(manifest), folder, config=config, jobs=jobs, on_record=lambda record: bar.update(1)
+        )
+        bar.close()
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    metrics = score(items, predictions)
+    with open(folder / "metrics.json", "w", encoding="utf-8") as handle:
+        json.dump(metrics, handle, indent=2)
+    try:
+        written = plot(metrics, folder)
+    except ImportError:
+        written = []
+        click.echo("note: matplotlib is not installed; no plots written", err=True)
+    click.echo(json.dumps(metrics, indent=2) if as_json else format_report(metrics))
+    click.echo(f"wrote {folder / 'metrics.json'}" + "".join(f", {p}" for p in written), err=True)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def labels(as_json: bool) -> None:
     """List the label taxonomy: ID, names, number state and action."""
@@ -146,6 +281,208 @@ def labels(as_json: bool) -> None:
         return
     for label in LABELS.values():
         click.echo(f"{label.id:20} {label.zh:8}\t{label.en:28} {label.number_state:14} {label.action}")
+
+
+@main.group()
+def lexicon() -> None:
+    """The prompt lexicon (phrases -> labels)."""
+
+
+@lexicon.command("check")
+@click.option("--asr-model", help="Also list phrase words missing from this speech model's vocabulary.")
+@click.option(
+    "--lexicon",
+    "folders",
+    type=click.Path(file_okay=False, exists=True),
+    multiple=True,
+    help="Extra lexicon folder (repeatable).",
+)
+def lexicon_check(asr_model: str | None, folders: tuple[str, ...]) -> None:
+    """Validate the lexicon files; report conflicts and, given a model, missing words."""
+    from .lexicon import Lexicon
+
+    try:
+        lex = Lexicon.load(folders)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    problems = lex.check()
+    counts = ", ".join(f"{lang}: {len(lex.phrases(lang))}" for lang in lex.languages())
+    click.echo(f"{len(lex.entries)} phrases ({counts})")
+    for problem in problems:
+        click.echo(problem)
+    missing = []
+    if asr_model:
+        from .asr import VoskChannel
+        from .model_store import resolve_asr_model
+
+        try:
+            channel = VoskChannel(resolve_asr_model(asr_model), lex)  # type: ignore[arg-type]
+        except AudioClassifierError as exc:
+            raise click.ClickException(str(exc)) from None
+        missing = channel.missing_words()
+        for phrase, where, pieces in missing:
+            click.echo(f"not in the model's vocabulary: {' '.join(pieces)!r} in {phrase!r} ({where})")
+        click.echo(
+            f"{len(missing)} phrase(s) with words the model does not know; grammar mode: "
+            f"{channel.mode} ({len(channel.grammar or [])} grammar phrases)"
+        )
+    if problems or missing:
+        sys.exit(1)
+
+
+def _library(path: str | None, create: bool = False):
+    from .samples import SampleLibrary, resolve_library
+
+    try:
+        if path is None:
+            found = resolve_library(None)
+            if found is None:
+                raise click.UsageError("no sample library: give --samples PATH")
+            path = str(found)
+        return SampleLibrary(path, create=create)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_samples_option = click.option(
+    "--samples",
+    "library_path",
+    type=click.Path(dir_okay=False),
+    help="The library file [default: $AUDIO_CLASSIFIER_SAMPLES, else the shipped one].",
+)
+
+
+@main.group()
+def samples() -> None:
+    """The sample library of known carrier recordings (fingerprint matching)."""
+
+
+@samples.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--label", required=True, type=click.Choice(list(LABELS)), help="What these recordings say.")
+@click.option("--lang", help="Language of the recording (zh, en, ...).")
+@click.option("--carrier", help="Carrier or switch that plays it.")
+@click.option("--note", help="Free text.")
+@_samples_option
+def samples_add(files, label, lang, carrier, note, library_path) -> None:
+    """Enrol recordings: they are matched from the next call on, no retraining."""
+    failed = 0
+    with _library(library_path, create=library_path is not None) as library:
+        for path in files:
+            try:
+                sample_id, new = library.add_file(path, label=label, lang=lang, carrier=carrier, note=note)
+                click.echo(
+                    f"{'added' if new else 'already enrolled'}: {path} as sample {sample_id} ({label})"
+                )
+            except AudioClassifierError as exc:
+                failed += 1
+                click.echo(f"failed: {path}: {exc}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@samples.command("import")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@_samples_option
+def samples_import(manifest, library_path) -> None:
+    """Enrol every row of a CSV with path and label (and optional lang, carrier, note)."""
+    failed = 0
+    with _library(library_path, create=library_path is not None) as library:
+        try:
+            for path, sample_id, new, error in library.import_manifest(manifest):
+                if error:
+                    failed += 1
+                    click.echo(f"failed: {path}: {error}", err=True)
+                else:
+                    click.echo(f"{'added' if new else 'already enrolled'}: {path} as sample {sample_id}")
+        except AudioClassifierError as exc:
+            raise click.UsageError(str(exc)) from None
+    sys.exit(1 if failed else 0)
+
+
+@samples.command("list")
+@_samples_option
+def samples_list(library_path) -> None:
+    """The enrolled recordings."""
+    with _library(library_path) as library:
+        click.echo(f"{library.path}")
+        for s in library.list():
+            click.echo(
+                f"{s.id:6d} {s.label:20s} {s.lang or '-':4s} {s.carrier or '-':12s} {s.duration_s:6.1f} s "
+                f"{s.landmarks:6d} landmarks  {s.source or ''}"
+            )
+
+
+@samples.command("remove")
+@click.argument("sample_id", type=int)
+@_samples_option
+def samples_remove(sample_id, library_path) -> None:
+    """Remove one recording by id."""
+    with _library(library_path) as library:
+        if not library.remove(sample_id):
+            raise click.ClickException(f"no sample {sample_id} in {library.path}")
+        click.echo(f"removed sample {sample_id}")
+
+
+@samples.command("export")
+@click.argument("out", type=click.Path(dir_okay=False))
+@_samples_option
+def samples_export(out, library_path) -> None:
+    """Write the library's samples (id, source path, label, ...) as CSV."""
+    with _library(library_path) as library:
+        click.echo(f"exported {library.export(out)} samples to {out}")
+
+
+@main.group()
+def models() -> None:
+    """Speech models: list and fetch (the only commands that download anything)."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Known speech models and whether they are installed in the cache."""
+    from .model_store import KNOWN_MODELS, cache_dir, installed
+
+    click.echo(f"cache: {cache_dir()}")
+    for model in KNOWN_MODELS.values():
+        where = installed(model.name)
+        click.echo(
+            f"{model.name:32s} {model.language:3s} {'installed at ' + str(where) if where else 'not installed'}"
+        )
+
+
+@models.command("fetch")
+@click.argument("name")
+@click.option("--url", help="Download from this address instead of the known one.")
+@click.option("--sha256", help="Expected SHA-256 of the archive (required where none is recorded).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="Cache folder [default: $AUDIO_CLASSIFIER_CACHE or ~/.cache/audio_classifier].",
+)
+def models_fetch(name: str, url: str | None, sha256: str | None, cache_dir: str | None) -> None:
+    """Download, verify (SHA-256) and unpack a speech model; resumes an interrupted download."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .model_store import fetch
+
+    bar = tqdm(unit="B", unit_scale=True, disable=not sys.stderr.isatty(), file=sys.stderr, desc=name)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        path = fetch(
+            name, url=url, sha256=sha256, cache=Path(cache_dir) if cache_dir else None, progress=progress
+        )
+    except AudioClassifierError as exc:
+        bar.close()
+        raise click.ClickException(str(exc)) from None
+    bar.close()
+    click.echo(str(path))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,6 +54,29 @@ class ClassifierConfig:
     """An interim decision is emitted when the label changes or the confidence moves by
     at least this much."""
 
+    model_path: str | None = "default"
+    """The trained model (.onnx with its .json card): ``"default"`` for the shipped one
+    (or the file named by $AUDIO_CLASSIFIER_MODEL), a path, or ``None`` to run without the
+    model channel."""
+
+    asr_model: str | None = "auto"
+    """Speech model for the ASR channel: ``"auto"`` (``$AUDIO_CLASSIFIER_ASR_MODEL``, else
+    the default model if fetched, else none), a folder or fetched model name, or ``None``."""
+
+    asr_required: bool = False
+    """Fail instead of running without the ASR channel when no speech model is found."""
+
+    asr_grammar: str = "auto"
+    """Constrain recognition to the lexicon's phrases: ``auto`` where the model allows it
+    and has an ``[unk]`` word for everything else, ``on`` or ``off``."""
+
+    lexicon_dirs: tuple[str, ...] = ()
+    """Extra folders of ``<language>.tsv`` lexicon files, added to the built-in ones."""
+
+    samples_path: str | None = "default"
+    """Sample library for the fingerprint channel: ``"default"`` ($AUDIO_CLASSIFIER_SAMPLES,
+    else the shipped library), a path, or ``None`` to run without the channel."""
+
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter
-from .channels import ChannelStream
+from .channels import LATEST_PER_TIER, STRONGEST, ChannelStream
 from .config import ClassifierConfig
 from .errors import EmptyAudioError, SessionClosedError
 from .evidence import Decision, Evidence
@@ -41,6 +41,9 @@ class Session:
         self._buffer = np.zeros(0, dtype=np.float32)
         self._consumed = 0
         self._evidence: dict[tuple[str, str], Evidence] = strongest(initial_evidence or [])
+        self._latest_per_tier = {
+            s.name for s in streams if getattr(s, "claims", STRONGEST) == LATEST_PER_TIER
+        }
         self._last_emitted: Decision | None = None
         self._final: Decision | None = None
         self._truncated = False
@@ -134,6 +137,12 @@ class Session:
 
     def _add(self, evidence: list[Evidence]) -> None:
         for item in evidence:
+            if item.channel in self._latest_per_tier:
+                tier = LABELS[item.label].tier
+                for key in [k for k in self._evidence if k[0] == item.channel and LABELS[k[1]].tier == tier]:
+                    del self._evidence[key]
+                self._evidence[item.key] = item
+                continue
             current = self._evidence.get(item.key)
             if current is None or item.score >= current.score:
                 self._evidence[item.key] = item

@@ -1,0 +1,244 @@
+"""Acoustic features for the trained model: streaming log-mel frames and window summaries.
+
+The same code computes features for training (``training/``) and at run time, so the
+model sees identical numbers both ways; frames sit at absolute stream positions, so
+chunking does not change them either.
+
+Shapes: log-mel frames are ``(n_frames, n_mels)``; a window summary is a 1-D float32
+vector of ``FeatureConfig.dimension`` values describing the last ``window_s`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cache
+
+import numpy as np
+
+FEATURE_VERSION = 1
+
+MIN_SHORT_WINDOW_FRAMES = 50
+"""A stream shorter than one window is summarised at its end if it has 0.5 s of frames."""
+"""Bumped whenever the feature computation changes; stored in the model card."""
+
+LOG_FLOOR = 1e-10
+"""Added to mel power before the log (-100 dB): only keeps the log finite."""
+
+DYNAMIC_RANGE_DB = 50.0
+"""A window's log-mel values are clamped to this far below its peak, so the features do not
+depend on the input gain (an absolute floor would make quiet bins gain-dependent)."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Feature parameters. Stored in the model card and checked when a model loads."""
+
+    sample_rate: int = 8000
+    frame_len: int = 200
+    """Analysis window, samples (25 ms)."""
+    hop: int = 80
+    """Frame step, samples (10 ms)."""
+    n_fft: int = 256
+    n_mels: int = 40
+    fmin_hz: float = 100.0
+    fmax_hz: float = 3800.0
+    window_s: float = 2.0
+    """Context of one prediction, seconds."""
+    step_s: float = 0.25
+    """A prediction is made every this many seconds."""
+    sub_blocks: int = 4
+    """The window is also summarised in this many consecutive parts (word order)."""
+    n_cepstra: int = 16
+    """Cepstral coefficients (1..n) kept: the spectral envelope without pitch harmonics."""
+    cepstral_step_frames: int = 10
+    """Cepstra are averaged over this many frames (100 ms) to form the time pattern."""
+    version: int = FEATURE_VERSION
+
+    @property
+    def window_frames(self) -> int:
+        return round(self.window_s * self.sample_rate / self.hop)
+
+    @property
+    def step_frames(self) -> int:
+        return round(self.step_s * self.sample_rate / self.hop)
+
+    @property
+    def dimension(self) -> int:
+        steps = self.window_frames // self.cepstral_step_frames
+        return self.n_mels * (4 + self.sub_blocks) + 6 + self.n_cepstra * (steps + 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FeatureConfig:
+        return cls(**values)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mel = hz / f_sp
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-9) / min_log_hz) / logstep, mel)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+@cache
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape ``(n_mels, n_fft // 2 + 1)``.
+
+    Equal to ``librosa.filters.mel`` with its defaults (a test checks it); written here so
+    the run-time path does not import librosa and its numba start-up cost.
+    """
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(fmin_hz), _hz_to_mel(fmax_hz), n_mels + 2))
+    spacing = np.diff(mel_points)
+    ramps = mel_points[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / spacing[:-1, None]
+    upper = ramps[2:] / spacing[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_points[2 : n_mels + 2] - mel_points[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+class LogMelStream:
+    """Log-mel frames of a stream, computed as samples arrive."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        c = config
+        self._window = np.hanning(c.frame_len + 1)[:-1].astype(np.float32)  # periodic Hann
+        self._fbank = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin_hz, c.fmax_hz).T.copy()
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add samples; return the log-mel frames they complete, ``(n, n_mels)``."""
+        c = self.config
+        buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = (len(buf) - c.frame_len) // c.hop + 1 if len(buf) >= c.frame_len else 0
+        if n <= 0:
+            self._pending = buf
+            return np.zeros((0, c.n_mels), dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(buf, c.frame_len)[:: c.hop][:n]
+        spectrum = np.fft.rfft(frames * self._window, n=c.n_fft, axis=1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        self._pending = buf[n * c.hop :].copy()
+        # einsum without BLAS sums in a fixed order: frames come out bit-identical however
+        # the stream was chunked (a BLAS matmul picks kernels by batch size).
+        mel = np.einsum("ij,jk->ik", power, self._fbank, optimize=False)
+        return np.log(mel + LOG_FLOOR).astype(np.float32)
+
+
+@cache
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II rows 1..n_out, shape ``(n_in, n_out)``: log-mel -> cepstra."""
+    k = np.arange(1, n_out + 1)[None, :]
+    n = np.arange(n_in)[:, None]
+    return (np.sqrt(2.0 / n_in) * np.cos(np.pi * k * (2 * n + 1) / (2 * n_in))).astype(np.float32)
+
+
+def summarise(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """One window of log-mel frames, ``(window_frames, n_mels)``, as a feature vector.
+
+    Gain-invariant: the window's mean log-energy is removed first. Holds:
+
+    - the spectral envelope: per-band mean, spread, peak and mean absolute delta;
+    - word order, coarse: per-band means of ``sub_blocks`` consecutive parts;
+    - word order, fine: cepstra (mean-normalised over the window, so the channel and much
+      of the speaker drop out) averaged every ``cepstral_step_frames``, and their spread;
+    - how speech-like the energy contour is (pauses, level spread, band jumps).
+    """
+    logmel = np.maximum(logmel, logmel.max() - DYNAMIC_RANGE_DB * np.log(10) / 10)
+    centred = logmel - logmel.mean()
+    mean = centred.mean(axis=0)
+    std = centred.std(axis=0)
+    delta = np.abs(np.diff(centred, axis=0)).mean(axis=0)
+    peak = centred.max(axis=0)
+    blocks = np.array_split(centred, config.sub_blocks, axis=0)
+    block_means = np.concatenate([b.mean(axis=0) - mean for b in blocks])
+    energy = logmel.max(axis=1)
+    level = np.percentile(energy, [10, 50, 90])
+    contour = np.array(
+        [
+            level[2] - level[0],
+            level[1] - level[0],
+            float(np.mean(energy < level[2] - 6.0)),  # share of frames well below the loud ones
+            float(np.abs(np.diff(energy)).mean()),
+            float(centred.std()),
+            float(np.mean(np.abs(np.diff(np.argmax(logmel, axis=1))) > 2)),  # peak-band jumps
+        ],
+        dtype=np.float32,
+    )
+    cepstra = centred @ dct_matrix(config.n_mels, config.n_cepstra)
+    cepstra -= cepstra.mean(axis=0)
+    step = config.cepstral_step_frames
+    steps = len(cepstra) // step
+    pattern = cepstra[: steps * step].reshape(steps, step, config.n_cepstra).mean(axis=1)
+    return np.concatenate(
+        [mean, std, delta, peak, block_means, contour, pattern.ravel(), cepstra.std(axis=0)]
+    ).astype(np.float32)
+
+
+class WindowFeatures:
+    """Streaming window summaries: every ``step_s`` once ``window_s`` of audio is in."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self._logmel = LogMelStream(config)
+        self._frames = np.zeros((0, config.n_mels), dtype=np.float32)
+        self._start = 0  # absolute index of self._frames[0]
+        self._emitted = False
+
+    def push(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """Add samples; return ``(end_s, features)`` for every window they complete.
+
+        Windows end on absolute frame counts ``window_frames + k * step_frames``.
+        """
+        c = self.config
+        new = self._logmel.push(samples)
+        if not len(new):
+            return []
+        first_end = self._start + len(self._frames) + 1
+        self._frames = np.concatenate([self._frames, new])
+        last_end = self._start + len(self._frames)
+        out = []
+        k = max(0, -(-(first_end - c.window_frames) // c.step_frames))
+        end = c.window_frames + k * c.step_frames
+        while end <= last_end:
+            a = end - c.window_frames - self._start
+            end_s = ((end - 1) * c.hop + c.frame_len) / c.sample_rate
+            out.append((end_s, summarise(self._frames[a : a + c.window_frames], c)))
+            end += c.step_frames
+        self._emitted = self._emitted or bool(out)
+        keep = c.window_frames
+        if len(self._frames) > keep:
+            self._start += len(self._frames) - keep
+            self._frames = self._frames[-keep:]
+        return out
+
+    def finish(self) -> list[tuple[float, np.ndarray]]:
+        """End of stream: a stream too short for one window (an answer, "喂？") still gets
+        one, its missing beginning filled with its quietest frame (silence before it)."""
+        c = self.config
+        if self._emitted or len(self._frames) < MIN_SHORT_WINDOW_FRAMES:
+            return []
+        self._emitted = True
+        pad = np.repeat(
+            self._frames[[int(np.argmin(self._frames.max(axis=1)))]], c.window_frames - len(self._frames), 0
+        )
+        end_s = ((len(self._frames) - 1) * c.hop + c.frame_len) / c.sample_rate
+        return [(end_s, summarise(np.concatenate([pad, self._frames]), c))]
+
+
+def clip_windows(samples: np.ndarray, config: FeatureConfig) -> list[tuple[float, np.ndarray]]:
+    """Every window summary of a whole clip (the streaming path, fed the clip at once)."""
+    stream = WindowFeatures(config)
+    return stream.push(samples) + stream.finish()

@@ -1,0 +1,285 @@
+"""Audio fingerprints of known carrier recordings: spectral-peak landmarks and matching.
+
+A carrier plays the same recording every time, so its spectrogram's strongest peaks sit at
+the same time-frequency positions, whatever noise, codec or gain the call adds. Pairs of
+nearby peaks (anchor frequency, frequency step, time step) are hashed into landmarks; a
+query matches a recording when many of its landmarks are found in that recording *at the
+same time offset* (time-offset consistency voting, as in Wang 2003 / audfprint).
+
+Designed for 8 kHz telephony: 64 ms FFT every 16 ms over 250-3500 Hz; targets within
+0.5 s of their anchor so a match needs well under a second of audio. Streaming: landmarks
+are emitted as soon as the peaks that make them are confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+
+FINGERPRINT_VERSION = 1
+"""Bumped when landmarks change; stored in a library and checked when it opens."""
+
+
+@dataclass(frozen=True)
+class FingerprintConfig:
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 512
+    """64 ms: 15.6 Hz bins."""
+    hop: int = 128
+    """16 ms frames."""
+    min_bin: int = 16
+    """250 Hz."""
+    max_bin: int = 224
+    """3500 Hz."""
+    peak_bins: int = 5
+    """A peak is the maximum within ±this many bins ..."""
+    peak_frames: int = 3
+    """... and ±this many frames."""
+    peaks_per_frame: int = 5
+    peak_floor_db: float = 40.0
+    """Peaks more than this below the loudest frame so far are ignored (silence, hiss)."""
+    absolute_floor_db: float = -10.0
+    """... and so are peaks under this level: about 50 dB below a full-scale tone (digital
+    silence has no peaks, only ties)."""
+    fan_out: int = 4
+    """Targets paired with each anchor."""
+    max_dt: int = 31
+    """Targets lie within this many frames after their anchor (0.5 s)."""
+    max_df: int = 63
+    """... and within this many bins of it."""
+    version: int = FINGERPRINT_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FingerprintConfig:
+        return cls(**values)
+
+    @property
+    def frame_s(self) -> float:
+        return self.hop / self.sample_rate
+
+
+def hash_landmark(f1: np.ndarray, df: np.ndarray, dt: np.ndarray, config: FingerprintConfig) -> np.ndarray:
+    """21-bit hashes: anchor bin (8 bits), frequency step (7 bits), time step (6 bits)."""
+    return (
+        ((f1.astype(np.uint32) & 0xFF) << 13)
+        | (((df + config.max_df + 1) & 0x7F).astype(np.uint32) << 6)
+        | (dt.astype(np.uint32) & 0x3F)
+    )
+
+
+class LandmarkStream:
+    """Landmarks of a stream as audio arrives: ``push`` returns ``(hashes, anchor_frames)``."""
+
+    def __init__(self, config: FingerprintConfig | None = None) -> None:
+        self.config = c = config or FingerprintConfig()
+        self._window = np.hanning(c.n_fft).astype(np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._frames = np.zeros((0, c.max_bin - c.min_bin), dtype=np.float32)  # log power, recent
+        self._frames_start = 0  # absolute index of self._frames[0]
+        self._checked = 0  # frames before this have been tested for peaks
+        self._peaks: list[tuple[int, int]] = []  # (frame, bin) awaiting their targets
+        self._loudest = -np.inf
+        self._paired = 0  # anchors before this frame have been paired
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = (len(buf) - c.n_fft) // c.hop + 1 if len(buf) >= c.n_fft else 0
+        if n > 0:
+            frames = np.lib.stride_tricks.sliding_window_view(buf, c.n_fft)[:: c.hop][:n]
+            spectrum = np.fft.rfft(frames * self._window, axis=1)[:, c.min_bin : c.max_bin]
+            power = 10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10).astype(np.float32)
+            self._frames = np.concatenate([self._frames, power])
+            self._pending = buf[n * c.hop :].copy()
+        else:
+            self._pending = buf
+        self._find_peaks(final=False)
+        return self._pair(final=False)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        self._find_peaks(final=True)
+        return self._pair(final=True)
+
+    def _find_peaks(self, final: bool) -> None:
+        c = self.config
+        end = self._frames_start + len(self._frames)
+        # a frame can be judged once peak_frames frames after it exist
+        last = end if final else end - c.peak_frames
+        if last <= self._checked:
+            return
+        frames = self._frames
+        # max over ±peak_bins in frequency, then over ±peak_frames in time
+        padded = np.pad(frames, ((0, 0), (c.peak_bins, c.peak_bins)), constant_values=-np.inf)
+        freq_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * c.peak_bins + 1, axis=1).max(axis=2)
+        padded_t = np.pad(freq_max, ((c.peak_frames, c.peak_frames), (0, 0)), constant_values=-np.inf)
+        local_max = np.lib.stride_tricks.sliding_window_view(padded_t, 2 * c.peak_frames + 1, axis=0).max(
+            axis=2
+        )
+        for absolute in range(self._checked, last):
+            i = absolute - self._frames_start
+            row = frames[i]
+            # causal floor (loudest frame up to this one), so chunking cannot change it
+            self._loudest = max(self._loudest, float(row.max()))
+            floor = max(self._loudest - c.peak_floor_db, c.absolute_floor_db)
+            candidates = np.flatnonzero((row >= local_max[i]) & (row > floor))
+            if len(candidates) > c.peaks_per_frame:
+                candidates = candidates[np.argsort(row[candidates])[-c.peaks_per_frame :]]
+            self._peaks += [(absolute, int(b)) for b in sorted(candidates)]
+        self._checked = last
+        keep_from = max(0, self._checked - c.peak_frames - self._frames_start)
+        self._frames = self._frames[keep_from:]
+        self._frames_start += keep_from
+
+    def _pair(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks of every anchor whose target zone is fully known."""
+        c = self.config
+        ready = self._checked if final else self._checked - c.max_dt
+        hashes, times = [], []
+        index = 0
+        peaks = self._peaks
+        while index < len(peaks) and peaks[index][0] < ready:
+            t1, f1 = peaks[index]
+            targets = []
+            j = index + 1
+            while j < len(peaks) and peaks[j][0] <= t1 + c.max_dt and len(targets) < c.fan_out:
+                t2, f2 = peaks[j]
+                # a steady tone (same bin) says nothing about which recording this is
+                if t2 > t1 and f2 != f1 and abs(f2 - f1) <= c.max_df:
+                    targets.append((f2 - f1, t2 - t1))
+                j += 1
+            for df, dt in targets:
+                hashes.append((f1, df, dt))
+                times.append(t1)
+            index += 1
+        del peaks[:index]
+        if not hashes:
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32)
+        triples = np.array(hashes, dtype=np.int64)
+        return hash_landmark(triples[:, 0], triples[:, 1], triples[:, 2], c), np.array(times, dtype=np.int32)
+
+
+def landmarks(samples: np.ndarray, config: FingerprintConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All landmarks of a whole recording (the stream fed at once): (hashes, anchor frames)."""
+    stream = LandmarkStream(config)
+    h1, t1 = stream.push(samples)
+    h2, t2 = stream.finish()
+    return np.concatenate([h1, h2]), np.concatenate([t1, t2])
+
+
+class Index:
+    """Landmarks of many recordings, sorted by hash for lookup. Read-only once built."""
+
+    def __init__(self, hashes: np.ndarray, sample_ids: np.ndarray, times: np.ndarray) -> None:
+        order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[order].astype(np.uint32)
+        self.sample_ids = sample_ids[order].astype(np.int32)
+        self.times = times[order].astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def lookup_with_query(
+        self, hashes: np.ndarray, times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For every hit of a query landmark: (sample id, time offset = reference - query,
+        index of the query landmark)."""
+        empty = np.zeros(0, dtype=np.int32)
+        if not len(hashes) or not len(self.hashes):
+            return empty, empty, empty
+        lo = np.searchsorted(self.hashes, hashes, side="left")
+        hi = np.searchsorted(self.hashes, hashes, side="right")
+        counts = hi - lo
+        if not counts.sum():
+            return empty, empty, empty
+        query = np.repeat(np.arange(len(hashes)), counts)
+        positions = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return self.sample_ids[positions], self.times[positions] - times[query], query
+
+
+OFFSET_TOLERANCE = 1
+"""Votes within ±1 frame (16 ms) of an offset count for it (frame quantisation)."""
+
+RECENT_FRAMES = 62
+"""The margin over rival recordings is judged on the votes of the last second of query:
+prompts that share an opening (one recorded greeting spliced before each reason) are
+told apart where they differ, not drowned by what they share."""
+
+
+@dataclass(frozen=True)
+class MatchState:
+    sample_id: int
+    offset: int
+    """Reference frame minus query frame."""
+    votes: int
+    """Aligned votes over the whole query."""
+    recent_votes: int
+    recent_rival_votes: int
+    """Best recent aligned votes of a recording with another label."""
+
+
+class Matcher:
+    """Streaming time-offset voting of a query against an :class:`Index`."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._ids: list[np.ndarray] = []
+        self._offsets: list[np.ndarray] = []
+        self._times: list[np.ndarray] = []
+        self.landmarks = 0
+        self.now = 0
+
+    def add(self, hashes: np.ndarray, times: np.ndarray) -> None:
+        self.landmarks += len(hashes)
+        if len(times):
+            self.now = max(self.now, int(times.max()))
+        ids, offsets, query = self.index.lookup_with_query(hashes, times)
+        if len(ids):
+            self._ids.append(ids)
+            self._offsets.append(offsets)
+            self._times.append(times[query])
+
+    @staticmethod
+    def _aligned(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unique (sample, offset) keys and their votes counting ±OFFSET_TOLERANCE."""
+        keys = ids.astype(np.int64) * (1 << 20) + (offsets.astype(np.int64) + (1 << 19))
+        unique, counts = np.unique(keys, return_counts=True)
+        total = counts.copy()
+        for d in range(1, OFFSET_TOLERANCE + 1):
+            for shift in (d, -d):
+                at = np.searchsorted(unique, unique + shift)
+                ok = (at < len(unique)) & (unique[np.minimum(at, len(unique) - 1)] == unique + shift)
+                total[ok] += counts[at[ok]]
+        return unique, total
+
+    def best(self, label_of: dict[int, str] | None = None) -> MatchState | None:
+        """The best-aligned recording so far, with the recent votes the margin is judged on.
+        Without *label_of* every other recording counts as another label."""
+        if not self._ids:
+            return None
+        if len(self._ids) > 1:  # keep one array each, so later calls are cheap
+            self._ids = [np.concatenate(self._ids)]
+            self._offsets = [np.concatenate(self._offsets)]
+            self._times = [np.concatenate(self._times)]
+        ids, offsets, times = self._ids[0], self._offsets[0], self._times[0]
+        unique, total = self._aligned(ids, offsets)
+        top = int(np.argmax(total))
+        sample_id = int(unique[top] >> 20)
+        offset = int((unique[top] & ((1 << 20) - 1)) - (1 << 19))
+        recent = times >= self.now - RECENT_FRAMES
+        mine = recent & (ids == sample_id) & (np.abs(offsets - offset) <= OFFSET_TOLERANCE)
+        labels = label_of or {}
+        label = labels.get(sample_id, sample_id)
+        rival_rows = recent & (ids != sample_id)
+        if labels:
+            rival_rows &= np.array([labels.get(i, i) != label for i in ids.tolist()], dtype=bool)
+        rival = 0
+        if rival_rows.any():
+            _, rival_total = self._aligned(ids[rival_rows], offsets[rival_rows])
+            rival = int(rival_total.max())
+        return MatchState(sample_id, offset, int(total[top]), int(mine.sum()), rival)

@@ -1,0 +1,220 @@
+"""The trained-model channel: an ONNX classifier over window features, run by onnxruntime.
+
+A model is two files side by side: ``NAME.onnx`` and ``NAME.json``, its card (labels,
+feature configuration, calibration temperature, metrics, and the ONNX file's SHA-256).
+Loading checks the card against the file and the feature version against this code, and
+refuses a mismatch. scikit-learn is only needed to train, never here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .channels import LATEST_PER_TIER
+from .errors import ModelError
+from .evidence import Evidence
+from .features import FEATURE_VERSION, FeatureConfig, WindowFeatures
+from .labels import LABELS
+
+CHANNEL = "model"
+CARD_FORMAT = 1
+"""Version of the model-card layout."""
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "early_media.onnx"
+"""The shipped model (in the repository's models/ folder)."""
+
+MODEL_ENV = "AUDIO_CLASSIFIER_MODEL"
+"""Environment variable naming a model file to use instead of the default."""
+
+EVIDENCE_DECAY = 0.85
+"""Window log-probabilities are summed with this decay per window step (0.25 s): each
+window adds what it heard, and what was heard ~1.5 s ago fades (ringback -> prompt)."""
+
+LOG_PROB_FLOOR = 1e-6
+"""Window probabilities are floored here: one window can not veto a class on its own."""
+
+MIN_EVIDENCE_SCORE = 0.3
+"""Window posteriors below this are not reported as evidence."""
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is and how it must be fed (the ``.json`` beside the ``.onnx``)."""
+
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    temperature: float
+    onnx_sha256: str
+    extra: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ModelCard:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            raise ModelError(
+                f"model card not found: {path} (every .onnx model needs its .json card)"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read model card {path}: {exc}") from None
+        if data.get("card_format") != CARD_FORMAT:
+            raise ModelError(
+                f"model card {path} has format {data.get('card_format')!r}; this version reads {CARD_FORMAT}"
+            )
+        try:
+            features = FeatureConfig.from_dict(data["features"])
+            labels = tuple(data["labels"])
+            card = cls(
+                name=data["name"],
+                version=str(data["version"]),
+                labels=labels,
+                features=features,
+                temperature=float(data.get("temperature", 1.0)),
+                onnx_sha256=data["onnx_sha256"],
+                extra={
+                    k: v
+                    for k, v in data.items()
+                    if k not in {"name", "version", "labels", "features", "temperature", "onnx_sha256"}
+                },
+            )
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"model card {path} is missing or has a malformed field: {exc}") from None
+        unknown = [label for label in labels if label not in LABELS]
+        if unknown:
+            raise ModelError(f"model card {path} names labels outside the taxonomy: {unknown}")
+        if features.version != FEATURE_VERSION:
+            raise ModelError(
+                f"model {path} was trained on features version {features.version}; this code computes "
+                f"version {FEATURE_VERSION}: retrain the model (training/README.md)"
+            )
+        return card
+
+
+class OnnxModel:
+    """The model channel's shared part: one onnxruntime session per process, thread-safe."""
+
+    name = CHANNEL
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int = 1) -> None:
+        self.path = Path(path or os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        self.card = ModelCard.load(self.path.with_suffix(".json"))
+        actual = sha256_file(self.path)
+        if actual != self.card.onnx_sha256:
+            raise ModelError(
+                f"model file {self.path} does not match its card (sha256 {actual[:12]}... vs "
+                f"{self.card.onnx_sha256[:12]}... in {self.path.with_suffix('.json').name}): "
+                f"the file was changed or the card belongs to another model"
+            )
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors on bad files
+            raise ModelError(f"onnxruntime cannot load {self.path}: {exc}") from None
+        self._input = self._session.get_inputs()[0].name
+        outputs = [o.name for o in self._session.get_outputs()]
+        self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
+        width = self._session.get_inputs()[0].shape[-1]
+        if isinstance(width, int) and width != self.card.features.dimension:
+            raise ModelError(
+                f"model {self.path} takes {width} features, its card's feature config gives {self.card.features.dimension}"
+            )
+
+    def log_probs(self, features: np.ndarray) -> np.ndarray:
+        """Per-window class log-probabilities, ``(n, len(card.labels))`` for ``(n, dimension)``."""
+        raw = self._session.run([self._output], {self._input: np.asarray(features, dtype=np.float32)})[0]
+        return np.log(np.clip(raw, LOG_PROB_FLOOR, 1.0))
+
+    def open(self) -> ModelStream:
+        return ModelStream(self)
+
+
+def accumulate(
+    log_probs: np.ndarray, state: np.ndarray | None = None, decay: float = EVIDENCE_DECAY
+) -> np.ndarray:
+    """Leaky sums of consecutive windows' log-probabilities, ``(n, k)`` -> ``(n, k)``.
+
+    *state* is the sum before the first row (``None``: nothing heard yet). Used by the
+    stream and by the training recipe's calibration, so both see the same numbers.
+    """
+    out = np.empty_like(log_probs)
+    current = np.zeros(log_probs.shape[1]) if state is None else state
+    for i, row in enumerate(log_probs):
+        current = decay * current + row
+        out[i] = current
+    return out
+
+
+def posterior(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Calibrated probabilities from accumulated scores (softmax of scores / temperature)."""
+    z = scores / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+class ModelStream:
+    """One call's model state: window features as audio arrives, accumulated evidence."""
+
+    name = CHANNEL
+    claims = LATEST_PER_TIER
+
+    def __init__(self, model: OnnxModel) -> None:
+        self._model = model
+        self._features = WindowFeatures(model.card.features)
+        self._state: np.ndarray | None = None
+        self._window_s = model.card.features.window_s
+
+    def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
+        return self._judge(self._features.push(samples))
+
+    def finish(self) -> list[Evidence]:
+        return self._judge(self._features.finish())
+
+    def _judge(self, windows: list[tuple[float, np.ndarray]]) -> list[Evidence]:
+        if not windows:
+            return []
+        scores = accumulate(self._model.log_probs(np.stack([f for _, f in windows])), self._state)
+        self._state = scores[-1]
+        probs = posterior(scores, self._model.card.temperature)
+        labels = self._model.card.labels
+        evidence = []
+        for (end_s, _), p in zip(windows, probs, strict=True):
+            top = int(np.argmax(p))
+            if p[top] >= MIN_EVIDENCE_SCORE:
+                start_s = round(max(0.0, end_s - self._window_s), 3)
+                evidence.append(
+                    Evidence(
+                        CHANNEL,
+                        labels[top],
+                        float(p[top]),
+                        start_s,
+                        round(end_s, 3),
+                        {"window_s": self._window_s},
+                    )
+                )
+        return evidence

@@ -1,0 +1,349 @@
+"""The sample library: known carrier recordings, their labels and their fingerprints.
+
+One SQLite file. Enrolling a recording takes effect without retraining: the next session
+(or, in a running server, the next session after ``reload()``) matches against it.
+Landmarks are stored per sample; the fingerprint parameters and a format version are
+stored in the file and checked when it opens.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, StreamConverter, open_file
+from .channels import STRONGEST
+from .errors import AudioClassifierError, ConfigError, ModelError
+from .evidence import Evidence
+from .fingerprint import FingerprintConfig, Index, LandmarkStream, Matcher, landmarks
+from .labels import LABELS
+
+CHANNEL = "fingerprint"
+LIBRARY_FORMAT = 1
+SAMPLES_ENV = "AUDIO_CLASSIFIER_SAMPLES"
+DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "models" / "samples.sqlite"
+
+MIN_VOTES = 10
+"""Aligned landmarks needed for a match."""
+MIN_MARGIN = 2.0
+"""... and this many times the votes of the best recording with another label (prompts in
+the same voice share words, so a partial match of a sibling prompt is normal; siblings
+with the same label do not compete)."""
+SCORE_BY_VOTES = ((10, 0.9), (15, 0.95), (25, 0.98), (40, 0.99))
+"""(minimum votes, evidence score) steps."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label TEXT NOT NULL,
+    lang TEXT,
+    carrier TEXT,
+    note TEXT,
+    source TEXT,
+    audio_sha256 TEXT NOT NULL UNIQUE,
+    duration_s REAL NOT NULL,
+    added TEXT NOT NULL,
+    landmarks INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    times BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    id: int
+    label: str
+    lang: str | None
+    carrier: str | None
+    note: str | None
+    source: str | None
+    duration_s: float
+    added: str
+    landmarks: int
+
+
+def read_audio(path: str | os.PathLike[str]) -> np.ndarray:
+    """A whole file as float32 mono at ``SAMPLE_RATE`` (through the classifier's converter)."""
+    info, chunks = open_file(path)
+    encoding = info.encoding if info.encoding in ("pcm_s16le", "mulaw", "alaw") else "float32"
+    converter = StreamConverter(info.sample_rate, encoding, info.channels)
+    parts = [converter.push(chunk) for chunk in chunks]
+    parts.append(converter.flush())
+    return np.concatenate(parts)
+
+
+class SampleLibrary:
+    """A sample library file. Not shared between threads: open one per thread."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.exists() and not create:
+            raise ConfigError(f"sample library not found: {self.path} (create it with 'samples add')")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path))
+            self._db.executescript(_SCHEMA)
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as exc:
+            raise ModelError(f"{self.path} is not a sample library ({exc})") from None
+        if not meta:
+            self.config = FingerprintConfig()
+            with self._db:
+                self._db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("format", str(LIBRARY_FORMAT)),
+                        ("fingerprint", json.dumps(self.config.to_dict())),
+                        ("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+                    ],
+                )
+        else:
+            if int(meta.get("format", 0)) != LIBRARY_FORMAT:
+                raise ModelError(
+                    f"{self.path}: library format {meta.get('format')}, this version reads {LIBRARY_FORMAT}"
+                )
+            self.config = FingerprintConfig.from_dict(json.loads(meta["fingerprint"]))
+            if self.config != FingerprintConfig():
+                raise ModelError(
+                    f"{self.path} was made with other fingerprint parameters; rebuild it "
+                    f"(samples export, then samples import)"
+                )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SampleLibrary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(
+        self,
+        samples: np.ndarray,
+        *,
+        label: str,
+        lang: str | None = None,
+        carrier: str | None = None,
+        note: str | None = None,
+        source: str | None = None,
+    ) -> tuple[int, bool]:
+        """Enrol a recording (float32 mono at ``SAMPLE_RATE``). Returns (id, newly added);
+        the same audio enrolled twice keeps its first entry."""
+        if label not in LABELS:
+            raise ConfigError(f"unknown label {label!r}; valid labels: {', '.join(LABELS)}")
+        digest = hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
+        row = self._db.execute("SELECT id FROM samples WHERE audio_sha256 = ?", (digest,)).fetchone()
+        if row:
+            return int(row[0]), False
+        hashes, times = landmarks(samples, self.config)
+        if len(hashes) < MIN_VOTES:
+            raise ConfigError(
+                f"too little distinctive sound to fingerprint ({len(hashes)} landmarks): "
+                f"{source or 'recording'}"
+            )
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO samples (label, lang, carrier, note, source, audio_sha256, duration_s, added, "
+                "landmarks, hashes, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    label,
+                    lang,
+                    carrier,
+                    note,
+                    source,
+                    digest,
+                    len(samples) / SAMPLE_RATE,
+                    time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    len(hashes),
+                    hashes.astype("<u4").tobytes(),
+                    times.astype("<i4").tobytes(),
+                ),
+            )
+        return int(cursor.lastrowid), True
+
+    def add_file(self, path: str | os.PathLike[str], **meta) -> tuple[int, bool]:
+        return self.add(read_audio(path), source=str(path), **meta)
+
+    def remove(self, sample_id: int) -> bool:
+        with self._db:
+            return self._db.execute("DELETE FROM samples WHERE id = ?", (sample_id,)).rowcount > 0
+
+    def list(self) -> list[SampleInfo]:
+        rows = self._db.execute(
+            "SELECT id, label, lang, carrier, note, source, duration_s, added, landmarks FROM samples ORDER BY id"
+        )
+        return [SampleInfo(*row) for row in rows]
+
+    def load_index(self) -> tuple[Index, dict[int, SampleInfo]]:
+        """Every sample's landmarks in one lookup index, and the samples by id."""
+        infos = {s.id: s for s in self.list()}
+        hashes, ids, times = [], [], []
+        for sample_id, blob_h, blob_t in self._db.execute("SELECT id, hashes, times FROM samples"):
+            h = np.frombuffer(blob_h, dtype="<u4")
+            hashes.append(h)
+            times.append(np.frombuffer(blob_t, dtype="<i4"))
+            ids.append(np.full(len(h), sample_id, dtype=np.int32))
+        if not hashes:
+            empty = np.zeros(0, dtype=np.int32)
+            return Index(empty.astype(np.uint32), empty, empty), infos
+        return Index(np.concatenate(hashes), np.concatenate(ids), np.concatenate(times)), infos
+
+    def export(self, out: str | os.PathLike[str]) -> int:
+        """Write the samples' metadata as CSV (the manifest ``samples import`` reads back)."""
+        samples = self.list()
+        with open(out, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(
+                ["id", "path", "label", "lang", "carrier", "note", "duration_s", "added", "landmarks"]
+            )
+            for s in samples:
+                writer.writerow(
+                    [
+                        s.id,
+                        s.source or "",
+                        s.label,
+                        s.lang or "",
+                        s.carrier or "",
+                        s.note or "",
+                        round(s.duration_s, 3),
+                        s.added,
+                        s.landmarks,
+                    ]
+                )
+        return len(samples)
+
+    def import_manifest(
+        self, manifest: str | os.PathLike[str]
+    ) -> Iterable[tuple[str, int | None, bool, str | None]]:
+        """Enrol every row of a CSV (``path``, ``label``, optional ``lang``, ``carrier``,
+        ``note``); yields (path, id, newly added, error) per row: one bad row never stops it."""
+        manifest = Path(manifest)
+        with open(manifest, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and ("path" not in rows[0] or "label" not in rows[0]):
+            raise ConfigError(f"{manifest} needs 'path' and 'label' columns (has: {', '.join(rows[0])})")
+        for row in rows:
+            path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
+            try:
+                sample_id, new = self.add_file(
+                    path,
+                    label=row["label"].strip(),
+                    lang=row.get("lang") or None,
+                    carrier=row.get("carrier") or None,
+                    note=row.get("note") or None,
+                )
+                yield row["path"], sample_id, new, None
+            except AudioClassifierError as exc:
+                yield row["path"], None, False, f"{type(exc).__name__}: {exc}"
+
+
+def resolve_library(option: str | None) -> Path | None:
+    """The library to use: the option, else ``$AUDIO_CLASSIFIER_SAMPLES``, else the shipped one."""
+    choice = option or os.environ.get(SAMPLES_ENV)
+    if choice:
+        path = Path(choice)
+        if not path.is_file():
+            raise ConfigError(f"sample library not found: {path}")
+        return path
+    return DEFAULT_LIBRARY if DEFAULT_LIBRARY.is_file() else None
+
+
+class FingerprintChannel:
+    """The fingerprint channel's shared part: the library's index in memory, read-only.
+    ``reload()`` swaps in a fresh index; sessions already running keep the one they had."""
+
+    name = CHANNEL
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.reload()
+
+    def reload(self) -> int:
+        """Re-read the library file; returns the number of samples now loaded."""
+        with SampleLibrary(self.path) as library:
+            index, infos = library.load_index()
+            config = library.config
+        with self._lock:
+            self._state = (index, infos, config)
+        return len(infos)
+
+    @property
+    def samples(self) -> int:
+        return len(self._state[1])
+
+    def open(self) -> FingerprintStream:
+        return FingerprintStream(*self._state)
+
+
+class FingerprintStream:
+    """One call's landmarks and votes against the library."""
+
+    name = CHANNEL
+    claims = STRONGEST
+
+    def __init__(self, index: Index, infos: dict[int, SampleInfo], config: FingerprintConfig) -> None:
+        self._infos = infos
+        self._labels = {sample_id: info.label for sample_id, info in infos.items()}
+        self._landmarks = LandmarkStream(config)
+        self._matcher = Matcher(index)
+        self._frame_s = config.frame_s
+        self._reported: tuple[int, int] | None = None
+
+    def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
+        self._matcher.add(*self._landmarks.push(samples))
+        return self._judge((start_sample + len(samples)) / SAMPLE_RATE)
+
+    def finish(self) -> list[Evidence]:
+        self._matcher.add(*self._landmarks.finish())
+        return self._judge(None)
+
+    def _judge(self, now_s: float | None) -> list[Evidence]:
+        best = self._matcher.best(self._labels)
+        if best is None:
+            return []
+        sample_id, offset, votes = best.sample_id, best.offset, best.votes
+        if (
+            votes < MIN_VOTES
+            or best.recent_votes < MIN_MARGIN * best.recent_rival_votes
+            or sample_id not in self._infos
+        ):
+            return []
+        score = max(s for v, s in SCORE_BY_VOTES if votes >= v)
+        if self._reported == (sample_id, int(score * 1000)):
+            return []
+        self._reported = (sample_id, int(score * 1000))
+        info = self._infos[sample_id]
+        start_s = max(0.0, -offset * self._frame_s)
+        return [
+            Evidence(
+                CHANNEL,
+                info.label,
+                score,
+                round(start_s, 3),
+                round(now_s if now_s is not None else start_s, 3),
+                {
+                    "sample_id": sample_id,
+                    "carrier": info.carrier,
+                    "lang": info.lang,
+                    "note": info.note,
+                    "offset_s": round(offset * self._frame_s, 3),
+                    "votes": votes,
+                    "recent_votes": best.recent_votes,
+                    "recent_rival_votes": best.recent_rival_votes,
+                },
+            )
+        ]

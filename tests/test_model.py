@@ -1,0 +1,120 @@
+"""The trained-model channel: card checks, inference without scikit-learn, the recipe."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
+from audio_classifier.model import DEFAULT_MODEL, OnnxModel
+
+from .conftest import FIXTURES, ROOT
+
+
+@pytest.fixture(scope="module")
+def model() -> OnnxModel:
+    return OnnxModel(DEFAULT_MODEL)
+
+
+def test_shipped_model_and_card(model):
+    card = model.card
+    assert DEFAULT_MODEL.stat().st_size <= 5_000_000
+    assert set(card.labels) >= {"vacant", "busy", "ringback", "human", "voicemail", "color_ringback"}
+    assert 0.1 < card.temperature < 50
+    for key in ("recipe_sha256", "corpus", "heldout"):
+        assert key in card.extra
+    logp = model.log_probs(np.zeros((3, card.features.dimension), dtype=np.float32))
+    assert logp.shape == (3, len(card.labels))
+    assert np.allclose(np.exp(logp).sum(axis=1), 1.0, atol=1e-3)
+
+
+def _copy_model(tmp_path):
+    target = tmp_path / "m.onnx"
+    shutil.copy(DEFAULT_MODEL, target)
+    shutil.copy(DEFAULT_MODEL.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+def test_card_mismatch_is_refused(tmp_path):
+    target = _copy_model(tmp_path)
+    data = bytearray(target.read_bytes())
+    data[-10] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its card"):
+        OnnxModel(target)
+
+
+def test_missing_or_stale_card_is_refused(tmp_path):
+    target = _copy_model(tmp_path)
+    card = json.loads(target.with_suffix(".json").read_text())
+    card["features"]["version"] = 999
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="retrain"):
+        OnnxModel(target)
+    target.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match="card not found"):
+        OnnxModel(target)
+    with pytest.raises(ModelError, match="not found"):
+        OnnxModel(tmp_path / "nothing.onnx")
+
+
+def test_model_channel_contributes_evidence(model, rng):
+    classifier = Classifier(channels=[model])
+    decision = classifier.classify_array(synth.cadenced(synth.spec("CN", "busy"), 6.0), 8000)
+    assert decision.evidence and {e.channel for e in decision.evidence} == {"model"}
+    assert decision.label in ("busy_tone", "congestion_tone")
+
+
+def test_without_model_says_so():
+    classifier = Classifier(ClassifierConfig(model_path=None, asr_model=None, samples_path=None))
+    assert classifier.channel_names == ("tone",)
+    assert any("model channel off" in note for note in classifier.notes)
+
+
+def test_inference_path_does_not_import_scikit_learn():
+    code = (
+        "import sys; from audio_classifier import Classifier; "
+        f"d = Classifier().classify_file({str(FIXTURES / 'tones' / 'cn_busy.wav')!r}); "
+        "assert 'model' in Classifier().channel_names; "
+        "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'; "
+        "assert 'librosa' not in sys.modules, 'librosa was imported'; print(d.label)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "busy_tone"
+
+
+def test_tiny_recipe_end_to_end(tmp_path):
+    """CI runs the whole recipe on a few clips per label: corpus, training, export, card, evaluation."""
+    model_path = tmp_path / "tiny.onnx"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.build",
+            "--tiny",
+            "--work",
+            str(tmp_path / "work"),
+            "--model",
+            str(model_path),
+            "--jobs",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    assert card["heldout"]["clips"] > 0 and "macro_f1" in card["heldout"]
+    assert (tmp_path / "work" / "evaluation" / "confusion.png").stat().st_size > 1000
+    assert (tmp_path / "work" / "evaluation" / "reliability.png").stat().st_size > 1000
+    metrics = json.loads((tmp_path / "work" / "evaluation" / "metrics.json").read_text())
+    assert metrics["scored"] == card["heldout"]["clips"]
+    loaded = OnnxModel(model_path)  # the card matches the exported file
+    assert loaded.card.labels == tuple(card["labels"])

@@ -1,0 +1,111 @@
+"""Telephone channel simulation: what a trunk and a capture do to clean audio.
+
+Band-pass 300-3400 Hz, G.711 mu-law / A-law or GSM 06.10 (through sox) round trips,
+additive white, pink or babble noise at 5-30 dB SNR, gain of ±12 dB, clipping and short
+dropouts. Every choice is drawn from the caller's random generator and recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+from scipy import signal as sps
+
+from audio_classifier import g711
+from audio_classifier.audio import SAMPLE_RATE
+
+SNR_DB = (5.0, 30.0)
+GAIN_DB = (-12.0, 12.0)
+CODECS = ("mulaw", "alaw", "gsm", "linear")
+
+
+def bandpass(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    low = rng.uniform(250, 350)
+    high = rng.uniform(3200, 3500)
+    sos = sps.butter(4, [low, high], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    return sps.sosfilt(sos, x).astype(np.float32)
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    spectrum /= np.sqrt(np.maximum(freqs, 20.0))
+    x = np.fft.irfft(spectrum, n)
+    return (x / (x.std() + 1e-12)).astype(np.float32)
+
+
+def gsm_round_trip(x: np.ndarray) -> np.ndarray:
+    """GSM 06.10 full-rate codec through sox (``-R -D``: reproducible)."""
+    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+    fmt = ["-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed", "-b", "16", "-c", "1"]
+    encoded = subprocess.run(
+        ["sox", "-R", "-D", *fmt, "-", "-t", "gsm", "-"], input=pcm, capture_output=True, check=True
+    ).stdout
+    decoded = subprocess.run(
+        ["sox", "-R", "-D", "-t", "gsm", "-r", str(SAMPLE_RATE), "-c", "1", "-", *fmt, "-"],
+        input=encoded,
+        capture_output=True,
+        check=True,
+    ).stdout
+    y = np.frombuffer(decoded, dtype="<i2").astype(np.float32) / 32768
+    out = np.zeros_like(x)
+    out[: min(len(x), len(y))] = y[: len(x)]
+    return out
+
+
+def has_gsm() -> bool:
+    return shutil.which("sox") is not None
+
+
+def degrade(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    babble: np.ndarray | None = None,
+    snr_db: tuple[float, float] = SNR_DB,
+    codecs: tuple[str, ...] = CODECS,
+) -> tuple[np.ndarray, dict]:
+    """Apply a random telephone channel to *x* (8 kHz); return the result and the choices."""
+    meta: dict = {}
+    y = bandpass(x, rng)
+    active = y[np.abs(y) > 0.02 * (np.abs(y).max() + 1e-9)]
+    power = float(np.mean(active**2)) if len(active) else 1e-6
+    kind = (
+        ("white", "pink", "babble")[rng.integers(3)]
+        if babble is not None
+        else ("white", "pink")[rng.integers(2)]
+    )
+    snr = float(rng.uniform(*snr_db))
+    if kind == "white":
+        noise = rng.standard_normal(len(y)).astype(np.float32)
+    elif kind == "pink":
+        noise = pink_noise(len(y), rng)
+    else:
+        start = int(rng.integers(0, max(1, len(babble) - len(y))))
+        noise = np.resize(babble[start:], len(y))
+        noise = noise / (noise.std() + 1e-9)
+    y = y + noise * np.sqrt(power / 10 ** (snr / 10))
+    gain_db = float(rng.uniform(*GAIN_DB))
+    y = y * 10 ** (gain_db / 20)
+    meta.update(noise=kind, snr_db=round(snr, 1), gain_db=round(gain_db, 1))
+    if rng.random() < 0.1:
+        y = y * 3.0
+        meta["clipped"] = True
+    y = np.clip(y, -1.0, 1.0)
+    if rng.random() < 0.2:
+        for _ in range(int(rng.integers(1, 4))):
+            length = int(rng.uniform(0.02, 0.12) * SAMPLE_RATE)
+            at = int(rng.integers(0, max(1, len(y) - length)))
+            y[at : at + length] = 0.0
+        meta["dropouts"] = True
+    codec = codecs[rng.integers(len(codecs))]
+    if codec == "gsm" and not has_gsm():
+        codec = "mulaw"
+    if codec in ("mulaw", "alaw"):
+        y = g711.round_trip(y, codec)
+    elif codec == "gsm":
+        y = gsm_round_trip(y)
+    meta["codec"] = codec
+    return y.astype(np.float32), meta

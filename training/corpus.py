@@ -1,0 +1,343 @@
+"""Synthesise the labelled corpus: one clip per (label, index), deterministic from a seed.
+
+    python -m training.corpus --out corpus --per-label 100 --heldout-per-label 24
+
+Each clip has a call shape (ringback or silence before an announcement, random start
+offsets, truncation), goes through a simulated telephone channel (``channel.py``) and is
+written as 8 kHz 16-bit WAV with a manifest row: path, label, onset_s (where the
+announcement, answer or greeting starts; 0 for tones), split, voice and channel facts.
+The held-out split uses voice variants and seeds that training never sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_classifier import synth
+from audio_classifier.audio import SAMPLE_RATE
+from audio_classifier.labels import LABEL_IDS
+from audio_classifier.tone_plans import TONE_SPECS
+
+from . import channel, music, tts
+
+PROMPTS_PATH = Path(__file__).with_name("prompts.json")
+SEED = 1234
+HELDOUT_SEED_OFFSET = 10_000_000
+MODEL_LABELS = tuple(label for label in LABEL_IDS if label != "unknown")
+"""Every label except ``unknown`` has clips (unknown is what nothing recognises)."""
+MAX_CLIP_S = 14.0
+SIT_CODES_FOR = {
+    "vacant": (None, "vc", "ic"),
+    "network_busy": (None, "nc"),
+    "wrong_number_format": (None, "ro"),
+}
+"""SIT codes a switch plays before each prompt (telephony.md §2); None is the plain E.180 SIT."""
+
+
+@cache
+def load_prompts(path: Path = PROMPTS_PATH) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _specs(label: str) -> list:
+    return [s for s in TONE_SPECS if s.label == label and s.cadence is not None]
+
+
+def _ringback(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    specs = _specs("ringback")
+    spec = specs[rng.integers(len(specs))]
+    return synth.cadenced(
+        spec,
+        seconds,
+        freq_scale=1 + rng.uniform(-0.012, 0.012),
+        cadence_scale=1 + rng.uniform(-0.12, 0.12),
+        start_offset_s=rng.uniform(0, 3),
+        amplitude=rng.uniform(0.05, 0.3),
+    )
+
+
+def _lead(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """What plays before the announcement: nothing, silence or ringback."""
+    r = rng.random()
+    if r < 0.25:
+        return np.zeros(0, dtype=np.float32), "none"
+    if r < 0.6:
+        return synth.silence(rng.uniform(0.2, 2.0)), "silence"
+    return _ringback(rng.uniform(1.0, 6.0), rng), "ringback"
+
+
+def _pause(rng: np.random.Generator, low: float = 0.3, high: float = 0.9) -> np.ndarray:
+    return synth.silence(rng.uniform(low, high))
+
+
+Part = tuple[np.ndarray, str]
+"""A piece of a clip and what it is: "speech", "tone" or "pause"."""
+
+
+def _announcement(label: str, rng: np.random.Generator, heldout: bool) -> tuple[list[Part], dict]:
+    prompts = load_prompts()
+    wordings = prompts["announcements"][label]
+    zh_voice = tts.pick_voice("zh", rng, heldout)
+    en_voice = tts.pick_voice("en", rng, heldout)
+    zh_text = wordings["zh"][rng.integers(len(wordings["zh"]))]
+    en_text = wordings["en"][rng.integers(len(wordings["en"]))]
+    meta = {"voice": f"{zh_voice.describe()};{en_voice.describe()}", "text": zh_text}
+    english_only = rng.random() < 0.2
+    parts: list[Part] = []
+    if english_only:
+        if label in prompts["sit_before_english"] and rng.random() < 0.6:
+            codes = SIT_CODES_FOR[label]
+            parts.append(
+                (synth.sit(codes[rng.integers(len(codes))], amplitude=rng.uniform(0.1, 0.3)), "tone")
+            )
+            parts.append((_pause(rng, 0.0, 0.3), "pause"))
+            meta["sit"] = True
+        en = tts.speak(en_text, en_voice)
+        parts += [(en, "speech"), (_pause(rng), "pause"), (en, "speech")]
+        meta["text"] = en_text
+    else:
+        zh = tts.speak(zh_text, zh_voice)
+        en = tts.speak(en_text, en_voice)
+        parts += [
+            (zh, "speech"),
+            (_pause(rng), "pause"),
+            (en, "speech"),
+            (_pause(rng), "pause"),
+            (zh, "speech"),
+        ]
+    if rng.random() < 0.3:  # switches often play busy or congestion tone afterwards
+        tail = _specs("busy_tone")[rng.integers(len(_specs("busy_tone")))]
+        parts.append((synth.cadenced(tail, rng.uniform(1, 4), amplitude=rng.uniform(0.05, 0.3)), "tone"))
+    return parts, meta
+
+
+def _short_phrases(
+    kind: str, rng: np.random.Generator, heldout: bool, count: int
+) -> tuple[list[np.ndarray], dict]:
+    phrases = load_prompts()[kind]
+    language = "zh" if rng.random() < 0.6 else "en"
+    voice = tts.pick_voice(language, rng, heldout)
+    parts: list[Part] = []
+    texts = []
+    for i in range(count):
+        text = phrases[language][rng.integers(len(phrases[language]))]
+        texts.append(text)
+        if i:
+            parts.append((_pause(rng, 0.5, 2.0), "pause"))
+        parts.append((tts.speak(text, voice), "speech"))
+    return parts, {"voice": voice.describe(), "text": " / ".join(texts)}
+
+
+def _speech_spans(start: int, parts: list[Part]) -> str:
+    """Where the speech is, as "start-end;..." in seconds (the beep counts for voicemail)."""
+    spans = []
+    position = start
+    for samples, kind in parts:
+        if kind == "speech":
+            spans.append(f"{position / SAMPLE_RATE:.2f}-{(position + len(samples)) / SAMPLE_RATE:.2f}")
+        position += len(samples)
+    return ";".join(spans)
+
+
+def make_clip(label: str, rng: np.random.Generator, heldout: bool) -> tuple[np.ndarray, dict]:
+    """One clean clip of *label* (before the channel) and its facts."""
+    meta: dict = {"onset_s": 0.0}
+    if label in load_prompts()["announcements"] or label in ("human", "voicemail"):
+        lead, lead_kind = _lead(rng)
+        if label == "human":
+            body, info = _short_phrases("human", rng, heldout, int(rng.integers(1, 4)))
+            body.append((synth.silence(rng.uniform(1.0, 4.0)), "pause"))  # the line stays open
+        elif label == "voicemail":
+            body, info = _short_phrases("voicemail", rng, heldout, 1)
+            beep = synth.tone((rng.uniform(700, 1500),), rng.uniform(0.3, 0.8), amplitude=0.3)
+            body += [
+                (_pause(rng, 0.2, 0.6), "pause"),
+                (beep, "speech"),
+                (synth.silence(rng.uniform(0.5, 2.0)), "pause"),
+            ]
+        else:
+            body, info = _announcement(label, rng, heldout)
+        meta.update(
+            info,
+            lead=lead_kind,
+            onset_s=round(len(lead) / SAMPLE_RATE, 3),
+            speech=_speech_spans(len(lead), body),
+        )
+        clip = np.concatenate([lead, *(part for part, _ in body)])
+        # truncated, as when the dialer hangs up: never before the first full sentence
+        first = next(len(part) for part, kind in body if kind == "speech")
+        before = sum(len(part) for part, _ in body[: [k for _, k in body].index("speech")])
+        keep = len(lead) + before + first + int(rng.uniform(0.3, 6.0) * SAMPLE_RATE)
+        if label != "voicemail" and rng.random() < 0.7:
+            clip = clip[:keep]
+    elif label in ("ringback", "busy_tone", "congestion_tone"):
+        specs = _specs(label)
+        spec = specs[rng.integers(len(specs))]
+        clip = synth.cadenced(
+            spec,
+            rng.uniform(3.0, 12.0) if label == "ringback" else rng.uniform(2.5, 8.0),
+            freq_scale=1 + rng.uniform(-0.012, 0.012),
+            cadence_scale=1 + rng.uniform(-0.15, 0.15),
+            start_offset_s=rng.uniform(0, 1.0),
+            amplitude=rng.uniform(0.05, 0.35),
+        )
+        meta["tone"] = f"{spec.plan}:{spec.name}"
+    elif label == "sit":
+        code = [None, "ic", "io"][rng.integers(3)]
+        clip = np.concatenate(
+            [
+                synth.silence(rng.uniform(0, 1)),
+                synth.sit(code, amplitude=rng.uniform(0.1, 0.3)),
+                synth.silence(rng.uniform(1, 3)),
+            ]
+        )
+        meta["tone"] = f"sit:{code}"
+    elif label == "fax":
+        if rng.random() < 0.5:
+            clip = synth.fax_cng(
+                rng.uniform(4, 8), start_offset_s=rng.uniform(0, 3), amplitude=rng.uniform(0.1, 0.3)
+            )
+            meta["tone"] = "cng"
+        else:
+            clip = np.concatenate(
+                [
+                    synth.silence(rng.uniform(0, 1)),
+                    synth.fax_ced(rng.uniform(2.6, 4.0), am=bool(rng.random() < 0.5)),
+                ]
+            )
+            meta["tone"] = "ced"
+    elif label == "color_ringback":
+        clip = music.music(rng.uniform(4.0, 12.0), rng) * rng.uniform(0.3, 1.0)
+    elif label == "silence":
+        clip = (rng.uniform(1e-5, 5e-4) * rng.standard_normal(int(rng.uniform(3, 10) * SAMPLE_RATE))).astype(
+            np.float32
+        )
+    else:
+        raise ValueError(f"no recipe for label {label!r}")
+    return clip[: int(MAX_CLIP_S * SAMPLE_RATE)].astype(np.float32), meta
+
+
+@cache
+def _babble(heldout: bool) -> np.ndarray:
+    """A babble-noise bed: several voices talking at once."""
+    rng = np.random.default_rng(99 + heldout)
+    prompts = load_prompts()["announcements"]
+    texts = [w for p in prompts.values() for w in p["en"]]
+    voices = [
+        tts.speak(texts[rng.integers(len(texts))], tts.pick_voice("en", rng, heldout)) for _ in range(6)
+    ]
+    length = max(len(v) for v in voices) * 2
+    bed = np.zeros(length, dtype=np.float32)
+    for v in voices:
+        at = int(rng.integers(0, length - len(v)))
+        bed[at : at + len(v)] += v
+    return bed
+
+
+def _job(args: tuple[str, int, bool, str]) -> dict:
+    label, index, heldout, folder = args
+    seed = SEED + (HELDOUT_SEED_OFFSET if heldout else 0) + LABEL_IDS.index(label) * 100_000 + index
+    rng = np.random.default_rng(seed)
+    clean, meta = make_clip(label, rng, heldout)
+    if label == "silence" and rng.random() < 0.5:
+        noisy, chan = clean, {"codec": "linear", "digital_silence": True}
+        if rng.random() < 0.5:
+            noisy = np.zeros_like(clean)
+    else:
+        # held-out: what the evaluation promises (G.711, 10-30 dB SNR); training: anything
+        limits = {"snr_db": (10.0, 30.0), "codecs": ("mulaw", "alaw")} if heldout else {}
+        noisy, chan = channel.degrade(clean, rng, babble=_babble(heldout), **limits)
+    split = "heldout" if heldout else "train"
+    path = Path(folder) / split / f"{label}_{index:04d}.wav"
+    sf.write(path, noisy, SAMPLE_RATE, subtype="PCM_16")
+    return {
+        "path": str(path.relative_to(folder)),
+        "label": label,
+        "split": split,
+        "onset_s": meta.pop("onset_s"),
+        "duration_s": round(len(noisy) / SAMPLE_RATE, 3),
+        "seed": seed,
+        **{k: v for k, v in {**meta, **chan}.items()},
+    }
+
+
+def build(
+    out: Path,
+    per_label: int,
+    heldout_per_label: int,
+    jobs: int,
+    labels: tuple[str, ...] = MODEL_LABELS,
+    progress: bool = True,
+) -> list[dict]:
+    """Generate the corpus into *out*; return the manifest rows (also written as CSV)."""
+    tts.check_espeak()
+    for split in ("train", "heldout"):
+        (out / split).mkdir(parents=True, exist_ok=True)
+    tasks = [(label, i, False, str(out)) for label in labels for i in range(per_label)]
+    tasks += [(label, i, True, str(out)) for label in labels for i in range(heldout_per_label)]
+    from tqdm import tqdm
+
+    rows = []
+    with ProcessPoolExecutor(jobs) as pool:
+        for row in tqdm(
+            pool.map(_job, tasks, chunksize=8),
+            total=len(tasks),
+            desc="corpus",
+            unit="clip",
+            disable=not progress,
+            file=sys.stderr,
+        ):
+            rows.append(row)
+    columns = [
+        "path",
+        "label",
+        "split",
+        "onset_s",
+        "speech",
+        "duration_s",
+        "seed",
+        "voice",
+        "text",
+        "lead",
+        "tone",
+        "sit",
+        "noise",
+        "snr_db",
+        "gain_db",
+        "codec",
+        "clipped",
+        "dropouts",
+        "digital_silence",
+    ]
+    for split in ("train", "heldout"):
+        with open(out / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(r for r in rows if r["split"] == split)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("corpus"))
+    parser.add_argument("--per-label", type=int, default=100)
+    parser.add_argument("--heldout-per-label", type=int, default=24)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    rows = build(args.out, args.per_label, args.heldout_per_label, args.jobs)
+    print(f"wrote {len(rows)} clips to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Train the window classifier on a synthesised corpus, export it to ONNX with its card.
+
+    python -m training.train --corpus corpus --out models/early_media.onnx
+
+Window labels follow the call shape: a window holding at least ``MIN_SPEECH_S`` of the
+announcement (or answer, or greeting) carries the clip's label; a window entirely before
+it carries what was playing (ringback, silence); windows in between are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_classifier.features import FeatureConfig, clip_windows
+from audio_classifier.model import CARD_FORMAT, LOG_PROB_FLOOR, accumulate, sha256_file
+
+from .corpus import MODEL_LABELS
+
+MIN_SPEECH_S = 1.0
+"""A window needs this much of the announcement's speech to be labelled with it."""
+SHORT_SPEECH_LABELS = ("human",)
+SHORT_SPEECH_S = 0.3
+"""An answer ("喂？") is short: this much of it labels a window."""
+MAX_WINDOWS_PER_CLIP = 24
+CALIBRATION_SHARE = 0.15
+"""Share of training clips kept aside to fit the calibration temperature."""
+HIDDEN_LAYERS = (512, 256)
+RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "prompts.json")
+
+
+def recipe_hash() -> str:
+    """SHA-256 over the recipe and the feature code: what produced the model."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in RECIPE_FILES:
+        digest.update((here / name).read_bytes())
+    digest.update((here.parent / "audio_classifier" / "features.py").read_bytes())
+    return digest.hexdigest()
+
+
+def speech_spans(row: dict) -> list[tuple[float, float]]:
+    spans = []
+    for part in (row.get("speech") or "").split(";"):
+        if part:
+            a, b = part.split("-")
+            spans.append((float(a), float(b)))
+    return spans
+
+
+def window_label(row: dict, start_s: float, end_s: float) -> str | None:
+    """The label a window of a clip teaches, or None when the window is ambiguous."""
+    label = row["label"]
+    spans = speech_spans(row)
+    if not spans:
+        return label  # tones, music, silence: the whole clip is the label
+    onset = spans[0][0]
+    if end_s <= onset:
+        return "ringback" if row.get("lead") == "ringback" else "silence"
+    heard = sum(max(0.0, min(end_s, b) - max(start_s, a)) for a, b in spans)
+    needed = MIN_SPEECH_S if label not in SHORT_SPEECH_LABELS else SHORT_SPEECH_S
+    return label if heard >= min(needed, sum(b - a for a, b in spans)) else None
+
+
+def clip_examples(args: tuple[str, dict, dict]) -> tuple[np.ndarray, list[str], str]:
+    """Every window of one clip, in order, with its label ("" where it has none)."""
+    root, row, config_dict = args
+    config = FeatureConfig.from_dict(config_dict)
+    samples, rate = sf.read(Path(root) / row["path"], dtype="float32")
+    if rate != config.sample_rate:
+        raise ValueError(f"{row['path']}: {rate} Hz, the recipe writes {config.sample_rate} Hz")
+    windows = clip_windows(samples, config)
+    labels = [window_label(row, end_s - config.window_s, end_s) or "" for end_s, _ in windows]
+    matrix = (
+        np.stack([v for _, v in windows]) if windows else np.zeros((0, config.dimension), dtype=np.float32)
+    )
+    return matrix, labels, row["path"]
+
+
+def load_clips(corpus: Path, rows: list[dict], config: FeatureConfig, jobs: int, progress: bool):
+    """Per clip: (window features, window labels)."""
+    from tqdm import tqdm
+
+    tasks = [(str(corpus), row, config.to_dict()) for row in rows]
+    clips = []
+    with ProcessPoolExecutor(jobs) as pool:
+        for matrix, labels, _ in tqdm(
+            pool.map(clip_examples, tasks, chunksize=16),
+            total=len(tasks),
+            desc="features",
+            unit="clip",
+            disable=not progress,
+            file=sys.stderr,
+        ):
+            clips.append((matrix, labels))
+    return clips
+
+
+def training_set(clips, index: dict[str, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled windows, at most MAX_WINDOWS_PER_CLIP per clip (so long clips do not dominate)."""
+    xs, ys = [], []
+    for matrix, labels in clips:
+        keep = [i for i, label in enumerate(labels) if label]
+        if len(keep) > MAX_WINDOWS_PER_CLIP:
+            keep = sorted(rng.choice(keep, MAX_WINDOWS_PER_CLIP, replace=False))
+        xs.append(matrix[keep])
+        ys += [index[labels[i]] for i in keep]
+    return np.concatenate(xs), np.array(ys)
+
+
+def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising negative log-likelihood of ``posterior(scores, T)``."""
+    best_t, best_nll = 1.0, np.inf
+    for t in np.exp(np.linspace(np.log(0.3), np.log(20.0), 120)):
+        z = scores / t
+        z -= z.max(axis=1, keepdims=True)
+        nll = -np.mean(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1)))
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+def stream_scores(pipeline, clips, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulated scores as the run-time stream computes them, at every labelled window."""
+    scores, ys = [], []
+    for matrix, labels in clips:
+        if not len(matrix):
+            continue
+        logp = np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0))
+        acc = accumulate(logp)
+        for i, label in enumerate(labels):
+            if label:
+                scores.append(acc[i])
+                ys.append(index[label])
+    return np.array(scores), np.array(ys)
+
+
+def export_onnx(pipeline, dimension: int, path: Path) -> None:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    classifier = pipeline.steps[-1][1]
+    onx = convert_sklearn(
+        pipeline,
+        initial_types=[("features", FloatTensorType([None, dimension]))],
+        options={id(classifier): {"zipmap": False}},
+        target_opset=17,
+    )
+    path.write_bytes(onx.SerializeToString())
+
+
+def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = True) -> dict:
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    config = FeatureConfig()
+    with open(corpus / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    started = time.time()
+    clips = load_clips(corpus, rows, config, jobs, progress)
+    present = {label for _, labels in clips for label in labels if label}
+    labels = [label for label in MODEL_LABELS if label in present]
+    index = {label: i for i, label in enumerate(labels)}
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clips))
+    n_calib = int(len(clips) * CALIBRATION_SHARE)
+    calib_clips = [clips[i] for i in order[:n_calib]]
+    fit_clips = [clips[i] for i in order[n_calib:]]
+    x, y = training_set(fit_clips, index, rng)
+    print(
+        f"{len(x)} windows from {len(fit_clips)} clips ({n_calib} clips kept for calibration), "
+        f"{len(labels)} labels",
+        file=sys.stderr,
+    )
+    pipeline = make_pipeline(
+        StandardScaler(),
+        MLPClassifier(
+            hidden_layer_sizes=HIDDEN_LAYERS,
+            alpha=1e-3,
+            batch_size=256,
+            learning_rate_init=1e-3,
+            max_iter=60,
+            early_stopping=True,
+            n_iter_no_change=6,
+            random_state=seed,
+            verbose=progress,
+        ),
+    )
+    pipeline.fit(x, y)
+    scores, y_calib = stream_scores(pipeline, calib_clips, index)
+    temperature = fit_temperature(scores, y_calib)
+    window_accuracy = float(np.mean(scores.argmax(axis=1) == y_calib))
+    x_check = np.concatenate([m for m, _ in calib_clips[:20] if len(m)])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export_onnx(pipeline, config.dimension, out)
+    # the exported graph must agree with scikit-learn
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    onnx_probs = session.run(["probabilities"], {"features": x_check.astype(np.float32)})[0]
+    drift = float(np.abs(onnx_probs - pipeline.predict_proba(x_check)).max())
+    if drift > 1e-3:
+        raise RuntimeError(f"ONNX export disagrees with scikit-learn by {drift}")
+    card = {
+        "card_format": CARD_FORMAT,
+        "name": out.stem,
+        "version": time.strftime("%Y.%m.%d"),
+        "labels": labels,
+        "features": config.to_dict(),
+        "temperature": round(temperature, 4),
+        "estimator": f"StandardScaler + MLPClassifier{HIDDEN_LAYERS}",
+        "recipe_sha256": recipe_hash(),
+        "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
+        "calibration_stream_accuracy": round(window_accuracy, 4),
+        "training_seconds": round(time.time() - started, 1),
+        "onnx_sha256": sha256_file(out),
+        "onnx_bytes": os.path.getsize(out),
+    }
+    write_card(out, card)
+    return card
+
+
+def write_card(model_path: Path, card: dict) -> None:
+    with open(model_path.with_suffix(".json"), "w", encoding="utf-8") as handle:
+        json.dump(card, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("corpus"))
+    parser.add_argument("--out", type=Path, default=Path("models/early_media.onnx"))
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    card = train(args.corpus, args.out, args.jobs)
+    print(
+        json.dumps(
+            {k: card[k] for k in ("labels", "temperature", "calibration_stream_accuracy", "onnx_bytes")}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
