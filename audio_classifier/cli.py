@@ -283,6 +283,123 @@ def labels(as_json: bool) -> None:
         click.echo(f"{label.id:20} {label.zh:8}\t{label.en:28} {label.number_state:14} {label.action}")
 
 
+@main.command()
+@click.option(
+    "--rate",
+    type=click.IntRange(4000, 384000),
+    default=SAMPLE_RATE,
+    show_default=True,
+    help="Sample rate, Hz.",
+)
+@click.option("--encoding", type=click.Choice(ENCODINGS[:3]), default="pcm_s16le", show_default=True)
+@click.option("--channels", type=click.IntRange(1, 32), default=1, show_default=True)
+@click.option("--sip-status", type=int, help="Signalling hint: SIP final status.")
+@click.option("--q850-cause", type=int, help="Signalling hint: Q.850 cause.")
+@click.option("--final-only", is_flag=True, help="Print only the final decision.")
+@_analysis_options
+def stream(rate, encoding, channels, sip_status, q850_cause, final_only, jobs, progress, **analysis) -> None:
+    """Classify raw audio piped on standard input; print decisions as JSON lines."""
+    import json
+
+    config = _config(analysis)
+    from .classifier import Classifier
+
+    try:
+        classifier = Classifier(config)
+        for note in classifier.notes:
+            click.echo(f"note: {note}", err=True)
+        session = classifier.open_session(
+            rate, encoding, {"sip_status": sip_status, "q850_cause": q850_cause}, channels=channels
+        )
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    source = sys.stdin.buffer
+    chunk = max(1, rate * channels * (2 if encoding == "pcm_s16le" else 1) // 50)  # 20 ms
+    try:
+        while data := source.read1(chunk) if hasattr(source, "read1") else source.read(chunk):
+            for update in session.feed(data):
+                if update.final or not final_only:
+                    click.echo(json.dumps({"type": "decision", **update.to_dict()}, ensure_ascii=False))
+                    sys.stdout.flush()
+        if not session.final:
+            click.echo(json.dumps({"type": "decision", **session.close().to_dict()}, ensure_ascii=False))
+    except AudioClassifierError as exc:
+        click.echo(json.dumps({"type": "error", "error": f"{type(exc).__name__}: {exc}"}))
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--audiosocket-port", type=click.IntRange(0, 65535), help="Also listen for Asterisk AudioSocket here."
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    envvar="AUDIO_CLASSIFIER_API_KEYS",
+    help="Accepted API key (repeatable; or $AUDIO_CLASSIFIER_API_KEYS, space-separated).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes (each loads the models; the kernel spreads connections).",
+)
+@click.option("--max-sessions", type=click.IntRange(1, 100000), default=400, show_default=True)
+@click.option(
+    "--idle-timeout", type=float, default=30.0, show_default=True, help="Seconds without a message."
+)
+@click.option(
+    "--max-session", type=float, default=600.0, show_default=True, help="Seconds a stream may last."
+)
+@click.option("--callback-url", help="POST final decisions of AudioSocket and Twilio calls here.")
+@_analysis_options
+def serve(
+    host,
+    port,
+    audiosocket_port,
+    api_keys,
+    workers,
+    max_sessions,
+    idle_timeout,
+    max_session,
+    callback_url,
+    jobs,
+    progress,
+    **analysis,
+) -> None:
+    """Serve inline classification: WebSocket /v1/stream, /v1/twilio, POST /v1/classify,
+    AudioSocket, /healthz, /readyz, /metrics."""
+    from functools import partial
+
+    from .server import ServerSettings
+    from .server import serve as run_server
+
+    config = _config(analysis)
+    _check_channels(config)
+    keys = frozenset(k for value in api_keys for k in value.split())
+    settings = ServerSettings(
+        api_keys=keys,
+        max_sessions=max_sessions,
+        idle_timeout_s=idle_timeout,
+        max_session_s=max_session,
+        callback_url=callback_url,
+    )
+    factory = partial(_app, config, settings)
+    audiosocket = (host, audiosocket_port) if audiosocket_port is not None else None
+    run_server(factory, host, port, audiosocket, workers=workers)
+
+
+def _app(config: ClassifierConfig, settings):
+    from .classifier import Classifier
+    from .server.app import create_app
+
+    return create_app(lambda: Classifier(config), settings)
+
+
 @main.group()
 def lexicon() -> None:
     """The prompt lexicon (phrases -> labels)."""

@@ -172,6 +172,11 @@ def landmarks(samples: np.ndarray, config: FingerprintConfig | None = None) -> t
     return np.concatenate([h1, h2]), np.concatenate([t1, t2])
 
 
+MAX_HITS_PER_HASH = 100
+"""A landmark hash found in more places than this is ignored: it is common to many
+recordings (the stop words of audio), costs time and carries no identity."""
+
+
 class Index:
     """Landmarks of many recordings, sorted by hash for lookup. Read-only once built."""
 
@@ -195,6 +200,7 @@ class Index:
         lo = np.searchsorted(self.hashes, hashes, side="left")
         hi = np.searchsorted(self.hashes, hashes, side="right")
         counts = hi - lo
+        counts[counts > MAX_HITS_PER_HASH] = 0  # too common to tell recordings apart
         if not counts.sum():
             return empty, empty, empty
         query = np.repeat(np.arange(len(hashes)), counts)
@@ -224,15 +230,29 @@ class MatchState:
 
 
 class Matcher:
-    """Streaming time-offset voting of a query against an :class:`Index`."""
+    """Streaming time-offset voting of a query against an :class:`Index`.
+
+    Vote totals are kept incrementally (each block only touches the offsets its landmarks
+    hit), and the hits of the last ``RECENT_FRAMES`` are kept for the margin, so the cost
+    per block does not grow with the length of the call.
+    """
 
     def __init__(self, index: Index) -> None:
         self.index = index
-        self._ids: list[np.ndarray] = []
-        self._offsets: list[np.ndarray] = []
-        self._times: list[np.ndarray] = []
+        self._totals: dict[int, int] = {}  # key (sample, offset) -> votes
+        self._best_key: int | None = None
+        self._best_total = 0
+        self._recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (times, ids, offsets)
         self.landmarks = 0
         self.now = 0
+
+    @staticmethod
+    def _key(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return ids.astype(np.int64) * (1 << 20) + (offsets.astype(np.int64) + (1 << 19))
+
+    def _aligned_total(self, key: int) -> int:
+        totals = self._totals
+        return sum(totals.get(key + d, 0) for d in range(-OFFSET_TOLERANCE, OFFSET_TOLERANCE + 1))
 
     def add(self, hashes: np.ndarray, times: np.ndarray) -> None:
         self.landmarks += len(hashes)
@@ -240,46 +260,53 @@ class Matcher:
             self.now = max(self.now, int(times.max()))
         ids, offsets, query = self.index.lookup_with_query(hashes, times)
         if len(ids):
-            self._ids.append(ids)
-            self._offsets.append(offsets)
-            self._times.append(times[query])
-
-    @staticmethod
-    def _aligned(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unique (sample, offset) keys and their votes counting ±OFFSET_TOLERANCE."""
-        keys = ids.astype(np.int64) * (1 << 20) + (offsets.astype(np.int64) + (1 << 19))
-        unique, counts = np.unique(keys, return_counts=True)
-        total = counts.copy()
-        for d in range(1, OFFSET_TOLERANCE + 1):
-            for shift in (d, -d):
-                at = np.searchsorted(unique, unique + shift)
-                ok = (at < len(unique)) & (unique[np.minimum(at, len(unique) - 1)] == unique + shift)
-                total[ok] += counts[at[ok]]
-        return unique, total
+            keys, counts = np.unique(self._key(ids, offsets), return_counts=True)
+            totals = self._totals
+            raw = np.fromiter(
+                (totals.get(k, 0) + c for k, c in zip(keys.tolist(), counts.tolist(), strict=True)),
+                dtype=np.int64,
+                count=len(keys),
+            )
+            totals.update(zip(keys.tolist(), raw.tolist(), strict=True))
+            # only a key holding a third of the best can lift it or a neighbour above it
+            for key in keys[raw * 3 >= max(self._best_total, 1)].tolist():
+                for near in range(key - OFFSET_TOLERANCE, key + OFFSET_TOLERANCE + 1):
+                    if near in totals:
+                        total = self._aligned_total(near)
+                        if total > self._best_total:
+                            self._best_key, self._best_total = near, total
+            self._recent.append((times[query], ids, offsets))
+        horizon = self.now - RECENT_FRAMES
+        while self._recent and self._recent[0][0].max() < horizon:
+            self._recent.pop(0)
 
     def best(self, label_of: dict[int, str] | None = None) -> MatchState | None:
         """The best-aligned recording so far, with the recent votes the margin is judged on.
         Without *label_of* every other recording counts as another label."""
-        if not self._ids:
+        if self._best_key is None:
             return None
-        if len(self._ids) > 1:  # keep one array each, so later calls are cheap
-            self._ids = [np.concatenate(self._ids)]
-            self._offsets = [np.concatenate(self._offsets)]
-            self._times = [np.concatenate(self._times)]
-        ids, offsets, times = self._ids[0], self._offsets[0], self._times[0]
-        unique, total = self._aligned(ids, offsets)
-        top = int(np.argmax(total))
-        sample_id = int(unique[top] >> 20)
-        offset = int((unique[top] & ((1 << 20) - 1)) - (1 << 19))
+        key = self._best_key
+        sample_id = key >> 20
+        offset = (key & ((1 << 20) - 1)) - (1 << 19)
+        times = np.concatenate([r[0] for r in self._recent]) if self._recent else np.zeros(0, np.int32)
+        ids = np.concatenate([r[1] for r in self._recent]) if self._recent else np.zeros(0, np.int32)
+        offsets = np.concatenate([r[2] for r in self._recent]) if self._recent else np.zeros(0, np.int32)
         recent = times >= self.now - RECENT_FRAMES
         mine = recent & (ids == sample_id) & (np.abs(offsets - offset) <= OFFSET_TOLERANCE)
         labels = label_of or {}
         label = labels.get(sample_id, sample_id)
         rival_rows = recent & (ids != sample_id)
-        if labels:
-            rival_rows &= np.array([labels.get(i, i) != label for i in ids.tolist()], dtype=bool)
         rival = 0
         if rival_rows.any():
-            _, rival_total = self._aligned(ids[rival_rows], offsets[rival_rows])
-            rival = int(rival_total.max())
-        return MatchState(sample_id, offset, int(total[top]), int(mine.sum()), rival)
+            keys, counts = np.unique(self._key(ids[rival_rows], offsets[rival_rows]), return_counts=True)
+            smoothed = counts.copy()
+            for d in (-1, 1):
+                at = np.searchsorted(keys, keys + d)
+                ok = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == keys + d)
+                smoothed[ok] += counts[at[ok]]
+            for idx in np.argsort(-smoothed, kind="stable").tolist():  # strongest rival of another label
+                other = int(keys[idx] >> 20)
+                if labels.get(other, other) != label:
+                    rival = int(smoothed[idx])
+                    break
+        return MatchState(int(sample_id), int(offset), self._best_total, int(mine.sum()), rival)

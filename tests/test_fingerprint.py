@@ -233,8 +233,9 @@ def test_shipped_library_matches_its_reference_prompt():
 
     channel = FingerprintChannel(recipe.Path(__file__).resolve().parents[1] / "models" / "samples.sqlite")
     assert channel.samples >= 50
-    voice = recipe.REFERENCE_VOICES["zh"]
-    audio = recipe.tts.speak("您拨打的电话已关机", voice)
+    label, _, text, voice = next(p for p in recipe.reference_prompts() if p[2] == "您拨打的电话已关机")
+    audio = recipe.tts.speak(text, voice)
+    assert label == "powered_off"
     query = np.concatenate(
         [synth.cadenced(synth.spec("CN", "ringback"), 3.0), synth.g711_channel(audio, "alaw")]
     )

@@ -24,25 +24,42 @@ REFERENCE_VOICES = {
 CARRIER = "reference prompts (espeak-ng)"
 
 
+def reference_voice(lang: str, number: int) -> tts.Voice:
+    """The reference speaker, with the small rate and pitch differences of a separate
+    recording session per prompt (so prompts that open with the same words do not share
+    bit-identical audio, as separately recorded prompts do not)."""
+    base = REFERENCE_VOICES[lang]
+    return tts.Voice(
+        lang, base.name, base.variant, base.speed + (number * 7) % 21 - 10, base.pitch + (number * 5) % 13 - 6
+    )
+
+
+def reference_prompts() -> list[tuple[str, str, str, tts.Voice]]:
+    """(label, lang, text, voice) of every reference prompt."""
+    out = []
+    for label, wordings in load_prompts()["announcements"].items():
+        for lang, texts in wordings.items():
+            for text in texts:
+                out.append((label, lang, text, reference_voice(lang, len(out))))
+    return out
+
+
 def build(out: Path) -> int:
     tts.check_espeak()
     if out.exists():
         out.unlink()
-    count = 0
+    prompts = reference_prompts()
     with SampleLibrary(out, create=True) as library:
-        for label, wordings in load_prompts()["announcements"].items():
-            for lang, texts in wordings.items():
-                for text in texts:
-                    library.add(
-                        tts.speak(text, REFERENCE_VOICES[lang]),
-                        label=label,
-                        lang=lang,
-                        carrier=CARRIER,
-                        note=text,
-                        source=f"tts:{REFERENCE_VOICES[lang].describe()}",
-                    )
-                    count += 1
-    return count
+        for label, lang, text, voice in prompts:
+            library.add(
+                tts.speak(text, voice),
+                label=label,
+                lang=lang,
+                carrier=CARRIER,
+                note=text,
+                source=f"tts:{voice.describe()}",
+            )
+    return len(prompts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from audio_classifier.config import FusionConfig
 from audio_classifier.features import FeatureConfig, clip_windows
-from audio_classifier.model import CARD_FORMAT, LOG_PROB_FLOOR, accumulate, sha256_file
+from audio_classifier.labels import LABELS
+from audio_classifier.model import CARD_FORMAT, LOG_PROB_FLOOR, accumulate, posterior, sha256_file
 
 from .corpus import MODEL_LABELS
 
@@ -73,7 +75,8 @@ def window_label(row: dict, start_s: float, end_s: float) -> str | None:
 
 
 def clip_examples(args: tuple[str, dict, dict]) -> tuple[np.ndarray, list[str], str]:
-    """Every window of one clip, in order, with its label ("" where it has none)."""
+    """Every window of one clip, in order, with its label ("" where it has none), and the
+    clip's label."""
     root, row, config_dict = args
     config = FeatureConfig.from_dict(config_dict)
     samples, rate = sf.read(Path(root) / row["path"], dtype="float32")
@@ -84,17 +87,17 @@ def clip_examples(args: tuple[str, dict, dict]) -> tuple[np.ndarray, list[str], 
     matrix = (
         np.stack([v for _, v in windows]) if windows else np.zeros((0, config.dimension), dtype=np.float32)
     )
-    return matrix, labels, row["path"]
+    return matrix, labels, row["label"]
 
 
 def load_clips(corpus: Path, rows: list[dict], config: FeatureConfig, jobs: int, progress: bool):
-    """Per clip: (window features, window labels)."""
+    """Per clip: (window features, window labels, clip label)."""
     from tqdm import tqdm
 
     tasks = [(str(corpus), row, config.to_dict()) for row in rows]
     clips = []
     with ProcessPoolExecutor(jobs) as pool:
-        for matrix, labels, _ in tqdm(
+        for matrix, labels, clip_label in tqdm(
             pool.map(clip_examples, tasks, chunksize=16),
             total=len(tasks),
             desc="features",
@@ -102,14 +105,14 @@ def load_clips(corpus: Path, rows: list[dict], config: FeatureConfig, jobs: int,
             disable=not progress,
             file=sys.stderr,
         ):
-            clips.append((matrix, labels))
+            clips.append((matrix, labels, clip_label))
     return clips
 
 
 def training_set(clips, index: dict[str, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Labelled windows, at most MAX_WINDOWS_PER_CLIP per clip (so long clips do not dominate)."""
     xs, ys = [], []
-    for matrix, labels in clips:
+    for matrix, labels, _ in clips:
         keep = [i for i, label in enumerate(labels) if label]
         if len(keep) > MAX_WINDOWS_PER_CLIP:
             keep = sorted(rng.choice(keep, MAX_WINDOWS_PER_CLIP, replace=False))
@@ -133,7 +136,7 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 def stream_scores(pipeline, clips, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Accumulated scores as the run-time stream computes them, at every labelled window."""
     scores, ys = [], []
-    for matrix, labels in clips:
+    for matrix, labels, _ in clips:
         if not len(matrix):
             continue
         logp = np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0))
@@ -143,6 +146,41 @@ def stream_scores(pipeline, clips, index: dict[str, int]) -> tuple[np.ndarray, n
                 scores.append(acc[i])
                 ys.append(index[label])
     return np.array(scores), np.array(ys)
+
+
+DECISION_THRESHOLD = FusionConfig().decision_threshold
+
+
+def fit_decision_temperature(pipeline, clips, labels: list[str], start: float) -> float:
+    """The temperature that calibrates *decisions*, not windows.
+
+    A session becomes final the first time a confidence crosses the threshold: with many
+    looks, a per-window calibration is overconfident at that moment. This replays each
+    calibration clip through the run-time accumulation and decision rule (first crossing
+    by a non-progress label, else the last window) and minimises the log loss of the
+    decisions' confidences. Never sharper than the per-window temperature *start*.
+    """
+    progress = np.array([LABELS[label].tier == "progress" for label in labels])
+    index = {label: i for i, label in enumerate(labels)}
+    runs = []
+    for matrix, _, clip_label in clips:
+        if len(matrix) and clip_label in index:
+            logp = np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0))
+            runs.append((accumulate(logp), index[clip_label]))
+    best_t, best_loss = start, np.inf
+    for t in start * np.exp(np.linspace(0.0, np.log(8.0), 40)):
+        losses = []
+        for scores, truth in runs:
+            p = posterior(scores, t)
+            top, confidence = p.argmax(axis=1), p.max(axis=1)
+            early = np.flatnonzero((confidence >= DECISION_THRESHOLD) & ~progress[top])
+            i = early[0] if len(early) else len(p) - 1
+            c = float(np.clip(confidence[i], 1e-6, 1 - 1e-6))
+            losses.append(-np.log(c) if top[i] == truth else -np.log(1 - c))
+        loss = float(np.mean(losses))
+        if loss < best_loss:
+            best_t, best_loss = float(t), loss
+    return best_t
 
 
 def export_onnx(pipeline, dimension: int, path: Path) -> None:
@@ -169,7 +207,7 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         rows = list(csv.DictReader(handle))
     started = time.time()
     clips = load_clips(corpus, rows, config, jobs, progress)
-    present = {label for _, labels in clips for label in labels if label}
+    present = {label for _, labels, _ in clips for label in labels if label}
     labels = [label for label in MODEL_LABELS if label in present]
     index = {label: i for i, label in enumerate(labels)}
     rng = np.random.default_rng(seed)
@@ -199,9 +237,10 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
     )
     pipeline.fit(x, y)
     scores, y_calib = stream_scores(pipeline, calib_clips, index)
-    temperature = fit_temperature(scores, y_calib)
+    window_temperature = fit_temperature(scores, y_calib)
     window_accuracy = float(np.mean(scores.argmax(axis=1) == y_calib))
-    x_check = np.concatenate([m for m, _ in calib_clips[:20] if len(m)])
+    temperature = fit_decision_temperature(pipeline, calib_clips, labels, window_temperature)
+    x_check = np.concatenate([m for m, _, _ in calib_clips[:20] if len(m)])
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(pipeline, config.dimension, out)
     # the exported graph must agree with scikit-learn
@@ -219,6 +258,7 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         "labels": labels,
         "features": config.to_dict(),
         "temperature": round(temperature, 4),
+        "window_temperature": round(window_temperature, 4),
         "estimator": f"StandardScaler + MLPClassifier{HIDDEN_LAYERS}",
         "recipe_sha256": recipe_hash(),
         "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
