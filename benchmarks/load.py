@@ -31,7 +31,9 @@ LATENCY_TARGET_S = 0.3
 
 
 def call_audio(i: int, rng: np.random.Generator) -> bytes:
-    lead = synth.cadenced(synth.spec("CN", "ringback"), rng.uniform(1.0, 3.0), start_offset_s=rng.uniform(0, 1))
+    lead = synth.cadenced(
+        synth.spec("CN", "ringback"), rng.uniform(1.0, 3.0), start_offset_s=rng.uniform(0, 1)
+    )
     tails = [
         synth.cadenced(synth.spec("CN", "busy"), 4.0),
         np.concatenate([synth.sit("vc"), synth.silence(2.0)]),
@@ -89,10 +91,22 @@ def main(argv: list[str] | None = None) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "audio_classifier.cli", "serve", "--port", str(port), "--workers",
-               str(args.workers), "--max-sessions", "2000"]
+    command = [
+        sys.executable,
+        "-m",
+        "audio_classifier.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--max-sessions",
+        "2000",
+    ]
     command += ["--asr-model", args.asr_model, "--asr-grammar", "off"] if args.asr_model else ["--no-asr"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -103,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(0.3)
         time.sleep(2.0 * args.workers)  # let every worker finish loading its models
         pids = server_pids(server.pid)
-        print(f"server: {args.workers} worker(s), channels: tone + model + fingerprint"
-              + (f" + speech ({args.asr_model})" if args.asr_model else "") + f"; pids {pids}")
+        print(
+            f"server: {args.workers} worker(s), channels: tone + model + fingerprint"
+            + (f" + speech ({args.asr_model})" if args.asr_model else "")
+            + f"; pids {pids}"
+        )
         best = 0
         for n in args.calls:
             cpu0, _ = server_usage(pids)
@@ -121,9 +138,11 @@ def main(argv: list[str] | None = None) -> None:
                 p50 = p95 = mx = float("nan")
             ok = failed == 0 and p95 <= LATENCY_TARGET_S
             best = n if ok else best
-            print(f"{n:4d} calls: added latency p50 {1000 * p50:6.0f} ms, p95 {1000 * p95:6.0f} ms, max {1000 * mx:6.0f} ms;"
-                  f" failed {failed}; server CPU {(cpu1 - cpu0) / wall:.2f} cores, RSS {rss:.0f} MB"
-                  f"{'' if ok else '  <- over target'}")
+            print(
+                f"{n:4d} calls: added latency p50 {1000 * p50:6.0f} ms, p95 {1000 * p95:6.0f} ms, max {1000 * mx:6.0f} ms;"
+                f" failed {failed}; server CPU {(cpu1 - cpu0) / wall:.2f} cores, RSS {rss:.0f} MB"
+                f"{'' if ok else '  <- over target'}"
+            )
         print(f"largest N with p95 added latency <= {1000 * LATENCY_TARGET_S:.0f} ms and no failure: {best}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

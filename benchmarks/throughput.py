@@ -15,6 +15,7 @@ import argparse
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from audio_classifier import Classifier, ClassifierConfig
@@ -55,20 +56,25 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_corpus(Path(tmp), args.clips, args.seconds)
         total_audio = args.clips * args.seconds
-        Classifier().classify_file(paths[0])  # warm-up (imports, FFT plans)
-        base = decode_only(paths)
+        Classifier().classify_file(paths[0])  # warm-up (imports, FFT plans, model session)
+        decode = decode_only(paths)
         print(f"corpus: {args.clips} clips x {args.seconds:g} s at {SAMPLE_RATE} Hz = {total_audio:.0f} s")
-        print(f"baseline (read + decode only): {total_audio / base:8.0f} x real time per core")
-        for name, config in (
-            ("early decision (production)", ClassifierConfig()),
-            ("full analysis (every clip to its end)", ClassifierConfig(early_decision=False)),
-        ):
-            cpu, analysed = classify_all(Classifier(config), paths)
-            print(
-                f"{name:40s}: {analysed / cpu:8.0f} x real time per core "
-                f"({analysed:.0f} audio-s analysed in {cpu:.2f} CPU-s; "
-                f"{cpu / base:.1f}x the decode-only cost)"
-            )
+        print(f"baseline (read + decode only): {total_audio / decode:8.0f} x real time per core")
+        configurations = (
+            ("tones + fusion", ClassifierConfig(model_path=None, samples_path=None, asr_model=None)),
+            ("tones + model", ClassifierConfig(samples_path=None, asr_model=None)),
+            ("tones + model + fingerprints (default)", ClassifierConfig(asr_model=None)),
+        )
+        for name, base in configurations:
+            for mode, config in (
+                ("early decision", base),
+                ("full analysis", replace(base, early_decision=False)),
+            ):
+                cpu, analysed = classify_all(Classifier(config), paths)
+                print(
+                    f"{name:40s} {mode:15s}: {analysed / cpu:7.0f} x real time per core "
+                    f"({analysed:.0f} audio-s in {cpu:.2f} CPU-s)"
+                )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak_mb:.0f} MB")
 

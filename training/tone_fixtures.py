@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         with open(manifest, newline="") as handle:
             existing = [r for r in csv.DictReader(handle) if not r["path"].startswith("tones/")]
     with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["path", "label"])
+        writer = csv.DictWriter(handle, ["path", "label", "onset_s"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows + existing)
     print(f"wrote {len(rows)} clips to {folder} and {manifest}")

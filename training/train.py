@@ -167,17 +167,23 @@ def fit_decision_temperature(pipeline, clips, labels: list[str], start: float) -
         if len(matrix) and clip_label in index:
             logp = np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0))
             runs.append((accumulate(logp), index[clip_label]))
+    if not runs:
+        return start
+    scores = np.concatenate([r[0] for r in runs])
+    truths = np.array([r[1] for r in runs])
+    lengths = np.array([len(r[0]) for r in runs])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    last = starts + lengths - 1
+    positions = np.arange(len(scores))
     best_t, best_loss = start, np.inf
     for t in start * np.exp(np.linspace(0.0, np.log(8.0), 40)):
-        losses = []
-        for scores, truth in runs:
-            p = posterior(scores, t)
-            top, confidence = p.argmax(axis=1), p.max(axis=1)
-            early = np.flatnonzero((confidence >= DECISION_THRESHOLD) & ~progress[top])
-            i = early[0] if len(early) else len(p) - 1
-            c = float(np.clip(confidence[i], 1e-6, 1 - 1e-6))
-            losses.append(-np.log(c) if top[i] == truth else -np.log(1 - c))
-        loss = float(np.mean(losses))
+        p = posterior(scores, t)
+        top, confidence = p.argmax(axis=1), p.max(axis=1)
+        crossing = np.where((confidence >= DECISION_THRESHOLD) & ~progress[top], positions, len(scores))
+        first = np.minimum.reduceat(crossing, starts)
+        chosen = np.where(first < starts + lengths, first, last)  # first crossing, else the last window
+        c = np.clip(confidence[chosen], 1e-6, 1 - 1e-6)
+        loss = float(np.mean(np.where(top[chosen] == truths, -np.log(c), -np.log(1 - c))))
         if loss < best_loss:
             best_t, best_loss = float(t), loss
     return best_t
