@@ -379,7 +379,8 @@ def serve(
     from .server import serve as run_server
 
     config = _config(analysis)
-    _check_channels(config)
+    if workers == 1:
+        _check_channels(config)  # fail fast; with several workers each logs its own notes
     keys = frozenset(k for value in api_keys for k in value.split())
     settings = ServerSettings(
         api_keys=keys,

@@ -71,9 +71,11 @@ async def stream_async(
     api_key: str | None = None,
     metadata: dict[str, Any] | None = None,
     frame_ms: int = FRAME_MS,
+    sent_at: list[float] | None = None,
 ) -> list[tuple[float, dict]]:
     """Real-time-paced call (one 20 ms frame every 20 ms) for load tests: returns
-    (seconds since the first frame was sent, message) for every message received."""
+    (seconds since the first frame was sent, message) for every message received; if
+    *sent_at* is given, the send time of every frame (same clock) is appended to it."""
     from websockets.asyncio.client import connect
 
     size = sample_rate * frame_ms // 1000 * 2
@@ -92,6 +94,8 @@ async def stream_async(
             if delay > 0:
                 await asyncio.sleep(delay)
             await ws.send(frame)
+            if sent_at is not None:
+                sent_at.append(time.monotonic() - started)
         await ws.send(json.dumps({"type": "stop"}))
         try:
             await asyncio.wait_for(task, timeout=30)
