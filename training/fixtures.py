@@ -26,6 +26,21 @@ SEED = 77_000_000
 LABELS = (*load_prompts()["announcements"], "human", "voicemail", "color_ringback")
 
 
+def update_manifest(out: Path, prefix: str, rows: list[dict]) -> Path:
+    """Replace the rows under *prefix* in ``out/manifest.csv`` (path, label, onset_s),
+    keeping the other recipes' rows."""
+    manifest = out / "manifest.csv"
+    kept = []
+    if manifest.exists():
+        with open(manifest, newline="") as handle:
+            kept = [r for r in csv.DictReader(handle) if not r["path"].startswith(prefix)]
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label", "onset_s"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows([{**r, "onset_s": r["onset_s"] if r.get("onset_s") not in (None, "") else 0} for r in kept + rows])
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("fixtures"))
@@ -40,15 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         path = folder / f"{label}.wav"
         sf.write(path, np.clip(noisy, -1, 1), SAMPLE_RATE, subtype="ULAW")
         rows.append({"path": str(path.relative_to(args.out)), "label": label, "onset_s": meta["onset_s"]})
-    manifest = args.out / "manifest.csv"
-    kept = []
-    if manifest.exists():
-        with open(manifest, newline="") as handle:
-            kept = [r for r in csv.DictReader(handle) if not r["path"].startswith("speech/")]
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["path", "label", "onset_s"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows([{**r, "onset_s": r.get("onset_s") or 0} for r in kept] + rows)
+    manifest = update_manifest(args.out, "speech/", rows)
     print(f"wrote {len(rows)} clips to {folder} and {manifest}")
 
 

@@ -11,7 +11,6 @@ first command exercises the decoders too. ``fixtures/manifest.csv`` lists path a
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ import soundfile as sf
 from audio_classifier import g711, synth
 from audio_classifier.audio import SAMPLE_RATE
 from audio_classifier.synth import spec
+
+from .fixtures import update_manifest
 
 SEED = 20261128
 
@@ -87,15 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         path = folder / f"{name}{ext}"
         _write(path, np.clip(noisy, -1, 1), fmt)
         rows.append({"path": str(path.relative_to(args.out)), "label": label})
-    manifest = args.out / "manifest.csv"
-    existing = []
-    if manifest.exists():
-        with open(manifest, newline="") as handle:
-            existing = [r for r in csv.DictReader(handle) if not r["path"].startswith("tones/")]
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["path", "label", "onset_s"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows + existing)
+    manifest = update_manifest(args.out, "tones/", rows)
     print(f"wrote {len(rows)} clips to {folder} and {manifest}")
 
 
