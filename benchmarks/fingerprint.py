@@ -142,8 +142,9 @@ def padded_channel(channel: FingerprintChannel, size: int, rng: np.random.Genera
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer clips (a smoke run)")
+    parser.add_argument("--seed", type=int, default=11, help="degradations, voices and non-enrolled clips")
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(args.seed)
     prompts = enrolled_prompts()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"
