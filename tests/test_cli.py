@@ -166,3 +166,47 @@ def test_labels_command():
     result = run_cli("labels", "--json")
     assert result.exit_code == 0
     assert [item["id"] for item in json.loads(result.stdout)][:2] == ["vacant", "number_changed"]
+
+
+def test_stream_command_reads_stdin():
+    """Raw mu-law piped in (as a dialer's tap would); decisions out as JSON lines."""
+    data = (FIXTURES / "tones" / "itu_congestion.ul").read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "audio_classifier.cli", "stream", "--encoding", "mulaw", "--no-asr"],
+        input=data,
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert lines and all(m["type"] == "decision" for m in lines)
+    assert [m["final"] for m in lines].count(True) == 1 and lines[-1]["final"]
+    assert lines[-1]["label"] == "congestion_tone"
+    bad = subprocess.run(
+        [sys.executable, "-m", "audio_classifier.cli", "stream", "--encoding", "pcm_s16le", "--no-asr"],
+        input=b"",
+        capture_output=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and b"EmptyAudioError" in bad.stdout
+
+
+def test_evaluate_command(tmp_path):
+    manifest = tmp_path / "m.csv"
+    rows = [r for r in csv.DictReader(open(FIXTURES / "manifest.csv")) if r["path"].startswith("tones/")]
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label"])
+        writer.writeheader()
+        writer.writerows({"path": str(FIXTURES / r["path"]), "label": r["label"]} for r in rows)
+    out = tmp_path / "eval"
+    result = run_cli("evaluate", manifest, "--out-dir", out, "--no-asr")
+    assert result.exit_code == 0, result.output
+    assert "macro-F1 1.0000" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["scored"] == len(rows) and metrics["calibration"]["ece"] >= 0
+    assert (out / "confusion.png").stat().st_size > 1000 and (out / "reliability.png").stat().st_size > 1000
+    again = run_cli("evaluate", manifest, "--out-dir", out, "--no-asr")  # resumes: nothing left to classify
+    assert again.exit_code == 0 and len((out / "predictions.jsonl").read_text().splitlines()) == len(rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\nx.wav,nonsense\n")
+    assert run_cli("evaluate", bad, "--out-dir", tmp_path / "e2").exit_code == 2
