@@ -273,12 +273,14 @@ def _run_pool(
     options: ReadOptions,
     jobs: int,
 ) -> Iterator[dict[str, Any]]:
-    """Records from a process pool; a worker that dies fails only the inputs it held."""
+    """Records from a process pool. When a worker process dies (a crash in native code),
+    the inputs that were in flight are classified again one at a time, each in a fresh
+    single-worker pool, so only the input that kills a worker gets a crash record."""
     queue = iter(items)
     while True:
         pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(config, factory, options))
         running: dict[Future, BatchItem] = {}
-        broken = False
+        suspects: list[BatchItem] = []
         try:
             for item in queue:
                 running[pool.submit(_work, item)] = item
@@ -291,11 +293,9 @@ def _run_pool(
                     try:
                         yield future.result()
                     except BrokenProcessPool:
-                        broken = True
-                        yield _crash_record(item)
-                if broken:
-                    for item in running.values():
-                        yield _crash_record(item)
+                        suspects.append(item)
+                if suspects:
+                    suspects += running.values()
                     running.clear()
                     break
                 for item in queue:
@@ -303,15 +303,31 @@ def _run_pool(
                     if len(running) >= jobs * IN_FLIGHT_PER_JOB:
                         break
         finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
-        if not broken:
+            pool.shutdown(wait=not suspects, cancel_futures=True)
+        for item in suspects:
+            yield _isolated(item, config, factory, options)
+        if not suspects:
             return
+
+
+def _isolated(
+    item: BatchItem,
+    config: ClassifierConfig,
+    factory: Callable[[ClassifierConfig], Classifier],
+    options: ReadOptions,
+) -> dict[str, Any]:
+    """Classify one input in a worker of its own: its record, or a crash record if it kills it."""
+    with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(config, factory, options)) as pool:
+        try:
+            return pool.submit(_work, item).result()
+        except BrokenProcessPool:
+            return _crash_record(item)
 
 
 def _crash_record(item: BatchItem) -> dict[str, Any]:
     record: dict[str, Any] = {"path": item.key, **item.extra}
     record.update(
         dict.fromkeys(DECISION_FIELDS),
-        error="internal error: the worker process died while classifying this batch",
+        error="internal error: the worker process died while classifying this input",
     )
     return record
