@@ -364,3 +364,29 @@ def test_twilio_media_stream(server, callbacks):
 def test_reload_samples(server):
     r = httpx.post(server.url + "/v1/admin/reload-samples", headers={"X-API-Key": KEY})
     assert r.status_code == 200 and r.json()["reloaded"]["fingerprint"] > 0
+
+
+def test_shutdown_ends_open_streams_with_their_decision():
+    app = create_app(lambda: Classifier(ClassifierConfig(asr_model=None, model_path=None, samples_path=None)))
+    server = BackgroundServer(app, audiosocket=False).start()
+    with connect(server.ws_url + "/v1/stream") as ws:
+        ws.send(json.dumps({"sample_rate": 8000, "interim": False}))
+        frames_ = [pcm(RINGBACK)[i : i + 320] for i in range(0, len(pcm(RINGBACK)), 320)]
+        for frame in frames_[:50]:
+            ws.send(frame)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        got = []
+        try:
+            for frame in frames_[50:]:
+                ws.send(frame)
+                time.sleep(0.005)
+        except ConnectionClosed:
+            pass
+        try:
+            got = [json.loads(m) for m in ws]
+        except ConnectionClosed:
+            pass
+        stopper.join(timeout=30)
+        assert got and got[-1]["type"] == "decision" and got[-1]["final"]
+        assert got[-1]["ended"] == "server shutting down" and ws.close_code == 1001

@@ -38,6 +38,10 @@ from .protocol import SUBPROTOCOLS, ProtocolError, StreamStart, decision_message
 
 log = logging.getLogger("audio_classifier.server")
 
+SHUTDOWN_REASON = "server shutting down"
+"""Streams still sending when the server is asked to stop end with their decision and this
+reason (close code 1001, going away)."""
+
 SWITCH_INTERVAL_S = 0.001
 """GIL switch interval in a server running recognisers in threads (Python's default: 5 ms)."""
 
@@ -335,6 +339,9 @@ def create_app(
                     if call.expired:
                         ended = "session time limit"
                         break
+                    if state.draining:
+                        ended = SHUTDOWN_REASON
+                        break
                 else:
                     try:
                         control = json.loads(message.get("text") or "")
@@ -375,7 +382,7 @@ def create_app(
         try:
             if not call.final_sent:
                 await ws.send_json(decision_message(decision, call.start, ended=reason))
-            await ws.close(code=1000, reason=reason)
+            await ws.close(code=1001 if reason == SHUTDOWN_REASON else 1000, reason=reason)
         except (WebSocketDisconnect, RuntimeError):
             pass
 
@@ -502,7 +509,7 @@ async def handle_audiosocket(
                     if update.final:
                         call.final_sent = True
                         await report_final(state, call, update)
-                if call.expired:
+                if call.expired or state.draining:
                     break
             elif kind == AS_ERROR:
                 log.info("audiosocket %s: Asterisk reported an error (%s)", call_id, payload.hex())

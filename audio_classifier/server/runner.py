@@ -18,6 +18,13 @@ from .app import start_audiosocket
 GRACEFUL_SHUTDOWN_S = 10
 
 
+def drain(app: FastAPI) -> None:
+    """Tell the app it is stopping: no new sessions, open streams end with their decision."""
+    state = getattr(app.state, "server", None)
+    if state is not None:
+        state.draining = True
+
+
 def make_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -46,6 +53,13 @@ async def _serve(
         ws_max_size=16 * 1024 * 1024,
     )
     server = uvicorn.Server(config)
+    exit_handler = server.handle_exit
+
+    def handle_exit(sig, frame) -> None:  # draining first: streams end with their decision
+        drain(app)
+        exit_handler(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
     server_box.append(server)
     task = asyncio.create_task(server.serve(sockets=[http_socket]))
     while not server.started:
@@ -150,6 +164,7 @@ class BackgroundServer:
         return f"ws://{self.host}:{self.port}"
 
     def stop(self) -> None:
+        drain(self.app)
         if self._box:
             self._box[0].should_exit = True
         self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + 5)
