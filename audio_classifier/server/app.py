@@ -100,6 +100,7 @@ class CallStream:
             start.sample_rate, start.encoding, start.hints, channels=start.channels, channel=start.channel
         )
         self.final_sent = False
+        self._counted = False
         self.opened = time.monotonic()
         self._bytes_per_second = (
             start.sample_rate * start.channels * (2 if start.encoding == "pcm_s16le" else 1)
@@ -115,6 +116,9 @@ class CallStream:
             updates = await loop.run_in_executor(self.state.executor, self.session.feed, data)
         self.state.metrics.processing.observe(time.perf_counter() - arrived)
         self.state.metrics.audio.inc(len(data) / self._bytes_per_second)
+        for update in updates:
+            if update.final:
+                self._count(update)
         return updates
 
     async def close(self) -> Decision | None:
@@ -123,10 +127,17 @@ class CallStream:
             decision = await loop.run_in_executor(self.state.executor, self.session.close)
         except EmptyAudioError:
             return None
+        self._count(decision)
+        return decision
+
+    def _count(self, decision: Decision) -> None:
+        """Record the call's final decision in the metrics, once per call."""
+        if self._counted:
+            return
+        self._counted = True
         self.state.metrics.decisions.labels(decision.label).inc()
         if decision.decided_at_s is not None:
             self.state.metrics.decided_at.observe(decision.decided_at_s)
-        return decision
 
     @property
     def expired(self) -> bool:
@@ -331,7 +342,6 @@ def create_app(
                             await ws.send_json(decision_message(update, call.start))
                         if update.final:
                             call.final_sent = True
-                            state.metrics.decisions.labels(update.label).inc()
                     if call.final_sent and call.start.close_on_final:
                         ended = "final decision"
                         await ws.close(code=1000, reason="final decision")
@@ -373,12 +383,9 @@ def create_app(
     async def finish(ws: WebSocket, state: ServerState, call: CallStream, reason: str) -> None:
         """Close the session; send the final decision if it was not sent, then close."""
         decision = await call.close()
-        if call.final_sent or decision is None:
-            if decision is None:
-                await fail(ws, state, "no_audio", "the stream ended without audio", 1000)
-                return
-        else:
-            state.metrics.decisions.labels(decision.label).inc()
+        if decision is None:
+            await fail(ws, state, "no_audio", "the stream ended without audio", 1000)
+            return
         try:
             if not call.final_sent:
                 await ws.send_json(decision_message(decision, call.start, ended=reason))
