@@ -210,6 +210,16 @@ class FileInfo:
     def duration_s(self) -> float | None:
         return None if self.frames is None else self.frames / self.sample_rate
 
+    @property
+    def stream_encoding(self) -> str:
+        """How this file's chunks are fed to a :class:`StreamConverter`: raw files give bytes
+        in their encoding, containers give float32 arrays."""
+        return self.encoding if self.encoding in ("pcm_s16le", "mulaw", "alaw") else "float32"
+
+    def converter(self, channel: int | None = None) -> StreamConverter:
+        """A converter for this file's chunks (see :func:`open_file`)."""
+        return StreamConverter(self.sample_rate, self.stream_encoding, self.channels, channel)
+
 
 def raw_encoding_for(path: str | os.PathLike[str]) -> str | None:
     """The encoding of a headerless file, judged by extension; ``None`` for containers."""

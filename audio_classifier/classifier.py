@@ -166,9 +166,8 @@ class Classifier:
         Reading stops as soon as the decision is final or ``max_duration_s`` is reached.
         """
         info, chunks = open_file(path, raw_encoding=raw_encoding, raw_sample_rate=raw_sample_rate)
-        encoding = info.encoding if info.encoding in ("pcm_s16le", "mulaw", "alaw") else "float32"
         session = self.open_session(
-            info.sample_rate, encoding, hints, channels=info.channels, channel=channel
+            info.sample_rate, info.stream_encoding, hints, channels=info.channels, channel=channel
         )
         try:
             for chunk in chunks:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, StreamConverter, open_file
+from .audio import SAMPLE_RATE, open_file
 from .channels import STRONGEST
 from .errors import AudioClassifierError, ConfigError, ModelError
 from .evidence import Evidence
@@ -80,8 +80,7 @@ class SampleInfo:
 def read_audio(path: str | os.PathLike[str]) -> np.ndarray:
     """A whole file as float32 mono at ``SAMPLE_RATE`` (through the classifier's converter)."""
     info, chunks = open_file(path)
-    encoding = info.encoding if info.encoding in ("pcm_s16le", "mulaw", "alaw") else "float32"
-    converter = StreamConverter(info.sample_rate, encoding, info.channels)
+    converter = info.converter()
     parts = [converter.push(chunk) for chunk in chunks]
     parts.append(converter.flush())
     return np.concatenate(parts)

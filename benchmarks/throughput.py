@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from audio_classifier import Classifier, ClassifierConfig
-from audio_classifier.audio import SAMPLE_RATE, StreamConverter, open_file
+from audio_classifier.audio import SAMPLE_RATE, open_file
 
 from .corpus import make_corpus
 
@@ -33,7 +33,7 @@ def decode_only(paths: list[Path]) -> float:
     start = _cpu()
     for path in paths:
         info, chunks = open_file(path)
-        converter = StreamConverter(info.sample_rate, "float32", info.channels)
+        converter = info.converter()
         for chunk in chunks:
             converter.push(chunk)
     return _cpu() - start

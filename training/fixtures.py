@@ -37,7 +37,9 @@ def update_manifest(out: Path, prefix: str, rows: list[dict]) -> Path:
     with open(manifest, "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["path", "label", "onset_s"], extrasaction="ignore")
         writer.writeheader()
-        writer.writerows([{**r, "onset_s": r["onset_s"] if r.get("onset_s") not in (None, "") else 0} for r in kept + rows])
+        writer.writerows(
+            [{**r, "onset_s": r["onset_s"] if r.get("onset_s") not in (None, "") else 0} for r in kept + rows]
+        )
     return manifest
 
 
