@@ -2,6 +2,7 @@
 
     python -m training.build                      # the shipped model (about 20 min on 2 cores)
     python -m training.build --tiny --work /tmp/t # a few clips per label: the CI smoke run
+    python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
 ``--model``, and the held-out evaluation (report, metrics.json, plots) under
@@ -11,10 +12,12 @@ Writes the corpus under ``--work`` (never committed), the model and its card to
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from audio_classifier.config import ClassifierConfig
@@ -22,12 +25,28 @@ from audio_classifier.evaluate import format_report, plot, predict, score
 
 from . import corpus, train
 
-FULL = {"per_label": 400, "heldout_per_label": 40}
+FULL = {"per_label": 1200, "heldout_per_label": 40}
 TINY = {"per_label": 4, "heldout_per_label": 1}
 
 
+def corpus_sizes(folder: Path) -> dict[str, int]:
+    """Clips per label in the corpus's training and held-out manifests (the largest count)."""
+    sizes = {}
+    for split, key in (("train", "per_label"), ("heldout", "heldout_per_label")):
+        with open(folder / f"{split}.csv", newline="", encoding="utf-8") as handle:
+            counts = Counter(row["label"] for row in csv.DictReader(handle))
+        sizes[key] = max(counts.values(), default=0)
+    return sizes
+
+
 def build(
-    work: Path, model: Path, per_label: int, heldout_per_label: int, jobs: int, progress: bool = True
+    work: Path,
+    model: Path,
+    per_label: int,
+    heldout_per_label: int,
+    jobs: int,
+    progress: bool = True,
+    reuse_corpus: bool = False,
 ) -> dict:
     started = time.time()
     stage = time.time()
@@ -37,10 +56,19 @@ def build(
         print(f"[{time.time() - started:6.0f} s] {name} done in {time.time() - stage:.0f} s", file=sys.stderr)
         stage = time.time()
 
-    corpus.build(work / "corpus", per_label, heldout_per_label, jobs, progress=progress)
-    step("corpus")
+    if reuse_corpus:
+        manifests = [work / "corpus" / f"{split}.csv" for split in ("train", "heldout")]
+        missing = [str(m) for m in manifests if not m.is_file()]
+        if missing:
+            raise SystemExit(f"--reuse-corpus: no corpus to reuse ({', '.join(missing)} missing)")
+        print(f"reusing the corpus in {work / 'corpus'}", file=sys.stderr)
+    else:
+        corpus.build(work / "corpus", per_label, heldout_per_label, jobs, progress=progress)
+        step("corpus")
     card = train.train(work / "corpus", model, jobs, progress=progress)
     step("features + training + export")
+    # a new model: predictions of an earlier build in this folder must not be resumed
+    (work / "evaluation" / "predictions.jsonl").unlink(missing_ok=True)
     items, predictions, _ = predict(
         work / "corpus" / "heldout.csv",
         work / "evaluation",
@@ -68,7 +96,9 @@ def build(
         ),
         "channels": "tone + model (no fingerprint, no speech)",
     }
-    card["corpus"].update(per_label=per_label, heldout_per_label=heldout_per_label)
+    card["corpus"].update(corpus_sizes(work / "corpus"))
+    if reuse_corpus:
+        card["corpus"]["reused"] = True  # build_seconds then leaves out the corpus
     card["build_seconds"] = round(time.time() - started, 1)
     train.write_card(model, card)
     report = format_report(metrics)
@@ -86,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heldout-per-label", type=int)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--reuse-corpus",
+        action="store_true",
+        help="train and evaluate on the corpus already in --work (after a change to features or training)",
+    )
     args = parser.parse_args(argv)
     sizes = dict(TINY if args.tiny else FULL)
     if args.per_label:
@@ -99,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         sizes["heldout_per_label"],
         args.jobs,
         progress=not args.no_progress,
+        reuse_corpus=args.reuse_corpus,
     )
     print(
         f"model {args.model} ({card['onnx_bytes']} bytes), held-out macro-F1 {card['heldout']['macro_f1']}, "

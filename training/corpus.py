@@ -255,8 +255,9 @@ def _job(args: tuple[str, int, bool, str]) -> dict:
         if rng.random() < 0.5:
             noisy = np.zeros_like(clean)
     else:
-        # held-out: what the evaluation promises (G.711, 10-30 dB SNR); training: anything
-        limits = {"snr_db": (10.0, 30.0), "codecs": ("mulaw", "alaw")} if heldout else {}
+        # held-out: what the evaluation promises (G.711, 10-30 dB SNR, no equaliser, as the
+        # earlier held-out sets); training: anything
+        limits = {"snr_db": (10.0, 30.0), "codecs": ("mulaw", "alaw"), "eq_db": 0.0} if heldout else {}
         noisy, chan = channel.degrade(clean, rng, babble=_babble(heldout), **limits)
     split = "heldout" if heldout else "train"
     path = Path(folder) / split / f"{label}_{index:04d}.wav"

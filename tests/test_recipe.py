@@ -1,0 +1,89 @@
+"""The training recipe's speakers and channel: held-out voices stay unheard, the augmentations
+do what they say."""
+
+import subprocess
+
+import numpy as np
+
+from training import channel, tts
+
+
+def test_training_never_hears_the_heldout_voices(rng):
+    unheard = set(tts.HELDOUT_VARIANTS) | set(tts.HELDOUT_SIBLINGS)
+    assert not unheard & set(tts.TRAIN_VARIANTS)
+    for _ in range(2000):
+        voice = tts.pick_voice(("zh", "en")[int(rng.integers(2))], rng, heldout=False)
+        assert voice.variant not in unheard and voice.name not in tts.HELDOUT_EN_VOICES
+        assert tts.WARP_RANGE[0] <= voice.warp <= tts.WARP_RANGE[1]
+        held = tts.pick_voice(voice.language, rng, heldout=True)
+        assert held.variant in tts.HELDOUT_VARIANTS and held.warp == 50
+        assert held.name not in tts.TRAIN_ONLY_EN_VOICES
+
+
+def test_every_training_variant_exists_in_espeak():
+    """espeak-ng does not fail on a misspelt variant: it would silently use the base voice."""
+    listing = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True)
+    known = {word.removeprefix("!v/") for word in listing.stdout.split() if word.startswith("!v/")}
+    assert set(tts.TRAIN_VARIANTS) - {""} <= known
+    assert set(tts.HELDOUT_VARIANTS) <= known
+    # and training uses every other one
+    left_out = {*tts.HELDOUT_VARIANTS, *tts.HELDOUT_SIBLINGS, *tts.UNUSED_VARIANTS}
+    assert known - set(tts.TRAIN_VARIANTS) == left_out
+
+
+def test_warp_resamples_the_voice():
+    plain = tts.Voice("en", "en-us", "m3", 160, 50)
+    slow = tts.Voice("en", "en-us", "m3", 160, 50, warp=45)
+    a, b = tts.speak("the number you dialed", plain), tts.speak("the number you dialed", slow)
+    assert abs(len(b) / len(a) - 50 / 45) < 0.01
+    assert slow.describe().endswith("/w45") and "/w" not in plain.describe()
+
+
+def _band_db(x: np.ndarray) -> np.ndarray:
+    spectrum = np.abs(np.fft.rfft(x.reshape(-1, 512), axis=1)) ** 2
+    bands = spectrum.mean(axis=0)[8:240].reshape(29, 8).mean(axis=1)  # 125-3750 Hz
+    return 10 * np.log10(bands)
+
+
+def test_equaliser_is_smooth_and_bounded(rng):
+    noise = rng.standard_normal(8000 * 16).astype(np.float32)
+    flat = _band_db(noise)
+    shapes = []
+    for seed in range(6):
+        out = channel.equalise(noise, np.random.default_rng(seed))
+        assert out.shape == noise.shape and out.dtype == np.float32
+        shapes.append(_band_db(out) - flat)
+    for shape in shapes:
+        assert np.abs(shape).max() < 3 * channel.EQ_DB / 2 + 1.0  # three cosines of ±EQ_DB/2
+        assert np.abs(np.diff(shape)).max() < 2.0  # smooth across 125 Hz bands
+    assert max(np.ptp(s) for s in shapes) > 3.0  # it does colour the spectrum
+
+
+class _Recorder:
+    """A random generator that records which of its methods the channel calls."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        method = getattr(self._rng, name)
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_flat_channel_draws_nothing_for_the_equaliser():
+    """eq_db=0 (the held-out split and the fixtures) uses the random sequence as before the
+    equaliser existed, so those clips did not change when it was added."""
+    clean = (0.1 * np.sin(np.arange(8000) * 0.3)).astype(np.float32)
+    flat, coloured = _Recorder(5), _Recorder(5)
+    channel.degrade(clean, flat, eq_db=0.0, codecs=("mulaw",))
+    channel.degrade(clean, coloured, eq_db=channel.EQ_DB, codecs=("mulaw",))
+    # the band-pass draws its two edges, the equaliser three amplitudes and phases, then
+    # the noise kind is drawn (what follows depends on the values drawn)
+    assert flat.calls[:3] == ["uniform", "uniform", "integers"]
+    assert coloured.calls[:9] == ["uniform"] * 8 + ["integers"]
