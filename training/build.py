@@ -1,6 +1,6 @@
 """Rebuild everything from scratch: corpus -> features -> model -> card -> evaluation.
 
-    python -m training.build                      # the shipped model (about 20 min on 2 cores)
+    python -m training.build                      # the shipped model (about 27 min on 2 cores)
     python -m training.build --tiny --work /tmp/t # a few clips per label: the CI smoke run
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
 
@@ -25,7 +25,7 @@ from audio_classifier.evaluate import format_report, plot, predict, score
 
 from . import corpus, train
 
-FULL = {"per_label": 1200, "heldout_per_label": 40}
+FULL = {"per_label": 1600, "heldout_per_label": 40}
 TINY = {"per_label": 4, "heldout_per_label": 1}
 
 
