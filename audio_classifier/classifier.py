@@ -68,11 +68,10 @@ def _model_channel(model_path: str | None, notes: list[str]) -> list[ChannelFact
         notes.append("model channel off: running without the trained model")
         return []
     if model_path == "default":
-        chosen = os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL)
         if not os.environ.get(MODEL_ENV) and not DEFAULT_MODEL.is_file():
             notes.append(f"model channel off: the shipped model {DEFAULT_MODEL} is not installed")
             return []
-        return [OnnxModel(chosen)]
+        return [OnnxModel()]  # $AUDIO_CLASSIFIER_MODEL, else the shipped model
     return [OnnxModel(model_path)]
 
 
