@@ -150,10 +150,22 @@ def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
     return (np.sqrt(2.0 / n_in) * np.cos(np.pi * k * (2 * n + 1) / (2 * n_in))).astype(np.float32)
 
 
-def summarise(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """One window of log-mel frames, ``(window_frames, n_mels)``, as a feature vector.
+def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
+    """``np.percentile(values, percents, axis=1)`` (linear interpolation), ``(len(percents), n)``;
+    a sort of a few hundred values costs far less than np.percentile's bookkeeping."""
+    ordered = np.sort(values, axis=1)
+    position = np.array(percents) / 100 * (values.shape[1] - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, values.shape[1] - 1)
+    weight = (position - low).astype(values.dtype)
+    return (ordered[:, low] * (1 - weight) + ordered[:, high] * weight).T
 
-    Gain-invariant: the window's mean log-energy is removed first. Holds:
+
+def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Windows of log-mel frames, ``(n, n_mels, window_frames)`` (time last), as
+    ``(n, dimension)``.
+
+    Gain-invariant: each window's mean log-energy is removed first. Holds:
 
     - the spectral envelope: per-band mean, spread, peak and mean absolute delta;
     - word order, coarse: per-band means of ``sub_blocks`` consecutive parts;
@@ -161,36 +173,56 @@ def summarise(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
       channel and much of the speaker drop out) averaged every ``cepstral_step_frames``,
       and their spread;
     - how speech-like the energy contour is (pauses, level spread, band jumps).
+
+    Every reduction runs over one window's own axes, so a window's numbers do not depend
+    on how many windows are summarised together (streaming equals whole-clip, bit for bit).
+    Time is the last axis so that most reductions run over contiguous memory.
     """
-    logmel = np.maximum(logmel, logmel.max() - DYNAMIC_RANGE_DB * np.log(10) / 10)
-    centred = logmel - logmel.mean()
-    mean = centred.mean(axis=0)
-    std = centred.std(axis=0)
-    delta = np.abs(np.diff(centred, axis=0)).mean(axis=0)
-    peak = centred.max(axis=0)
-    blocks = np.array_split(centred, config.sub_blocks, axis=0)
-    block_means = np.concatenate([b.mean(axis=0) - mean for b in blocks])
+    n, _, frames = windows.shape
+    top = windows.max(axis=(1, 2), keepdims=True)
+    logmel = np.maximum(windows, top - np.float32(DYNAMIC_RANGE_DB * np.log(10) / 10))
+    centred = logmel - logmel.mean(axis=(1, 2), keepdims=True)
+    mean = centred.mean(axis=2)
+    spread = np.sqrt(np.maximum(np.square(centred).mean(axis=2) - mean**2, 0.0))
+    delta = np.abs(np.diff(centred, axis=2)).mean(axis=2)
+    peak = centred.max(axis=2)
+    sizes = [len(b) for b in np.array_split(np.arange(frames), config.sub_blocks)]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    blocks = np.add.reduceat(centred, starts, axis=2) / np.array(sizes, dtype=np.float32)
+    block_means = (blocks - mean[:, :, None]).transpose(0, 2, 1).reshape(n, -1)
     energy = logmel.max(axis=1)
-    level = np.percentile(energy, [10, 50, 90])
-    contour = np.array(
+    level = _percentiles(energy, (10, 50, 90))
+    contour = np.stack(
         [
             level[2] - level[0],
             level[1] - level[0],
-            float(np.mean(energy < level[2] - 6.0)),  # share of frames well below the loud ones
-            float(np.abs(np.diff(energy)).mean()),
-            float(centred.std()),
-            float(np.mean(np.abs(np.diff(np.argmax(logmel, axis=1))) > 2)),  # peak-band jumps
+            np.mean(energy < (level[2] - 6.0)[:, None], axis=1),  # share of frames well below the loud ones
+            np.abs(np.diff(energy, axis=1)).mean(axis=1),
+            np.sqrt(np.square(spread).mean(axis=1) + np.square(mean).mean(axis=1)),  # whole-window spread
+            np.mean(np.abs(np.diff(np.argmax(logmel, axis=1), axis=1)) > 2, axis=1),  # peak-band jumps
         ],
-        dtype=np.float32,
-    )
-    cepstra = centred @ dct_matrix(config.n_mels, config.n_cepstra)
-    cepstra -= cepstra.mean(axis=0)
-    cepstra /= cepstra.std(axis=0) + CEPSTRAL_STD_FLOOR
+        axis=1,
+    ).astype(np.float32)
+    # a stack of equal-shaped products: each window's cepstra come from the same BLAS call
+    cepstra = np.matmul(dct_matrix(config.n_mels, config.n_cepstra).T, centred)  # (n, n_cepstra, frames)
+    cepstra -= cepstra.mean(axis=2, keepdims=True)
+    cepstral_spread = np.sqrt(np.square(cepstra).mean(axis=2))  # the std: cepstra are centred
+    cepstra /= (cepstral_spread + CEPSTRAL_STD_FLOOR)[:, :, None]
     step = config.cepstral_step_frames
-    steps = len(cepstra) // step
-    pattern = cepstra[: steps * step].reshape(steps, step, config.n_cepstra).mean(axis=1)
+    steps = frames // step
+    pattern = cepstra[:, :, : steps * step].reshape(n, config.n_cepstra, steps, step).mean(axis=3)
     return np.concatenate(
-        [mean, std, delta, peak, block_means, contour, pattern.ravel(), cepstra.std(axis=0)]
+        [
+            mean,
+            spread,
+            delta,
+            peak,
+            block_means,
+            contour,
+            pattern.transpose(0, 2, 1).reshape(n, -1),
+            cepstral_spread / (cepstral_spread + CEPSTRAL_STD_FLOOR),  # the normalised cepstra's spread
+        ],
+        axis=1,
     ).astype(np.float32)
 
 
@@ -200,8 +232,8 @@ class WindowFeatures:
     def __init__(self, config: FeatureConfig) -> None:
         self.config = config
         self._logmel = LogMelStream(config)
-        self._frames = np.zeros((0, config.n_mels), dtype=np.float32)
-        self._start = 0  # absolute index of self._frames[0]
+        self._frames = np.zeros((config.n_mels, 0), dtype=np.float32)  # (n_mels, frames): time last
+        self._start = 0  # absolute index of the first frame held
         self._emitted = False
 
     def push(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -213,36 +245,37 @@ class WindowFeatures:
         new = self._logmel.push(samples)
         if not len(new):
             return []
-        first_end = self._start + len(self._frames) + 1
-        self._frames = np.concatenate([self._frames, new])
-        last_end = self._start + len(self._frames)
-        out = []
+        held = self._frames.shape[1]
+        first_end = self._start + held + 1
+        self._frames = np.concatenate([self._frames, new.T], axis=1)
+        last_end = self._start + self._frames.shape[1]
         k = max(0, -(-(first_end - c.window_frames) // c.step_frames))
-        end = c.window_frames + k * c.step_frames
-        while end <= last_end:
-            a = end - c.window_frames - self._start
-            end_s = ((end - 1) * c.hop + c.frame_len) / c.sample_rate
-            out.append((end_s, summarise(self._frames[a : a + c.window_frames], c)))
-            end += c.step_frames
+        ends = np.arange(c.window_frames + k * c.step_frames, last_end + 1, c.step_frames)
+        out = []
+        if len(ends):
+            view = np.lib.stride_tricks.sliding_window_view(self._frames, c.window_frames, axis=1)
+            windows = view[:, ends - c.window_frames - self._start].transpose(1, 0, 2)
+            vectors = summarise_windows(np.ascontiguousarray(windows), c)
+            times = [((end - 1) * c.hop + c.frame_len) / c.sample_rate for end in ends.tolist()]
+            out = list(zip(times, vectors, strict=True))
         self._emitted = self._emitted or bool(out)
-        keep = c.window_frames
-        if len(self._frames) > keep:
-            self._start += len(self._frames) - keep
-            self._frames = self._frames[-keep:]
+        if self._frames.shape[1] > c.window_frames:
+            self._start += self._frames.shape[1] - c.window_frames
+            self._frames = self._frames[:, -c.window_frames :].copy()
         return out
 
     def finish(self) -> list[tuple[float, np.ndarray]]:
         """End of stream: a stream too short for one window (an answer, "喂？") still gets
         one, its missing beginning filled with its quietest frame (silence before it)."""
         c = self.config
-        if self._emitted or len(self._frames) < MIN_SHORT_WINDOW_FRAMES:
+        held = self._frames.shape[1]
+        if self._emitted or held < MIN_SHORT_WINDOW_FRAMES:
             return []
         self._emitted = True
-        pad = np.repeat(
-            self._frames[[int(np.argmin(self._frames.max(axis=1)))]], c.window_frames - len(self._frames), 0
-        )
-        end_s = ((len(self._frames) - 1) * c.hop + c.frame_len) / c.sample_rate
-        return [(end_s, summarise(np.concatenate([pad, self._frames]), c))]
+        quietest = int(np.argmin(self._frames.max(axis=0)))
+        pad = np.repeat(self._frames[:, [quietest]], c.window_frames - held, axis=1)
+        end_s = ((held - 1) * c.hop + c.frame_len) / c.sample_rate
+        return [(end_s, summarise_windows(np.concatenate([pad, self._frames], axis=1)[None], c)[0])]
 
 
 def clip_windows(samples: np.ndarray, config: FeatureConfig) -> list[tuple[float, np.ndarray]]:
