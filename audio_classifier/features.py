@@ -183,7 +183,8 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     logmel = np.maximum(windows, top - np.float32(DYNAMIC_RANGE_DB * np.log(10) / 10))
     centred = logmel - logmel.mean(axis=(1, 2), keepdims=True)
     mean = centred.mean(axis=2)
-    spread = np.sqrt(np.maximum(np.square(centred).mean(axis=2) - mean**2, 0.0))
+    # two passes: a one-pass variance loses a steady band (std 0) to float32 rounding
+    spread = np.sqrt(np.square(centred - mean[:, :, None]).mean(axis=2))
     delta = np.abs(np.diff(centred, axis=2)).mean(axis=2)
     peak = centred.max(axis=2)
     sizes = [len(b) for b in np.array_split(np.arange(frames), config.sub_blocks)]
