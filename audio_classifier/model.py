@@ -63,6 +63,10 @@ class ModelCard:
     temperature: float
     onnx_sha256: str
     extra: dict[str, Any]
+    bias: tuple[float, ...] = ()
+    """Per-label offsets added to the accumulated scores before the temperature (log units,
+    in the order of ``labels``; empty: none). Fitted with the temperature, they correct the
+    labels whose evidence the accumulation over-counts."""
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ModelCard:
@@ -82,6 +86,11 @@ class ModelCard:
         try:
             features = FeatureConfig.from_dict(data["features"])
             labels = tuple(data["labels"])
+            offsets = data.get("bias", {})
+            strays = sorted(set(offsets) - set(labels))
+            if strays:
+                raise ModelError(f"model card {path} has a bias for labels it does not have: {strays}")
+            bias = tuple(float(offsets.get(label, 0.0)) for label in labels) if offsets else ()
             card = cls(
                 name=data["name"],
                 version=str(data["version"]),
@@ -92,10 +101,12 @@ class ModelCard:
                 extra={
                     k: v
                     for k, v in data.items()
-                    if k not in {"name", "version", "labels", "features", "temperature", "onnx_sha256"}
+                    if k
+                    not in {"name", "version", "labels", "features", "temperature", "bias", "onnx_sha256"}
                 },
+                bias=bias,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ModelError(f"model card {path} is missing or has a malformed field: {exc}") from None
         unknown = [label for label in labels if label not in LABELS]
         if unknown:
@@ -169,9 +180,11 @@ def accumulate(
     return out
 
 
-def posterior(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """Calibrated probabilities from accumulated scores (softmax of scores / temperature)."""
-    z = scores / temperature
+def posterior(
+    scores: np.ndarray, temperature: float, bias: np.ndarray | tuple[float, ...] = ()
+) -> np.ndarray:
+    """Calibrated probabilities from accumulated scores: softmax of (scores + bias) / temperature."""
+    z = (scores + np.asarray(bias)) / temperature if len(bias) else scores / temperature
     z = z - z.max(axis=-1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(axis=-1, keepdims=True)
@@ -200,7 +213,7 @@ class ModelStream:
             return []
         scores = accumulate(self._model.log_probs(np.stack([f for _, f in windows])), self._state)
         self._state = scores[-1]
-        probs = posterior(scores, self._model.card.temperature)
+        probs = posterior(scores, self._model.card.temperature, self._model.card.bias)
         labels = self._model.card.labels
         evidence = []
         for (end_s, _), p in zip(windows, probs, strict=True):

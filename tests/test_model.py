@@ -54,11 +54,28 @@ def test_missing_or_stale_card_is_refused(tmp_path):
     target.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="retrain"):
         OnnxModel(target)
+    card["features"]["version"] = OnnxModel(DEFAULT_MODEL).card.features.version
+    card["bias"] = {"vacant": 0.5, "no_such_label": 1.0}
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="bias for labels it does not have"):
+        OnnxModel(target)
     target.with_suffix(".json").unlink()
     with pytest.raises(ModelError, match="card not found"):
         OnnxModel(target)
     with pytest.raises(ModelError, match="not found"):
         OnnxModel(tmp_path / "nothing.onnx")
+
+
+def test_card_offsets_reach_the_model_channel(tmp_path):
+    """The run-time posterior adds the card's per-label offsets: a large one wins."""
+    target = _copy_model(tmp_path)
+    card = json.loads(target.with_suffix(".json").read_text())
+    card["bias"] = {"fax": 100.0}
+    target.with_suffix(".json").write_text(json.dumps(card))
+    stream = OnnxModel(target).open()
+    busy = synth.cadenced(synth.spec("CN", "busy"), 4.0)
+    evidence = stream.process(busy, 0) + stream.finish()
+    assert evidence and {e.label for e in evidence} == {"fax"}
 
 
 def test_model_channel_contributes_evidence(model, rng):
@@ -118,3 +135,23 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert metrics["scored"] == card["heldout"]["clips"]
     loaded = OnnxModel(model_path)  # the card matches the exported file
     assert loaded.card.labels == tuple(card["labels"])
+    assert loaded.card.bias == tuple(card["bias"][label] for label in card["labels"])
+
+
+def test_calibration_offsets_correct_an_over_scored_label(rng):
+    """fit_bias finds the offset of a label whose accumulated evidence is inflated."""
+    from training.train import fit_bias
+
+    y = rng.integers(0, 3, 20_000)
+    scores = 3.0 * np.eye(3)[y] + rng.normal(0.0, 1.0, (len(y), 3))
+    scores[:, 0] += 2.0  # label 0 over-scored by 2 everywhere
+    bias, temperature = fit_bias(scores, y, 4.0)
+    assert bias[0] - bias[1:].mean() == pytest.approx(-2.0, abs=0.2)
+    assert abs(bias.sum()) < 1e-6
+    # with unit noise and a separation of 3, the exact posterior is softmax(3 * scores)
+    assert temperature == pytest.approx(1 / 3, abs=0.03)
+    from audio_classifier.model import posterior
+
+    accuracy_before = np.mean(posterior(scores, 1.0).argmax(axis=1) == y)
+    accuracy_after = np.mean(posterior(scores, temperature, bias).argmax(axis=1) == y)
+    assert accuracy_after > accuracy_before + 0.05

@@ -92,7 +92,11 @@ def _announcement(label: str, rng: np.random.Generator, heldout: bool) -> tuple[
     en_voice = tts.pick_voice("en", rng, heldout)
     zh_text = wordings["zh"][rng.integers(len(wordings["zh"]))]
     en_text = wordings["en"][rng.integers(len(wordings["en"]))]
-    meta = {"voice": f"{zh_voice.describe()};{en_voice.describe()}", "text": zh_text}
+    meta = {
+        "voice": f"{zh_voice.describe()};{en_voice.describe()}",
+        "text": zh_text,
+        "texts": f"{zh_text}|{en_text}|{zh_text}",
+    }
     english_only = rng.random() < 0.2
     parts: list[Part] = []
     if english_only:
@@ -106,6 +110,7 @@ def _announcement(label: str, rng: np.random.Generator, heldout: bool) -> tuple[
         en = tts.speak(en_text, en_voice)
         parts += [(en, "speech"), (_pause(rng), "pause"), (en, "speech")]
         meta["text"] = en_text
+        meta["texts"] = f"{en_text}|{en_text}"
     else:
         zh = tts.speak(zh_text, zh_voice)
         en = tts.speak(en_text, en_voice)
@@ -310,6 +315,7 @@ def build(
         "seed",
         "voice",
         "text",
+        "texts",
         "lead",
         "tone",
         "sit",

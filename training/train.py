@@ -136,6 +136,34 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
+def fit_bias(scores: np.ndarray, y: np.ndarray, temperature: float) -> tuple[np.ndarray, float]:
+    """Per-label offsets and a temperature minimising the negative log-likelihood of
+    ``posterior(scores, T, bias)``, from *temperature* and no offsets (L-BFGS, exact
+    gradient). The offsets are centred: only their differences matter."""
+    from scipy.optimize import minimize
+
+    k = scores.shape[1]
+    rows = np.arange(len(y))
+    onehot = np.zeros_like(scores)
+    onehot[rows, y] = 1.0
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        bias, t = params[:k], np.exp(params[k])
+        z = (scores + bias) / t
+        shifted = z - z.max(axis=1, keepdims=True)
+        p = np.exp(shifted)
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        nll = -np.mean(shifted[rows, y] - np.log(total[:, 0]))
+        grad_bias = (p - onehot).mean(axis=0) / t
+        grad_log_t = np.mean(z[rows, y] - (p * z).sum(axis=1))
+        return float(nll), np.append(grad_bias, grad_log_t)
+
+    result = minimize(loss, np.append(np.zeros(k), np.log(temperature)), jac=True, method="L-BFGS-B")
+    bias = result.x[:k] - result.x[:k].mean()
+    return bias, float(np.exp(result.x[k]))
+
+
 def stream_scores(pipeline, clips, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Accumulated scores as the run-time stream computes them, at every labelled window."""
     scores, ys = [], []
@@ -154,7 +182,9 @@ def stream_scores(pipeline, clips, index: dict[str, int]) -> tuple[np.ndarray, n
 DECISION_THRESHOLD = FusionConfig().decision_threshold
 
 
-def fit_decision_temperature(pipeline, clips, labels: list[str], start: float) -> float:
+def fit_decision_temperature(
+    pipeline, clips, labels: list[str], start: float, bias: np.ndarray | tuple[float, ...] = ()
+) -> float:
     """The temperature that calibrates *decisions*, not windows.
 
     A session becomes final the first time a confidence crosses the threshold: with many
@@ -180,7 +210,7 @@ def fit_decision_temperature(pipeline, clips, labels: list[str], start: float) -
     positions = np.arange(len(scores))
     best_t, best_loss = start, np.inf
     for t in start * np.exp(np.linspace(0.0, np.log(8.0), 40)):
-        p = posterior(scores, t)
+        p = posterior(scores, t, bias)
         top, confidence = p.argmax(axis=1), p.max(axis=1)
         crossing = np.where((confidence >= DECISION_THRESHOLD) & ~progress[top], positions, len(scores))
         first = np.minimum.reduceat(crossing, starts)
@@ -246,9 +276,10 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
     )
     pipeline.fit(x, y)
     scores, y_calib = stream_scores(pipeline, calib_clips, index)
-    window_temperature = fit_temperature(scores, y_calib)
-    window_accuracy = float(np.mean(scores.argmax(axis=1) == y_calib))
-    temperature = fit_decision_temperature(pipeline, calib_clips, labels, window_temperature)
+    bias, window_temperature = fit_bias(scores, y_calib, fit_temperature(scores, y_calib))
+    bias = np.round(bias, 4)  # as the card stores it
+    window_accuracy = float(np.mean((scores + bias).argmax(axis=1) == y_calib))
+    temperature = fit_decision_temperature(pipeline, calib_clips, labels, window_temperature, bias)
     x_check = np.concatenate([m for m, _, _ in calib_clips[:20] if len(m)])
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(pipeline, config.dimension, out)
@@ -268,6 +299,7 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         "features": config.to_dict(),
         "temperature": round(temperature, 4),
         "window_temperature": round(window_temperature, 4),
+        "bias": {label: round(float(b), 4) for label, b in zip(labels, bias, strict=True)},
         "estimator": f"StandardScaler + MLPClassifier{HIDDEN_LAYERS}",
         "recipe_sha256": recipe_hash(),
         "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
