@@ -15,8 +15,6 @@ import argparse
 import csv
 import json
 import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from audio_classifier.labels import LABEL_IDS
 from audio_classifier.tone_plans import TONE_SPECS
 
 from . import channel, music, tts
+from .parallel import map_in_order
 
 PROMPTS_PATH = Path(__file__).with_name("prompts.json")
 SEED = 1234
@@ -292,19 +291,7 @@ def build(
         (out / split).mkdir(parents=True, exist_ok=True)
     tasks = [(label, i, False, str(out)) for label in labels for i in range(per_label)]
     tasks += [(label, i, True, str(out)) for label in labels for i in range(heldout_per_label)]
-    from tqdm import tqdm
-
-    rows = []
-    with ProcessPoolExecutor(jobs) as pool:
-        for row in tqdm(
-            pool.map(_job, tasks, chunksize=8),
-            total=len(tasks),
-            desc="corpus",
-            unit="clip",
-            disable=not progress,
-            file=sys.stderr,
-        ):
-            rows.append(row)
+    rows = map_in_order(_job, tasks, jobs, desc="corpus", unit="clip", chunksize=8, progress=progress)
     columns = [
         "path",
         "label",

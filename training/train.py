@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from audio_classifier.labels import LABELS
 from audio_classifier.model import CARD_FORMAT, LOG_PROB_FLOOR, accumulate, posterior, sha256_file
 
 from .corpus import MODEL_LABELS
+from .parallel import map_in_order
 
 MIN_SPEECH_S = 0.3
 """A window needs this much of the announcement's (answer's, greeting's) speech to be
@@ -95,21 +95,10 @@ def clip_examples(args: tuple[str, dict, dict]) -> tuple[np.ndarray, list[str], 
 
 def load_clips(corpus: Path, rows: list[dict], config: FeatureConfig, jobs: int, progress: bool):
     """Per clip: (window features, window labels, clip label)."""
-    from tqdm import tqdm
-
     tasks = [(str(corpus), row, config.to_dict()) for row in rows]
-    clips = []
-    with ProcessPoolExecutor(jobs) as pool:
-        for matrix, labels, clip_label in tqdm(
-            pool.map(clip_examples, tasks, chunksize=16),
-            total=len(tasks),
-            desc="features",
-            unit="clip",
-            disable=not progress,
-            file=sys.stderr,
-        ):
-            clips.append((matrix, labels, clip_label))
-    return clips
+    return map_in_order(
+        clip_examples, tasks, jobs, desc="features", unit="clip", chunksize=16, progress=progress
+    )
 
 
 def training_set(clips, index: dict[str, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
