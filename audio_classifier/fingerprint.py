@@ -121,16 +121,20 @@ class LandmarkStream:
         local_max = np.lib.stride_tricks.sliding_window_view(padded_t, 2 * c.peak_frames + 1, axis=0).max(
             axis=2
         )
-        for absolute in range(self._checked, last):
-            i = absolute - self._frames_start
-            row = frames[i]
-            # causal floor (loudest frame up to this one), so chunking cannot change it
-            self._loudest = max(self._loudest, float(row.max()))
-            floor = max(self._loudest - c.peak_floor_db, c.absolute_floor_db)
-            candidates = np.flatnonzero((row >= local_max[i]) & (row > floor))
-            if len(candidates) > c.peaks_per_frame:
-                candidates = candidates[np.argsort(row[candidates])[-c.peaks_per_frame :]]
-            self._peaks += [(absolute, int(b)) for b in sorted(candidates)]
+        first = self._checked - self._frames_start
+        rows = frames[first : last - self._frames_start]
+        # causal floor (loudest frame up to each one), so chunking cannot change it
+        loudest = np.maximum.accumulate(np.append(self._loudest, rows.max(axis=1)))[1:]
+        self._loudest = float(loudest[-1])
+        floor = np.maximum(loudest - c.peak_floor_db, c.absolute_floor_db)
+        mask = (rows >= local_max[first : first + len(rows)]) & (rows > floor[:, None])
+        crowded = np.flatnonzero(mask.sum(axis=1) > c.peaks_per_frame)
+        for i in crowded:  # keep the loudest peaks_per_frame candidates of a crowded frame
+            candidates = np.flatnonzero(mask[i])
+            mask[i] = False
+            mask[i, candidates[np.argsort(rows[i, candidates])[-c.peaks_per_frame :]]] = True
+        frame_index, bins = np.nonzero(mask)  # by frame, then by bin
+        self._peaks += list(zip((frame_index + self._checked).tolist(), bins.tolist(), strict=True))
         self._checked = last
         keep_from = max(0, self._checked - c.peak_frames - self._frames_start)
         self._frames = self._frames[keep_from:]
