@@ -262,7 +262,7 @@ class WindowFeatures:
         self._emitted = self._emitted or bool(out)
         if self._frames.shape[1] > c.window_frames:
             self._start += self._frames.shape[1] - c.window_frames
-            self._frames = self._frames[:, -c.window_frames :].copy()
+            self._frames = self._frames[:, -c.window_frames :]  # the next push concatenates anew
         return out
 
     def finish(self) -> list[tuple[float, np.ndarray]]:

@@ -153,14 +153,20 @@ def fit_bias(scores: np.ndarray, y: np.ndarray, temperature: float) -> tuple[np.
     return bias, float(np.exp(result.x[k]))
 
 
-def stream_scores(pipeline, clips, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Accumulated scores as the run-time stream computes them, at every labelled window."""
+def replay(pipeline, clips) -> list[np.ndarray]:
+    """Each clip's accumulated scores as the run-time stream computes them, ``(windows, labels)``."""
+    return [
+        accumulate(np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0)))
+        if len(matrix)
+        else np.zeros((0, len(pipeline.classes_)))
+        for matrix, _, _ in clips
+    ]
+
+
+def stream_scores(replayed: list[np.ndarray], clips, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The replayed scores at every labelled window, with the window labels."""
     scores, ys = [], []
-    for matrix, labels, _ in clips:
-        if not len(matrix):
-            continue
-        logp = np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0))
-        acc = accumulate(logp)
+    for acc, (_, labels, _) in zip(replayed, clips, strict=True):
         for i, label in enumerate(labels):
             if label:
                 scores.append(acc[i])
@@ -172,7 +178,11 @@ DECISION_THRESHOLD = FusionConfig().decision_threshold
 
 
 def fit_decision_temperature(
-    pipeline, clips, labels: list[str], start: float, bias: np.ndarray | tuple[float, ...] = ()
+    replayed: list[np.ndarray],
+    clips,
+    labels: list[str],
+    start: float,
+    bias: np.ndarray | tuple[float, ...] = (),
 ) -> float:
     """The temperature that calibrates *decisions*, not windows.
 
@@ -184,11 +194,11 @@ def fit_decision_temperature(
     """
     progress = np.array([LABELS[label].tier == "progress" for label in labels])
     index = {label: i for i, label in enumerate(labels)}
-    runs = []
-    for matrix, _, clip_label in clips:
-        if len(matrix) and clip_label in index:
-            logp = np.log(np.clip(pipeline.predict_proba(matrix), LOG_PROB_FLOOR, 1.0))
-            runs.append((accumulate(logp), index[clip_label]))
+    runs = [
+        (acc, index[clip_label])
+        for acc, (_, _, clip_label) in zip(replayed, clips, strict=True)
+        if len(acc) and clip_label in index
+    ]
     if not runs:
         return start
     scores = np.concatenate([r[0] for r in runs])
@@ -264,11 +274,12 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         ),
     )
     pipeline.fit(x, y)
-    scores, y_calib = stream_scores(pipeline, calib_clips, index)
+    replayed = replay(pipeline, calib_clips)  # the network runs once per calibration clip
+    scores, y_calib = stream_scores(replayed, calib_clips, index)
     bias, window_temperature = fit_bias(scores, y_calib, fit_temperature(scores, y_calib))
     bias = np.round(bias, 4)  # as the card stores it
     window_accuracy = float(np.mean((scores + bias).argmax(axis=1) == y_calib))
-    temperature = fit_decision_temperature(pipeline, calib_clips, labels, window_temperature, bias)
+    temperature = fit_decision_temperature(replayed, calib_clips, labels, window_temperature, bias)
     x_check = np.concatenate([m for m, _, _ in calib_clips[:20] if len(m)])
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(pipeline, config.dimension, out)
