@@ -63,8 +63,10 @@ SILENCE_DBFS = -55.0
 PEAK_CONTINUITY = 0.1
 """A frame continues a segment if its main peak is within this relative distance of a peak
 of the previous frame (and vice versa)."""
-HANGOVER_FRAMES = 2
-"""Non-tonal frames tolerated inside a segment (dropouts, clicks)."""
+HANGOVER_FRAMES = 8
+"""Non-tonal frames tolerated inside a segment: bridges a dropout (lost packets, clicks) of
+up to about 110 ms (frames overlapping its edges still hold tone), while the shortest real
+off period, 0.2 s less the cadence tolerance, leaves at least 10 non-tonal frames."""
 EDGE_TRIM_DB = 4.0
 """Leading and trailing frames this far below the segment's median level are trimmed:
 they only overlap the tone partly, and trimming them makes durations unbiased."""
@@ -83,6 +85,14 @@ SIDEBAND_HZ = 30.0
 MAX_HISTORY_SEGMENTS = 32
 OPEN_CHECK_S = 0.25
 """An open (still sounding) segment is re-measured every this many seconds."""
+FAINT_SEGMENT_DB = 15.0
+"""A segment this far below the loudest segment of a tone plan's recent bursts is noise in
+a gap (babble, crosstalk, a voice's harmonic at the tone's frequency): cadence matching
+looks through it instead of letting it split or end the pattern."""
+CUT_BURST_SHARE = 0.5
+"""A last burst cut off by the end of the stream counts as a matched element once it has
+lasted this share of the expected burst (and not longer than the burst may be); shorter,
+it is consistent but proves nothing."""
 SILENCE_SHARE = 0.95
 """Share of silent frames at the end of the stream that makes it 'silence'."""
 SILENCE_SCORE = 0.95
@@ -97,7 +107,10 @@ class Segment:
     freqs_hz: tuple[float, ...]
     level_db: float
     cut: bool
+    """May have been cut by the stream's start."""
     closed: bool = True
+    cut_end: bool = False
+    """Closed by the stream's end while still sounding (or within the hangover)."""
     specs: frozenset[int] = frozenset()
     """Indices of the tone specs whose frequencies this segment matches."""
 
@@ -220,7 +233,7 @@ class ToneDetector:
 
     def finish(self) -> list[Evidence]:
         """End of stream: close the open segment and judge silence."""
-        evidence = self._close_track() if self._track else []
+        evidence = self._close_track(at_end=True) if self._track else []
         evidence += self._check_trailing_gap(self._next_frame)
         if self._frames and self._silent_frames >= SILENCE_SHARE * self._frames:
             end = self._frames * FRAME_HOP / SAMPLE_RATE
@@ -326,7 +339,7 @@ class ToneDetector:
         """Centre of a frame, seconds."""
         return (frame * FRAME_HOP + FRAME_LEN / 2) / SAMPLE_RATE
 
-    def _segment_from_track(self, track: _FrameTrack, closed: bool) -> Segment | None:
+    def _segment_from_track(self, track: _FrameTrack, closed: bool, at_end: bool = False) -> Segment | None:
         levels = np.asarray(track.levels)
         if len(levels) < MIN_SEGMENT_FRAMES:
             return None
@@ -350,17 +363,17 @@ class ToneDetector:
         freqs = tuple(float(f) for f in measure_components(excerpt))
         cut = start_s <= CUT_START_S and not self._heard_before
         specs = frozenset(i for i, s in enumerate(self.specs) if matches_freqs(freqs, s.freqs_hz))
-        return Segment(start_s, end_s, freqs, float(np.median(levels)), cut, closed, specs)
+        return Segment(start_s, end_s, freqs, float(np.median(levels)), cut, closed, at_end, specs)
 
-    def _close_track(self) -> list[Evidence]:
+    def _close_track(self, at_end: bool = False) -> list[Evidence]:
         track, self._track = self._track, None
-        segment = self._segment_from_track(track, closed=True) if track else None
+        segment = self._segment_from_track(track, closed=True, at_end=at_end) if track else None
         if segment is None:
             return []
         self._heard_before = True
         self._segments.append(segment)
         del self._segments[:-MAX_HISTORY_SEGMENTS]
-        return self._match_cadences(pending=None) + self._match_sit() + self._match_continuous(segment)
+        return self._match_cadences(now=None) + self._match_sit() + self._match_continuous(segment)
 
     def _check_open(self, track: _FrameTrack) -> list[Evidence]:
         segment = self._segment_from_track(track, closed=False)
@@ -373,21 +386,21 @@ class ToneDetector:
         if not self._segments:
             return []
         now = self._frame_time(frame) - FRAME_HOP / 2 / SAMPLE_RATE
-        gap = now - self._segments[-1].end_s
-        return self._match_cadences(pending=gap) if gap > 0 else []
+        return self._match_cadences(now=now) if now > self._segments[-1].end_s else []
 
     # -- stage 3: patterns -----------------------------------------------------------------
 
-    def _match_cadences(self, pending: float | None) -> list[Evidence]:
-        """Match the recent segments (plus an ongoing gap) against every cadenced spec."""
+    def _match_cadences(self, now: float | None) -> list[Evidence]:
+        """Match the recent segments against every cadenced spec; *now* (seconds), when
+        given, is the end of the gap still in progress after them."""
         evidence: list[Evidence] = []
-        latest = self._segments[-1].specs
         for index, spec in enumerate(self.specs):
-            if spec.cadence is None or index not in latest:
+            if spec.cadence is None:
                 continue
             chain = self._chain(index, spec)
             if not chain:
                 continue
+            pending = None if now is None else now - chain[-1].end_s
             elements: list[float] = []
             for i, seg in enumerate(chain):
                 if i:
@@ -396,7 +409,9 @@ class ToneDetector:
             partial_gap = pending is not None and pending > 0
             if partial_gap:
                 elements.append(pending)
-            count = _matched_elements(elements, spec.cadence, chain[0].cut, partial_gap)
+            count = _matched_elements(
+                elements, spec.cadence, chain[0].cut, partial_gap, chain[-1].cut_end and not partial_gap
+            )
             if count <= 0:
                 continue
             score = spec.scores[min(count, len(spec.scores) - 1)]
@@ -421,11 +436,20 @@ class ToneDetector:
 
     def _chain(self, index: int, spec: ToneSpec) -> list[Segment]:
         """The latest run of consecutive segments that match *spec*'s frequencies, no longer
-        than its scores need (each segment adds a burst and a gap)."""
+        than its scores need (each segment adds a burst and a gap). Faint segments (see
+        ``FAINT_SEGMENT_DB``) are looked through; the latest other segment must match."""
         chain: list[Segment] = []
         longest_gap = max(spec.cadence or (0.0,)) * (1 + CADENCE_TOLERANCE) + TIMING_SLACK_S
         enough = len(spec.scores) // 2 + 1
+        # the loudest matching burst within the span a full chain covers sets "faint"
+        horizon = self._segments[-1].end_s - enough * sum(spec.cadence or (0.0,)) * (1 + CADENCE_TOLERANCE)
+        levels = [s.level_db for s in self._segments if index in s.specs and s.end_s >= horizon]
+        if not levels:
+            return chain
+        faint = max(levels) - FAINT_SEGMENT_DB
         for seg in reversed(self._segments):
+            if seg.level_db < faint:
+                continue
             if index not in seg.specs or len(chain) >= enough:
                 break
             if chain and chain[0].start_s - seg.end_s > longest_gap:
@@ -503,14 +527,19 @@ def _continues(previous: tuple[float, ...], current: tuple[float, ...]) -> bool:
 
 
 def _matched_elements(
-    elements: list[float], cadence: tuple[float, ...], first_cut: bool, partial_last: bool
+    elements: list[float],
+    cadence: tuple[float, ...],
+    first_cut: bool,
+    partial_last: bool,
+    last_cut: bool = False,
 ) -> int:
     """How many consecutive elements, ending with the latest, follow *cadence*.
 
     Elements alternate burst, gap, burst, ... The first burst may be shorter when the
     media started mid-tone (it is then consistent but not counted); a trailing gap still
     in progress counts once it has reached the expected length less the tolerance (and
-    is not yet too long).
+    is not yet too long); a last burst cut by the end of the stream (*last_cut*) counts
+    once it has reached ``CUT_BURST_SHARE`` of the expected length (and is not too long).
     """
     best = 0
     period = len(cadence)
@@ -524,6 +553,12 @@ def _matched_elements(
                 if observed < expected - tolerance:
                     continue  # gap still growing: neither a match nor a break yet
                 ok = observed <= expected + tolerance
+            elif position == len(elements) - 1 and last_cut:
+                if not _element_matches(observed, expected, may_be_short=True):
+                    break
+                if observed < CUT_BURST_SHARE * expected:
+                    continue  # consistent, too short to prove anything
+                ok = True
             elif position == 0 and first_cut:
                 # a cut first burst is consistent if not too long, but proves nothing
                 if not _element_matches(observed, expected, may_be_short=True):

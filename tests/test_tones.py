@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from audio_classifier import synth
+from audio_classifier.audio import SAMPLE_RATE
 from audio_classifier.tone_plans import TONE_SPECS
 from audio_classifier.tones import measure_components
 
@@ -136,3 +137,46 @@ def test_no_tone_claims_on_non_tone_audio(kind, rng):
         )
     best = best_by_label(tone_evidence(x))
     assert all(v < 0.6 for k, v in best.items()), best
+
+
+def _busy_with_faint_snippets_and_a_dropout(rng) -> np.ndarray:
+    """JP busy (400 Hz, 0.5 s on / 0.5 s off) as a noisy line delivers it: every gap holds
+    faint tonal snippets 20 dB down (babble harmonics, at the tone's frequency and off it),
+    and one burst loses 60 ms to a dropout."""
+    x = synth.cadenced(synth.spec("JP", "busy"), 4.0)
+    for k, gap_start in enumerate(np.arange(0.5, 4.0, 1.0)):
+        for offset, freq in ((0.12, 404.0 if k % 2 else 610.0), (0.3, 398.0)):
+            at = int((gap_start + offset) * SAMPLE_RATE)
+            snippet = synth.tone((freq,), 0.06, amplitude=synth.TONE_LEVEL * 0.1)
+            x[at : at + len(snippet)] += snippet
+    drop = int(1.2 * SAMPLE_RATE)
+    x[drop : drop + int(0.06 * SAMPLE_RATE)] = 0.0
+    return synth.add_noise(x, 25.0, rng, reference=synth.tone_power(synth.spec("JP", "busy")))
+
+
+def test_cadence_survives_faint_tonal_noise_in_gaps_and_a_dropout(rng):
+    best = best_by_label(tone_evidence(_busy_with_faint_snippets_and_a_dropout(rng)))
+    assert best.get("busy_tone", 0) >= 0.9, best
+
+
+def test_a_loud_tone_in_a_gap_still_breaks_the_cadence(rng):
+    # the faint-snippet rule must not hide a real second tone: at full level, a 0.2 s
+    # 400 Hz burst inside every gap makes the pattern something else
+    x = synth.cadenced(synth.spec("JP", "busy"), 4.0)
+    for gap_start in np.arange(0.5, 4.0, 1.0):
+        at = int((gap_start + 0.15) * SAMPLE_RATE)
+        burst = synth.tone((400.0,), 0.2)
+        x[at : at + len(burst)] = burst[: len(x) - at]
+    best = best_by_label(tone_evidence(x))
+    assert best.get("busy_tone", 0) < 0.5, best
+
+
+@pytest.mark.parametrize("burst_s, claimed", [(0.7, True), (0.3, False)])
+def test_ringback_burst_cut_by_the_end_of_the_recording(burst_s, claimed, rng):
+    # ITU ringback (425 Hz, 1 s on / 4 s off) recorded from the middle of its silence:
+    # 3.5 s of line noise, then a burst the recording cuts off
+    x = np.concatenate([synth.silence(3.5), synth.tone((425.0,), burst_s)])
+    x = synth.add_noise(x, 20.0, rng, reference=synth.tone_power((425.0,)))
+    best = best_by_label(tone_evidence(x))
+    assert (best.get("ringback", 0) >= 0.5) is claimed, best
+    assert all(v < 0.5 for k, v in best.items() if k != "ringback"), best
