@@ -12,6 +12,8 @@ import csv
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -218,10 +220,31 @@ def _drop_partial_last_line(path: str) -> None:
 _worker_state: dict[str, Any] = {}
 """Per worker process: the classifier it loaded once (set by ``_init_worker``)."""
 
+PARENT_POLL_S = 1.0
+"""How often a pool worker checks that the process that started it is still alive."""
+
+
+def exit_with_parent() -> None:
+    """In a pool worker: exit when the parent process dies.
+
+    A worker forked by a batch that is killed outright (SIGKILL, the OOM killer) holds the
+    pool's queue open itself, so it would wait on it forever, holding its models' memory.
+    A daemon thread notices the new parent (init) within ``PARENT_POLL_S`` and exits.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
 
 def _init_worker(
     config: ClassifierConfig, factory: Callable[[ClassifierConfig], Classifier], options: ReadOptions
 ) -> None:
+    exit_with_parent()
     _worker_state["classifier"] = factory(config)
     _worker_state["options"] = options
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,24 @@ def test_resume_skips_done_inputs_and_repairs_a_torn_line(tmp_path):
     assert third.exit_code == 0 and len(open(out).readlines()) == 6
 
 
+def _processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains *text* (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(
+                line for line in (entry / "status").read_text().splitlines() if line.startswith("State:")
+            )
+        except (OSError, StopIteration):
+            continue
+        if text in cmdline and "zombie" not in state:
+            found.append(int(entry.name))
+    return found
+
+
 def test_interrupted_parallel_run_resumes_without_loss_or_duplicates(tmp_path):
     folder = tmp_path / "batch"
     folder.mkdir()
@@ -128,6 +147,11 @@ def test_interrupted_parallel_run_resumes_without_loss_or_duplicates(tmp_path):
     proc.wait()
     partial = len(out.read_text().splitlines())
     assert 5 <= partial < 40
+    # its pool workers must not outlive it (they would hold their models' memory forever)
+    deadline = time.time() + 10
+    while time.time() < deadline and _processes_mentioning(str(folder)):
+        time.sleep(0.2)
+    assert not _processes_mentioning(str(folder))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]

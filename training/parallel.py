@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from audio_classifier.batch import exit_with_parent
+
 
 def map_in_order(
     function: Callable[[Any], Any],
@@ -21,7 +23,7 @@ def map_in_order(
     """``[function(t) for t in tasks]`` on *jobs* processes, with a tqdm bar on stderr."""
     from tqdm import tqdm
 
-    with ProcessPoolExecutor(jobs) as pool:
+    with ProcessPoolExecutor(jobs, initializer=exit_with_parent) as pool:
         results = pool.map(function, tasks, chunksize=chunksize)
         return list(
             tqdm(results, total=len(tasks), desc=desc, unit=unit, disable=not progress, file=sys.stderr)
