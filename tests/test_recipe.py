@@ -5,7 +5,7 @@ import subprocess
 
 import numpy as np
 
-from training import channel, tts
+from training import channel, corpus, tts
 
 
 def test_training_never_hears_the_heldout_voices(rng):
@@ -87,3 +87,31 @@ def test_flat_channel_draws_nothing_for_the_equaliser():
     # the noise kind is drawn (what follows depends on the values drawn)
     assert flat.calls[:3] == ["uniform", "uniform", "integers"]
     assert coloured.calls[:9] == ["uniform"] * 8 + ["integers"]
+
+
+PROMPT_WORDS = (
+    "拨",
+    "号码",
+    "电话",
+    "用户",
+    "稍后",
+    "留言",
+    "number",
+    "dial",
+    "call",
+    "phone",
+    "message",
+    "service",
+    "busy",
+)
+
+
+def test_babble_says_no_prompt_and_the_heldout_babble_is_unheard():
+    prompts = corpus.load_prompts()
+    babble = prompts["babble"]
+    train = {s for sentences in babble["train"].values() for s in sentences}
+    heldout = {s for sentences in babble["heldout"].values() for s in sentences}
+    assert train and heldout and not train & heldout
+    for sentence in train | heldout:
+        assert not any(word in sentence.lower() for word in PROMPT_WORDS), sentence
+    assert set(babble["train"]) == set(babble["heldout"]) == {"zh", "en"}

@@ -25,7 +25,7 @@ from audio_classifier.evaluate import format_report, plot, predict, score
 
 from . import corpus, train
 
-FULL = {"per_label": 1600, "heldout_per_label": 40}
+FULL = {"per_label": 1600, "heldout_per_label": 120}
 TINY = {"per_label": 4, "heldout_per_label": 1}
 
 

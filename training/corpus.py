@@ -35,6 +35,10 @@ HELDOUT_SEED_OFFSET = 10_000_000
 MODEL_LABELS = tuple(label for label in LABEL_IDS if label != "unknown")
 """Every label except ``unknown`` has clips (unknown is what nothing recognises)."""
 MAX_CLIP_S = 14.0
+BABBLE_BEDS = 8
+"""Babble-noise beds per split; a clip's seed picks one. A single bed let the model learn
+that one mixture as "noise" and hear any other babble as speech to classify."""
+BABBLE_TALKERS = 6
 SIT_CODES_FOR = {
     "vacant": (None, "vc", "ic"),
     "network_busy": (None, "nc"),
@@ -233,14 +237,24 @@ def make_clip(label: str, rng: np.random.Generator, heldout: bool) -> tuple[np.n
 
 
 @cache
-def _babble(heldout: bool) -> np.ndarray:
-    """A babble-noise bed: several voices talking at once."""
-    rng = np.random.default_rng(99 + heldout)
-    prompts = load_prompts()["announcements"]
-    texts = [w for p in prompts.values() for w in p["en"]]
-    voices = [
-        tts.speak(texts[rng.integers(len(texts))], tts.pick_voice("en", rng, heldout)) for _ in range(6)
-    ]
+def _babble_beds(heldout: bool) -> tuple[np.ndarray, ...]:
+    """Babble-noise beds: several voices, Mandarin and English, talking at once. They say
+    everyday sentences (``prompts.json`` "babble"), never a prompt's wording: babble made of
+    announcements would put the very thing being classified into the noise. The held-out
+    beds use other sentences and the held-out voices."""
+    return tuple(_babble_bed(heldout, i) for i in range(BABBLE_BEDS))
+
+
+def _babble_bed(heldout: bool, index: int) -> np.ndarray:
+    rng = np.random.default_rng([99, int(heldout), index])
+    texts = load_prompts()["babble"]["heldout" if heldout else "train"]
+    voices = []
+    for _ in range(BABBLE_TALKERS):
+        language = ("zh", "en")[rng.integers(2)]
+        sentences = texts[language]
+        voices.append(
+            tts.speak(sentences[rng.integers(len(sentences))], tts.pick_voice(language, rng, heldout))
+        )
     length = max(len(v) for v in voices) * 2
     bed = np.zeros(length, dtype=np.float32)
     for v in voices:
@@ -262,7 +276,10 @@ def _job(args: tuple[str, int, bool, str]) -> dict:
         # held-out: what the evaluation promises (G.711, 10-30 dB SNR, no equaliser, as the
         # earlier held-out sets); training: anything
         limits = {"snr_db": (10.0, 30.0), "codecs": ("mulaw", "alaw"), "eq_db": 0.0} if heldout else {}
-        noisy, chan = channel.degrade(clean, rng, babble=_babble(heldout), **limits)
+        babble = _babble_beds(heldout)[
+            seed % BABBLE_BEDS
+        ]  # not drawn from rng: other clips stay as they were
+        noisy, chan = channel.degrade(clean, rng, babble=babble, **limits)
     split = "heldout" if heldout else "train"
     path = Path(folder) / split / f"{label}_{index:04d}.wav"
     sf.write(path, noisy, SAMPLE_RATE, subtype="PCM_16")
