@@ -32,6 +32,13 @@ SIGNALLING = "signalling"
 
 _TIER_RANK = {"progress": 0, "generic": 1, "specific": 2}
 
+TONE_CHANNEL = "tone"
+TONE_DEFINED = frozenset({"fax", "busy_tone", "congestion_tone", "sit"})
+"""Labels the tone channel measures exactly (frequencies and cadence). Another channel's
+claim for one of them still competes, but it only pushes lower tiers out of the running
+(ringback, silence; a busy tone) when the tone channel heard that label too: the trained
+model, hearing babble over ringback, can call it "fax" while no fax tone ever sounded."""
+
 
 @dataclass(frozen=True)
 class FusionResult:
@@ -107,8 +114,17 @@ def _hint_groups(hints: list[Evidence]) -> list[tuple[tuple[str, ...], float]]:
 
 
 def _top_rank(audio: list[Evidence], floor: float) -> int:
-    """Highest tier rank among audio claims scoring at least *floor* (0 if none)."""
-    return max((_TIER_RANK[LABELS[c.label].tier] for c in audio if c.score >= floor), default=0)
+    """Highest tier rank among audio claims scoring at least *floor* (0 if none); a
+    tone-defined label counts only if the tone channel claims it (see ``TONE_DEFINED``)."""
+    heard_tones = {c.label for c in audio if c.channel == TONE_CHANNEL}
+    return max(
+        (
+            _TIER_RANK[LABELS[c.label].tier]
+            for c in audio
+            if c.score >= floor and (c.label not in TONE_DEFINED or c.label in heard_tones)
+        ),
+        default=0,
+    )
 
 
 def _candidates(audio: list[Evidence], floor: float) -> set[str]:

@@ -35,6 +35,21 @@ def test_tiers_outcome_supersedes_progress_and_specific_explains_generic():
     assert fuse([ev("ringback", 0.9), ev("busy_tone", 0.4)], CFG).label == "ringback"
 
 
+def test_a_tone_label_from_another_channel_pushes_nothing_aside_without_the_tone_channel():
+    # the model calling babble over ringback "fax": no fax tone was heard, ringback stays
+    ringing = [ev("ringback", 0.93), ev("ringback", 0.95, "model")]
+    result = fuse([*ringing, ev("fax", 0.88, "model")], CFG)
+    assert result.label == "ringback" and result.confidence > 0.9
+    assert fuse([ev("ringback", 0.8), ev("sit", 0.7, "model")], CFG).label == "ringback"
+    # heard by the tone channel too, the same claim wins as before
+    assert fuse([*ringing, ev("fax", 0.88, "model"), ev("fax", 0.6)], CFG).label == "fax"
+    # alone, it still stands on its own score
+    alone = fuse([ev("fax", 0.88, "model")], CFG)
+    assert alone.label == "fax" and alone.confidence == pytest.approx(0.88)
+    # announcements are not tone-defined: the model's claim supersedes ringback
+    assert fuse([*ringing, ev("vacant", 0.7, "model")], CFG).label == "vacant"
+
+
 def test_hints_never_override_clear_audio():
     tone = ev("congestion_tone", 0.92)
     for cause, expected in [(1, "congestion_tone"), (17, "congestion_tone"), (34, "congestion_tone")]:
