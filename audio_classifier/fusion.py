@@ -37,7 +37,8 @@ TONE_DEFINED = frozenset({"fax", "busy_tone", "congestion_tone", "sit"})
 """Labels the tone channel measures exactly (frequencies and cadence). Another channel's
 claim for one of them still competes, but it only pushes lower tiers out of the running
 (ringback, silence; a busy tone) when the tone channel heard that label too: the trained
-model, hearing babble over ringback, can call it "fax" while no fax tone ever sounded."""
+model, hearing babble over ringback, can call it "fax" while no fax tone ever sounded.
+Such a claim alone also leaves the choice to signalling hints, as progress labels do."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ def test_a_tone_label_from_another_channel_pushes_nothing_aside_without_the_tone
     assert alone.label == "fax" and alone.confidence == pytest.approx(0.88)
     # announcements are not tone-defined: the model's claim supersedes ringback
     assert fuse([*ringing, ev("vacant", 0.7, "model")], CFG).label == "vacant"
+    # an unconfirmed tone label is no outcome heard: a signalled outcome decides
+    hinted = Evidence("signalling", "busy", 0.9, 0.0, 0.0, {"sip_status": 486})
+    assert fuse([*ringing, ev("fax", 0.88, "model"), hinted], CFG).label == "busy"
 
 
 def test_hints_never_override_clear_audio():
