@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from .config import FusionConfig
 from .evidence import Evidence
 from .labels import LABELS, UNKNOWN
+from .tones import CHANNEL as TONE_CHANNEL
 
 SIGNALLING = "signalling"
 """Channel name of evidence that comes from SIP / Q.850 hints rather than audio."""
 
 _TIER_RANK = {"progress": 0, "generic": 1, "specific": 2}
 
-TONE_CHANNEL = "tone"
 TONE_DEFINED = frozenset({"fax", "busy_tone", "congestion_tone", "sit"})
 """Labels the tone channel measures exactly (frequencies and cadence). Another channel's
 claim for one of them still competes, but it only pushes lower tiers out of the running

@@ -394,8 +394,9 @@ class ToneDetector:
         """Match the recent segments against every cadenced spec; *now* (seconds), when
         given, is the end of the gap still in progress after them."""
         evidence: list[Evidence] = []
+        heard = frozenset().union(*(s.specs for s in self._segments))  # specs with a chain at all
         for index, spec in enumerate(self.specs):
-            if spec.cadence is None:
+            if spec.cadence is None or index not in heard:
                 continue
             chain = self._chain(index, spec)
             if not chain:
