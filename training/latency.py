@@ -29,6 +29,7 @@ import numpy as np
 from audio_classifier.labels import ANNOUNCEMENT_LABELS
 
 from .corpus import load_prompts
+from .train import speech_spans
 from .tts import to_pinyin
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -85,10 +86,11 @@ def clip_timings(
     timings = []
     with open(manifest, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            if row["label"] not in ANNOUNCEMENT_LABELS or not row.get("speech"):
+            spans = speech_spans(row)
+            if row["label"] not in ANNOUNCEMENT_LABELS or not spans:
                 continue
             onset = float(row["onset_s"])
-            start, end = (float(x) for x in row["speech"].split(";")[0].split("-"))
+            start, end = spans[0]
             first = row["texts"].split("|")[0]
             settled = start + (end - start) * uniqueness_share(first, row["label"], wordings) - onset
             decided = (predictions or {}).get(row["path"])
