@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> None:
         "--zh-voice", type=Path, help="folder of Mandarin recordings (index.csv): Mandarin-led clips"
     )
     args = parser.parse_args(argv)
-    manifest = build(args.out, args.per_label, args.seed, args.zh_voice)
+    try:
+        manifest = build(args.out, args.per_label, args.seed, args.zh_voice)
+    except RuntimeError as error:  # a missing engine: say what to install, no traceback
+        raise SystemExit(f"training.engines: {error}") from None
     print(f"wrote {manifest}; evaluate it with: audio-classifier evaluate {manifest} --no-samples --no-asr")
 
 

@@ -85,7 +85,7 @@ held-out split and the fixtures stay espeak-ng only, so their figures stay compa
 Why: on English-only announcements spoken by flite and festival voices, a model trained
 on espeak-ng alone was right 0.57 of the time, against 0.91 on held-out espeak-ng voices."""
 
-RECORDED_SHARE = 0.4
+RECORDED_SHARE = 0.2
 """Share of the training Mandarin (announcements, answers, greetings) taken from an outside
 voice's recordings when the build is given some (``--zh-voice``, see ``Recordings``);
 espeak-ng is the only Mandarin engine installed from a registry, so a second one comes
