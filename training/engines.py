@@ -30,9 +30,8 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.audio import SAMPLE_RATE
-from audio_classifier.resample import Resampler
 
-from . import channel
+from . import channel, tts
 from .corpus import _lead, _pause, _speech_spans, load_prompts
 
 SEED = 5150
@@ -92,10 +91,7 @@ def speak(text: str, engine: str, voice: str, stretch: float) -> np.ndarray:
 def _load(path: Path) -> np.ndarray:
     """A recording as float32 at 8 kHz, silence trimmed, peak ``PEAK``."""
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    resampler = Resampler(rate, SAMPLE_RATE)
-    out = np.concatenate([resampler.process(samples.mean(axis=1)), resampler.flush()])
-    loud = np.flatnonzero(np.abs(out) > 0.01)
-    out = out[loud[0] : loud[-1] + 1] if len(loud) else out
+    out = tts._finish(samples.mean(axis=1), rate, warp=50)  # the recipe's resampling and trim
     return (out * (PEAK / max(float(np.abs(out).max(initial=0.0)), 1e-6))).astype(np.float32)
 
 
