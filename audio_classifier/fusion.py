@@ -38,7 +38,11 @@ TONE_DEFINED = frozenset({"fax", "busy_tone", "congestion_tone", "sit"})
 claim for one of them still competes, but it only pushes lower tiers out of the running
 (ringback, silence; a busy tone) when the tone channel heard that label too: the trained
 model, hearing babble over ringback, can call it "fax" while no fax tone ever sounded.
-Such a claim alone also leaves the choice to signalling hints, as progress labels do."""
+Such a claim alone also leaves the choice to signalling hints, as progress labels do. When
+the tone channel does hear the label, the other channel's claim is not independent evidence
+(both heard the same tone), so the label takes the stronger of the claims, not their product:
+an intercept SIT (0.85) then still waits, below the decision threshold, for the announcement
+that usually follows it, however sure the model is that it heard a SIT."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,16 @@ def fuse(evidence: Iterable[Evidence], config: FusionConfig) -> FusionResult:
             odds[labels[0]] = max(odds.get(labels[0], 0.0), _odds(score, hint_weight, config.max_score))
     else:
         candidates = _candidates(audio, config.outcome_floor)
+        tones_heard = {c.label for c in audio if c.channel == TONE_CHANNEL} & TONE_DEFINED
         for claim in audio:
             if claim.label in candidates:
                 weight = config.channel_weights.get(claim.channel, 1.0)
-                odds[claim.label] = odds.get(claim.label, 1.0) * _odds(claim.score, weight, config.max_score)
+                claim_odds = _odds(claim.score, weight, config.max_score)
+                if claim.label in tones_heard:
+                    # every channel heard the same tone: the strongest claim, not a product
+                    odds[claim.label] = max(odds.get(claim.label, 0.0), claim_odds)
+                else:
+                    odds[claim.label] = odds.get(claim.label, 1.0) * claim_odds
         # A hint multiplies the odds of the candidates it supports; a hint that supports
         # none of them counts against them all, once.
         for labels, score in hints:

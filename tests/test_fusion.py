@@ -53,6 +53,17 @@ def test_a_tone_label_from_another_channel_pushes_nothing_aside_without_the_tone
     assert fuse([*ringing, ev("fax", 0.88, "model"), hinted], CFG).label == "busy"
 
 
+def test_channels_hearing_the_same_tone_do_not_multiply():
+    # an intercept SIT waits below the threshold for its announcement, however sure the
+    # model is that it heard a SIT too: both heard the same tone
+    result = fuse([ev("sit", 0.85), ev("sit", 0.8, "model")], CFG)
+    assert result.label == "sit" and result.confidence == pytest.approx(0.85)
+    assert result.confidence < CFG.decision_threshold
+    assert fuse([ev("sit", 0.85), ev("sit", 0.95, "model")], CFG).confidence == pytest.approx(0.95)
+    # a SIT that names the outcome and the announcement's words are independent: they multiply
+    assert fuse([ev("vacant", 0.93), ev("vacant", 0.8, "model")], CFG).confidence > 0.95
+
+
 def test_hints_never_override_clear_audio():
     tone = ev("congestion_tone", 0.92)
     for cause, expected in [(1, "congestion_tone"), (17, "congestion_tone"), (34, "congestion_tone")]:
