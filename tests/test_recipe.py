@@ -193,3 +193,32 @@ def test_training_takes_part_of_its_mandarin_from_recordings(tmp_path):
     share = np.mean([v.startswith("recorded:") for v in voices])
     assert 0.1 < share < 0.6  # English-only clips have no Mandarin to take
     assert len(recorded.digest()) == 64
+
+
+def test_fresh_heldout_clips_are_the_splits_voices_at_unused_indices(tmp_path):
+    import csv
+
+    import soundfile as sf
+
+    from training import fresh
+
+    labels = ("vacant", "busy_tone")
+    rows = fresh.draw(tmp_path, first=fresh.DEFAULT_FIRST, per_label=2, jobs=1, progress=False, labels=labels)
+    with open(tmp_path / "heldout.csv", newline="", encoding="utf-8") as handle:
+        manifest = list(csv.DictReader(handle))
+    assert [r["label"] for r in manifest] == ["vacant", "vacant", "busy_tone", "busy_tone"]
+    assert all(r["split"] == "heldout" for r in manifest)
+    (tmp_path / "split" / "heldout").mkdir(parents=True)
+    build_seeds = {
+        corpus._job((label, i, True, str(tmp_path / "split"), None))["seed"]
+        for label in labels
+        for i in (0, 1)
+    }
+    assert not build_seeds & {r["seed"] for r in rows}  # other clips than the build's split
+    for row in manifest:
+        audio, rate = sf.read(tmp_path / row["path"])
+        assert rate == 8000 and len(audio) > rate
+    for row in rows:  # spoken by the held-out voices, as the split is
+        voices = row.get("voice", "").split(";")
+        variants = {part.split("+")[1].split("/")[0] for part in voices if "+" in part}
+        assert variants <= set(tts.HELDOUT_VARIANTS) and (variants or row["label"] == "busy_tone")
