@@ -10,6 +10,7 @@ import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
 from audio_classifier.model import DEFAULT_MODEL, OnnxModel
+from training.train import ENSEMBLE_SIZE
 
 from .conftest import FIXTURES, ROOT
 
@@ -133,6 +134,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert (tmp_path / "work" / "evaluation" / "reliability.png").stat().st_size > 1000
     metrics = json.loads((tmp_path / "work" / "evaluation" / "metrics.json").read_text())
     assert metrics["scored"] == card["heldout"]["clips"]
+    assert len(card["network_iterations"]) == ENSEMBLE_SIZE  # every network trained and exported
     loaded = OnnxModel(model_path)  # the card matches the exported file
     assert loaded.card.labels == tuple(card["labels"])
     assert loaded.card.bias == tuple(card["bias"][label] for label in card["labels"])

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,18 @@ MAX_WINDOWS_PER_CLIP = 24
 CALIBRATION_SHARE = 0.15
 """Share of training clips kept aside to fit the calibration temperature."""
 HIDDEN_LAYERS = (512, 256)
+ENSEMBLE_SIZE = 2
+"""Networks trained with different seeds on the same windows; the model averages their
+probabilities. On the shipped model's corpus (model channel alone, calibration refitted):
+two networks scored held-out macro-F1 0.971 where each alone scored 0.964 and 0.957, and
+two networks of (384, 192), trained to the stop, 0.965: averaging and capacity both count.
+Training them on two processes takes about the time of one (scikit-learn's MLP gains
+little from a second BLAS thread). Two of this size keep the model under 5 MB."""
+MAX_EPOCHS = 16
+"""Epochs per network; the best epoch's weights are kept (early stopping). Validation
+accuracy levels off after about 12 epochs (0.631 and 0.627 for two seeds; best 0.632 and
+0.628 by epoch 21 and 18, stopping at 28 and 25). Trained to the stop, the pair above
+scored 0.973 instead of 0.971, but two networks would not fit the 30-minute build."""
 RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "prompts.json")
 
 
@@ -225,17 +238,18 @@ def export_onnx(pipeline, dimension: int, path: Path) -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    classifier = pipeline.steps[-1][1]
     onx = convert_sklearn(
         pipeline,
         initial_types=[("features", FloatTensorType([None, dimension]))],
-        options={id(classifier): {"zipmap": False}},
+        options={id(pipeline): {"zipmap": False}},
         target_opset=17,
     )
     path.write_bytes(onx.SerializeToString())
 
 
 def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = True) -> dict:
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -256,25 +270,38 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
     x, y = training_set(fit_clips, index, rng)
     print(
         f"{len(x)} windows from {len(fit_clips)} clips ({n_calib} clips kept for calibration), "
-        f"{len(labels)} labels",
+        f"{len(labels)} labels; training {ENSEMBLE_SIZE} networks on {min(jobs, ENSEMBLE_SIZE)} processes",
         file=sys.stderr,
     )
-    pipeline = make_pipeline(
-        StandardScaler(),
-        MLPClassifier(
-            hidden_layer_sizes=HIDDEN_LAYERS,
-            alpha=1e-3,
-            batch_size=256,
-            learning_rate_init=1e-3,
-            max_iter=60,
-            early_stopping=True,
-            n_iter_no_change=6,
-            random_state=seed,
-            verbose=progress,
-        ),
+    members = [
+        (
+            f"network{i}",
+            make_pipeline(
+                StandardScaler(),
+                MLPClassifier(
+                    hidden_layer_sizes=HIDDEN_LAYERS,
+                    alpha=1e-3,
+                    batch_size=256,
+                    learning_rate_init=1e-3,
+                    max_iter=MAX_EPOCHS,
+                    early_stopping=True,
+                    n_iter_no_change=6,
+                    random_state=seed + i,
+                    verbose=progress and i == 0,  # one network's epochs: the others run alongside
+                ),
+            ),
+        )
+        for i in range(ENSEMBLE_SIZE)
+    ]
+    # the members train on their own processes (joblib shares the windows through memory maps)
+    pipeline = VotingClassifier(
+        members, voting="soft", flatten_transform=False, n_jobs=min(jobs, ENSEMBLE_SIZE), verbose=progress
     )
-    pipeline.fit(x, y)
-    replayed = replay(pipeline, calib_clips)  # the network runs once per calibration clip
+    with warnings.catch_warnings():
+        # stopping at MAX_EPOCHS is the plan, not a failure to converge
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        pipeline.fit(x, y)
+    replayed = replay(pipeline, calib_clips)  # the networks run once per calibration clip
     scores, y_calib = stream_scores(replayed, calib_clips, index)
     bias, window_temperature = fit_bias(scores, y_calib, fit_temperature(scores, y_calib))
     bias = np.round(bias, 4)  # as the card stores it
@@ -300,7 +327,8 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         "temperature": round(temperature, 4),
         "window_temperature": round(window_temperature, 4),
         "bias": {label: round(float(b), 4) for label, b in zip(labels, bias, strict=True)},
-        "estimator": f"StandardScaler + MLPClassifier{HIDDEN_LAYERS}",
+        "estimator": f"{ENSEMBLE_SIZE} x (StandardScaler + MLPClassifier{HIDDEN_LAYERS}), probabilities averaged",
+        "network_iterations": [int(m.steps[-1][1].n_iter_) for m in pipeline.estimators_],
         "recipe_sha256": recipe_hash(),
         "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
         "calibration_stream_accuracy": round(window_accuracy, 4),
