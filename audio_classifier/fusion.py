@@ -85,7 +85,7 @@ def fuse(evidence: Iterable[Evidence], config: FusionConfig) -> FusionResult:
             odds[labels[0]] = max(odds.get(labels[0], 0.0), _odds(score, hint_weight, config.max_score))
     else:
         candidates = _candidates(audio, config.outcome_floor)
-        tones_heard = {c.label for c in audio if c.channel == TONE_CHANNEL} & TONE_DEFINED
+        tones_heard = _confirmed_tones(audio)
         for claim in audio:
             if claim.label in candidates:
                 weight = config.channel_weights.get(claim.channel, 1.0)
@@ -124,15 +124,20 @@ def _hint_groups(hints: list[Evidence]) -> list[tuple[tuple[str, ...], float]]:
     return [(tuple(labels), score) for labels, score in groups.values()]
 
 
+def _confirmed_tones(audio: list[Evidence]) -> set[str]:
+    """Tone-defined labels the tone channel itself claims (see ``TONE_DEFINED``)."""
+    return {c.label for c in audio if c.channel == TONE_CHANNEL} & TONE_DEFINED
+
+
 def _top_rank(audio: list[Evidence], floor: float) -> int:
     """Highest tier rank among audio claims scoring at least *floor* (0 if none); a
     tone-defined label counts only if the tone channel claims it (see ``TONE_DEFINED``)."""
-    heard_tones = {c.label for c in audio if c.channel == TONE_CHANNEL}
+    confirmed = _confirmed_tones(audio)
     return max(
         (
             _TIER_RANK[LABELS[c.label].tier]
             for c in audio
-            if c.score >= floor and (c.label not in TONE_DEFINED or c.label in heard_tones)
+            if c.score >= floor and (c.label not in TONE_DEFINED or c.label in confirmed)
         ),
         default=0,
     )

@@ -55,9 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.first < 0 or args.per_label < 1:
-        parser.error("--first must be >= 0 and --per-label >= 1")
-    rows = draw(args.out, args.first, args.per_label, args.jobs, progress=not args.no_progress)
+    try:
+        rows = draw(args.out, args.first, args.per_label, args.jobs, progress=not args.no_progress)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"{len(rows)} clips in {args.out / 'heldout.csv'}")
 
 
