@@ -78,6 +78,16 @@ READ_BLOCK_S = 0.5
 _BYTES_PER_SAMPLE = {"pcm_s16le": 2, "mulaw": 1, "alaw": 1, "float32": 4}
 
 
+def frames_of(samples: np.ndarray, frame_len: int, hop: int, n: int) -> np.ndarray:
+    """The first *n* frames of *samples*, ``(n, frame_len)``, every *hop* samples: a read-only
+    view (no copy). ``sliding_window_view`` does the same with several times the overhead,
+    which counts on the per-chunk path of a stream."""
+    step = samples.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        samples, shape=(n, frame_len), strides=(hop * step, step), writeable=False
+    )
+
+
 def normalise_encoding(encoding: str) -> str:
     """Return the canonical name of *encoding*; raise if it is not supported."""
     name = encoding.strip().lower()

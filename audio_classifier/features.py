@@ -15,6 +15,8 @@ from functools import cache
 
 import numpy as np
 
+from .audio import frames_of
+
 FEATURE_VERSION = 2
 """Bumped whenever the feature computation changes; stored in the model card."""
 
@@ -132,7 +134,7 @@ class LogMelStream:
         if n <= 0:
             self._pending = buf
             return np.zeros((0, c.n_mels), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(buf, c.frame_len)[:: c.hop][:n]
+        frames = frames_of(buf, c.frame_len, c.hop, n)
         spectrum = np.fft.rfft(frames * self._window, n=c.n_fft, axis=1)
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
         self._pending = buf[n * c.hop :].copy()
@@ -254,9 +256,10 @@ class WindowFeatures:
         ends = np.arange(c.window_frames + k * c.step_frames, last_end + 1, c.step_frames)
         out = []
         if len(ends):
-            view = np.lib.stride_tricks.sliding_window_view(self._frames, c.window_frames, axis=1)
-            windows = view[:, ends - c.window_frames - self._start].transpose(1, 0, 2)
-            vectors = summarise_windows(np.ascontiguousarray(windows), c)
+            windows = np.stack(
+                [self._frames[:, end - c.window_frames : end] for end in (ends - self._start).tolist()]
+            )
+            vectors = summarise_windows(windows, c)
             times = [((end - 1) * c.hop + c.frame_len) / c.sample_rate for end in ends.tolist()]
             out = list(zip(times, vectors, strict=True))
         self._emitted = self._emitted or bool(out)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, frames_of
 from .evidence import Evidence
 from .tone_plans import (
     CADENCE_TOLERANCE,
@@ -222,7 +222,7 @@ class ToneDetector:
         n_frames = (len(buf) - FRAME_LEN) // FRAME_HOP + 1 if len(buf) >= FRAME_LEN else 0
         evidence: list[Evidence] = []
         if n_frames > 0:
-            frames = np.lib.stride_tricks.sliding_window_view(buf, FRAME_LEN)[::FRAME_HOP][:n_frames]
+            frames = frames_of(buf, FRAME_LEN, FRAME_HOP, n_frames)
             for idx, (tonal, peaks, level) in enumerate(zip(*self._analyse(frames), strict=True)):
                 evidence += self._on_frame(self._next_frame + idx, tonal, peaks, level)
             self._next_frame += n_frames
