@@ -17,7 +17,7 @@ import numpy as np
 
 from .audio import frames_of
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 """Bumped whenever the feature computation changes; stored in the model card."""
 
 MIN_SHORT_WINDOW_FRAMES = 50
@@ -59,6 +59,9 @@ class FeatureConfig:
     """Cepstral coefficients (1..n) kept: the spectral envelope without pitch harmonics."""
     cepstral_step_frames: int = 10
     """Cepstra are averaged over this many frames (100 ms) to form the time pattern."""
+    recent_s: float = 1.0
+    """The window's last this many seconds are summarised again on their own (0: not), so
+    an announcement that fills only the end of the window is seen at its own scale."""
     version: int = FEATURE_VERSION
 
     @property
@@ -70,9 +73,17 @@ class FeatureConfig:
         return round(self.step_s * self.sample_rate / self.hop)
 
     @property
+    def recent_frames(self) -> int:
+        return round(self.recent_s * self.sample_rate / self.hop)
+
+    @property
     def dimension(self) -> int:
         steps = self.window_frames // self.cepstral_step_frames
-        return self.n_mels * (4 + self.sub_blocks) + 6 + self.n_cepstra * (steps + 1)
+        whole = self.n_mels * (4 + self.sub_blocks) + 6 + self.n_cepstra * (steps + 1)
+        if not self.recent_frames:
+            return whole
+        recent_steps = self.recent_frames // self.cepstral_step_frames
+        return whole + self.n_mels * 2 + 4 + self.n_cepstra * (recent_steps + 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +174,31 @@ def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
     return (ordered[:, low] * (1 - weight) + ordered[:, high] * weight).T
 
 
+def _energy_contour(energy: np.ndarray) -> list[np.ndarray]:
+    """How speech-like a loudness contour ``(n, frames)`` is: level spreads, the share of
+    frames well below the loud ones (pauses) and the mean frame-to-frame jump, each ``(n,)``."""
+    level = _percentiles(energy, (10, 50, 90))
+    return [
+        level[2] - level[0],
+        level[1] - level[0],
+        np.mean(energy < (level[2] - 6.0)[:, None], axis=1),
+        np.abs(np.diff(energy, axis=1)).mean(axis=1),
+    ]
+
+
+def _cepstral_pattern(cepstra: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cepstra ``(n, n_cepstra, frames)``, centred and variance-normalised in place, as their
+    time pattern ``(n, steps * n_cepstra)`` (means of ``step`` frames) and their normalised
+    spread ``(n, n_cepstra)``."""
+    n, n_cepstra, frames = cepstra.shape
+    cepstra -= cepstra.mean(axis=2, keepdims=True)
+    spread = np.sqrt(np.square(cepstra).mean(axis=2))  # the std: cepstra are centred
+    cepstra /= (spread + CEPSTRAL_STD_FLOOR)[:, :, None]
+    steps = frames // step
+    pattern = cepstra[:, :, : steps * step].reshape(n, n_cepstra, steps, step).mean(axis=3)
+    return pattern.transpose(0, 2, 1).reshape(n, -1), spread / (spread + CEPSTRAL_STD_FLOOR)
+
+
 def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Windows of log-mel frames, ``(n, n_mels, window_frames)`` (time last), as
     ``(n, dimension)``.
@@ -174,7 +210,11 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     - word order, fine: cepstra (mean- and variance-normalised over the window, so the
       channel and much of the speaker drop out) averaged every ``cepstral_step_frames``,
       and their spread;
-    - how speech-like the energy contour is (pauses, level spread, band jumps).
+    - how speech-like the energy contour is (pauses, level spread, band jumps);
+    - the last ``recent_s`` seconds again on their own: band mean and spread, energy
+      contour and cepstral pattern, normalised over those seconds alone. A network that
+      sees an announcement only in the window's last second otherwise has it diluted by
+      what came before (ringback, silence), and waits for the window to fill.
 
     Every reduction runs over one window's own axes, so a window's numbers do not depend
     on how many windows are summarised together (streaming equals whole-clip, bit for bit).
@@ -194,13 +234,9 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     blocks = np.add.reduceat(centred, starts, axis=2) / np.array(sizes, dtype=np.float32)
     block_means = (blocks - mean[:, :, None]).transpose(0, 2, 1).reshape(n, -1)
     energy = logmel.max(axis=1)
-    level = _percentiles(energy, (10, 50, 90))
     contour = np.stack(
         [
-            level[2] - level[0],
-            level[1] - level[0],
-            np.mean(energy < (level[2] - 6.0)[:, None], axis=1),  # share of frames well below the loud ones
-            np.abs(np.diff(energy, axis=1)).mean(axis=1),
+            *_energy_contour(energy),
             np.sqrt(np.square(spread).mean(axis=1) + np.square(mean).mean(axis=1)),  # whole-window spread
             np.mean(np.abs(np.diff(np.argmax(logmel, axis=1), axis=1)) > 2, axis=1),  # peak-band jumps
         ],
@@ -208,25 +244,23 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     ).astype(np.float32)
     # a stack of equal-shaped products: each window's cepstra come from the same BLAS call
     cepstra = np.matmul(dct_matrix(config.n_mels, config.n_cepstra).T, centred)  # (n, n_cepstra, frames)
-    cepstra -= cepstra.mean(axis=2, keepdims=True)
-    cepstral_spread = np.sqrt(np.square(cepstra).mean(axis=2))  # the std: cepstra are centred
-    cepstra /= (cepstral_spread + CEPSTRAL_STD_FLOOR)[:, :, None]
-    step = config.cepstral_step_frames
-    steps = frames // step
-    pattern = cepstra[:, :, : steps * step].reshape(n, config.n_cepstra, steps, step).mean(axis=3)
-    return np.concatenate(
-        [
-            mean,
-            spread,
-            delta,
-            peak,
-            block_means,
-            contour,
-            pattern.transpose(0, 2, 1).reshape(n, -1),
-            cepstral_spread / (cepstral_spread + CEPSTRAL_STD_FLOOR),  # the normalised cepstra's spread
-        ],
-        axis=1,
-    ).astype(np.float32)
+    parts = [mean, spread, delta, peak, block_means, contour]
+    recent = config.recent_frames
+    # the DCT rows sum to zero over the bands, so the recent frames' cepstra are a slice of
+    # the window's whatever mean each part removes first (copied: the slice is normalised anew)
+    recent_cepstra = cepstra[:, :, frames - recent :].copy() if recent else None
+    parts += _cepstral_pattern(cepstra, config.cepstral_step_frames)
+    if recent:
+        tail = centred[:, :, frames - recent :]
+        tail_mean = tail.mean(axis=2)
+        tail_spread = np.sqrt(np.square(tail - tail_mean[:, :, None]).mean(axis=2))
+        parts += [
+            tail_mean - tail_mean.mean(axis=1, keepdims=True),
+            tail_spread,
+            np.stack(_energy_contour(energy[:, frames - recent :]), axis=1).astype(np.float32),
+            *_cepstral_pattern(recent_cepstra, config.cepstral_step_frames),
+        ]
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 class WindowFeatures:

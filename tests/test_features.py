@@ -55,39 +55,53 @@ def test_features_ignore_gain(rng):
 
 def _summarise_one(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The window summary written plainly, one window ``(frames, n_mels)`` at a time: the
-    definition the vectorised ``summarise_windows`` must keep (and the shipped model's
-    training code, commit 0e27673)."""
+    definition the vectorised ``summarise_windows`` must keep (FEATURE_VERSION 3: the whole
+    window, then its last ``recent_s`` seconds on their own)."""
     logmel = np.maximum(logmel, logmel.max() - DYNAMIC_RANGE_DB * np.log(10) / 10)
     centred = logmel - logmel.mean()
     mean = centred.mean(axis=0)
     blocks = np.array_split(centred, config.sub_blocks, axis=0)
-    energy = logmel.max(axis=1)
-    level = np.percentile(energy, [10, 50, 90])
     contour = [
+        *_energy_contour_one(logmel.max(axis=1)),
+        centred.std(),
+        np.mean(np.abs(np.diff(np.argmax(logmel, axis=1))) > 2),
+    ]
+    whole = [
+        mean,
+        centred.std(axis=0),
+        np.abs(np.diff(centred, axis=0)).mean(axis=0),
+        centred.max(axis=0),
+        np.concatenate([b.mean(axis=0) - mean for b in blocks]),
+        contour,
+        *_cepstral_pattern_one(centred, config),
+    ]
+    # the last recent_s seconds on their own
+    recent = centred[-config.recent_frames :]
+    recent = recent - recent.mean()
+    contour = _energy_contour_one(logmel[-config.recent_frames :].max(axis=1))
+    return np.concatenate(
+        [*whole, recent.mean(axis=0), recent.std(axis=0), contour, *_cepstral_pattern_one(recent, config)]
+    )
+
+
+def _energy_contour_one(energy: np.ndarray) -> list[float]:
+    level = np.percentile(energy, [10, 50, 90])
+    return [
         level[2] - level[0],
         level[1] - level[0],
         np.mean(energy < level[2] - 6.0),
         np.abs(np.diff(energy)).mean(),
-        centred.std(),
-        np.mean(np.abs(np.diff(np.argmax(logmel, axis=1))) > 2),
     ]
+
+
+def _cepstral_pattern_one(centred: np.ndarray, config: FeatureConfig) -> list[np.ndarray]:
     cepstra = centred @ dct_matrix(config.n_mels, config.n_cepstra)
     cepstra -= cepstra.mean(axis=0)
-    cepstra /= cepstra.std(axis=0) + CEPSTRAL_STD_FLOOR
+    spread = cepstra.std(axis=0)
+    cepstra /= spread + CEPSTRAL_STD_FLOOR
     steps = len(cepstra) // config.cepstral_step_frames
     pattern = cepstra[: steps * config.cepstral_step_frames].reshape(steps, -1, config.n_cepstra).mean(axis=1)
-    return np.concatenate(
-        [
-            mean,
-            centred.std(axis=0),
-            np.abs(np.diff(centred, axis=0)).mean(axis=0),
-            centred.max(axis=0),
-            np.concatenate([b.mean(axis=0) - mean for b in blocks]),
-            contour,
-            pattern.ravel(),
-            cepstra.std(axis=0),
-        ]
-    )
+    return [pattern.ravel(), spread / (spread + CEPSTRAL_STD_FLOOR)]
 
 
 def test_vectorised_summary_keeps_the_definition(rng):
@@ -105,3 +119,25 @@ def test_vectorised_summary_keeps_the_definition(rng):
     plain = np.stack([_summarise_one(frames[s : s + config.window_frames], config) for s in starts])
     assert ours.shape == plain.shape == (len(starts), config.dimension)
     np.testing.assert_allclose(ours, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_recent_seconds_extend_the_whole_window_summary(rng):
+    """The recent part is appended: the whole-window values do not change with it, and
+    without it the summary is the whole window's alone."""
+    with_recent = FeatureConfig()
+    without = FeatureConfig(recent_s=0.0)
+    assert with_recent.recent_frames == 100
+    assert without.dimension == 662
+    assert with_recent.dimension == without.dimension + 2 * 40 + 4 + 16 * 11
+    # speech, then a steady tone for the last 1.5 s
+    x = np.concatenate([synth.speech_like(1.3, rng), synth.tone((450.0,), 1.5)])
+    a = clip_windows(x, with_recent)
+    b = clip_windows(x, without)
+    assert [t for t, _ in a] == [t for t, _ in b]
+    for (_, va), (_, vb) in zip(a, b, strict=True):
+        assert np.array_equal(va[: without.dimension], vb)
+    # the window's bands vary (speech then tone); its last second, all tone, hardly does
+    vector = a[-1][1]  # ends at 2.765 s: its last second is all tone
+    whole_spread = vector[40:80].mean()
+    recent_spread = vector[without.dimension + 40 : without.dimension + 80].mean()
+    assert recent_spread < 0.2 * whole_spread

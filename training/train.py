@@ -43,18 +43,20 @@ MAX_WINDOWS_PER_CLIP = 24
 CALIBRATION_SHARE = 0.15
 """Share of training clips kept aside to fit the calibration temperature."""
 HIDDEN_LAYERS = (512, 256)
-ENSEMBLE_SIZE = 2
+ENSEMBLE_SIZE = 1
 """Networks trained with different seeds on the same windows; the model averages their
-probabilities. On the shipped model's corpus (model channel alone, calibration refitted):
-two networks scored held-out macro-F1 0.971 where each alone scored 0.964 and 0.957, and
-two networks of (384, 192), trained to the stop, 0.965: averaging and capacity both count.
-Training them on two processes takes about the time of one (scikit-learn's MLP gains
-little from a second BLAS thread). Two of this size keep the model under 5 MB."""
+probabilities. On 2 s window features (FEATURE_VERSION 2), two networks scored held-out
+macro-F1 0.971 where each alone scored 0.964 and 0.957 (model channel alone, calibration
+refitted), and the shipped model had two. With the recent second summarised on its own
+(version 3: 922 inputs) single networks score 0.965 and 0.970 and the pair 0.969, while
+two networks would cost 4.9 MB and take tones + model under 200x real time (193-210x
+against 208-227x for one). Training several runs them on as many processes."""
 MAX_EPOCHS = 16
 """Epochs per network; the best epoch's weights are kept (early stopping). Validation
 accuracy levels off after about 12 epochs (0.631 and 0.627 for two seeds; best 0.632 and
-0.628 by epoch 21 and 18, stopping at 28 and 25). Trained to the stop, the pair above
-scored 0.973 instead of 0.971, but two networks would not fit the 30-minute build."""
+0.628 by epoch 21 and 18, stopping at 28 and 25; 2 s features). Trained to the stop, the
+version-2 pair scored 0.973 instead of 0.971. One version-3 network trains 16 epochs in
+about 490 s; to the stop it would not fit the 30-minute build."""
 RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "prompts.json")
 
 
@@ -313,7 +315,9 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
     # the exported graph must agree with scikit-learn
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # as at run time: not the unused-initializer notices
+    session = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
     onnx_probs = session.run(["probabilities"], {"features": x_check.astype(np.float32)})[0]
     drift = float(np.abs(onnx_probs - pipeline.predict_proba(x_check)).max())
     if drift > 1e-3:
