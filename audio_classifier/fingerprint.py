@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, frames_of
 
 FINGERPRINT_VERSION = 1
 """Bumped when landmarks change; stored in a library and checked when it opens."""
@@ -92,7 +92,7 @@ class LandmarkStream:
         buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
         n = (len(buf) - c.n_fft) // c.hop + 1 if len(buf) >= c.n_fft else 0
         if n > 0:
-            frames = np.lib.stride_tricks.sliding_window_view(buf, c.n_fft)[:: c.hop][:n]
+            frames = frames_of(buf, c.n_fft, c.hop, n)
             spectrum = np.fft.rfft(frames * self._window, axis=1)[:, c.min_bin : c.max_bin]
             power = 10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10).astype(np.float32)
             self._frames = np.concatenate([self._frames, power])
