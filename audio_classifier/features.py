@@ -64,6 +64,10 @@ class FeatureConfig:
     an announcement that fills only the end of the window is seen at its own scale."""
     version: int = FEATURE_VERSION
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.recent_s <= self.window_s:
+            raise ValueError(f"recent_s must be within [0, window_s = {self.window_s}], got {self.recent_s}")
+
     @property
     def window_frames(self) -> int:
         return round(self.window_s * self.sample_rate / self.hop)
@@ -174,6 +178,13 @@ def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
     return (ordered[:, low] * (1 - weight) + ordered[:, high] * weight).T
 
 
+def _band_stats(logmel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and spread (std) over time of ``(n, n_mels, frames)``, each ``(n, n_mels)``."""
+    mean = logmel.mean(axis=2)
+    # two passes: a one-pass variance loses a steady band (std 0) to float32 rounding
+    return mean, np.sqrt(np.square(logmel - mean[:, :, None]).mean(axis=2))
+
+
 def _energy_contour(energy: np.ndarray) -> list[np.ndarray]:
     """How speech-like a loudness contour ``(n, frames)`` is: level spreads, the share of
     frames well below the loud ones (pauses) and the mean frame-to-frame jump, each ``(n,)``."""
@@ -224,9 +235,7 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     top = windows.max(axis=(1, 2), keepdims=True)
     logmel = np.maximum(windows, top - np.float32(DYNAMIC_RANGE_DB * np.log(10) / 10))
     centred = logmel - logmel.mean(axis=(1, 2), keepdims=True)
-    mean = centred.mean(axis=2)
-    # two passes: a one-pass variance loses a steady band (std 0) to float32 rounding
-    spread = np.sqrt(np.square(centred - mean[:, :, None]).mean(axis=2))
+    mean, spread = _band_stats(centred)
     delta = np.abs(np.diff(centred, axis=2)).mean(axis=2)
     peak = centred.max(axis=2)
     sizes = [len(b) for b in np.array_split(np.arange(frames), config.sub_blocks)]
@@ -251,9 +260,7 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     recent_cepstra = cepstra[:, :, frames - recent :].copy() if recent else None
     parts += _cepstral_pattern(cepstra, config.cepstral_step_frames)
     if recent:
-        tail = centred[:, :, frames - recent :]
-        tail_mean = tail.mean(axis=2)
-        tail_spread = np.sqrt(np.square(tail - tail_mean[:, :, None]).mean(axis=2))
+        tail_mean, tail_spread = _band_stats(centred[:, :, frames - recent :])
         parts += [
             tail_mean - tail_mean.mean(axis=1, keepdims=True),
             tail_spread,

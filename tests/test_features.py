@@ -141,3 +141,9 @@ def test_recent_seconds_extend_the_whole_window_summary(rng):
     whole_spread = vector[40:80].mean()
     recent_spread = vector[without.dimension + 40 : without.dimension + 80].mean()
     assert recent_spread < 0.2 * whole_spread
+
+
+@pytest.mark.parametrize("recent_s", [-0.5, 2.5])
+def test_config_refuses_a_recent_part_outside_the_window(recent_s):
+    with pytest.raises(ValueError, match="recent_s must be within"):
+        FeatureConfig(recent_s=recent_s)

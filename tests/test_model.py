@@ -32,6 +32,17 @@ def test_shipped_model_and_card(model):
     assert np.allclose(np.exp(logp).sum(axis=1), 1.0, atol=1e-3)
 
 
+def test_shipped_model_was_built_by_this_recipe(model):
+    """The card names the recipe that made the model: editing the recipe or the feature
+    code (even a comment: the hash is over bytes) means rebuilding the model with it."""
+    from training.train import recipe_hash
+
+    assert model.card.extra["recipe_sha256"] == recipe_hash(), (
+        "training/ or features.py changed since the shipped model was built: rebuild it "
+        "(python -m training.build) and commit the model with the change"
+    )
+
+
 def _copy_model(tmp_path):
     target = tmp_path / "m.onnx"
     shutil.copy(DEFAULT_MODEL, target)
@@ -56,6 +67,11 @@ def test_missing_or_stale_card_is_refused(tmp_path):
     with pytest.raises(ModelError, match="retrain"):
         OnnxModel(target)
     card["features"]["version"] = OnnxModel(DEFAULT_MODEL).card.features.version
+    card["features"]["recent_s"] = 5.0  # longer than the window
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="malformed field: recent_s must be within"):
+        OnnxModel(target)
+    card["features"]["recent_s"] = OnnxModel(DEFAULT_MODEL).card.features.recent_s
     card["bias"] = {"vacant": 0.5, "no_such_label": 1.0}
     target.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="bias for labels it does not have"):
