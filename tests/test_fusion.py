@@ -35,6 +35,24 @@ def test_tiers_outcome_supersedes_progress_and_specific_explains_generic():
     assert fuse([ev("ringback", 0.9), ev("busy_tone", 0.4)], CFG).label == "ringback"
 
 
+def test_a_weak_outcome_heard_after_the_ringing_stopped_ends_progress():
+    # ringback, then an announcement under babble the model is unsure of (held-out clips)
+    ringing = [Evidence("tone", "ringback", 0.95, 0.0, 3.8), Evidence("model", "ringback", 0.8, 1.5, 3.5)]
+    after = Evidence("model", "ported", 0.43, 6.8, 8.8)
+    result = fuse([*ringing, after], CFG)
+    assert result.label == "ported" and result.confidence == pytest.approx(0.43)
+    # a weak claim made while the ringback was still heard does not end it
+    during = Evidence("model", "human", 0.43, 2.0, 4.0)
+    assert fuse([*ringing, during], CFG).label == "ringback"
+    # nor does an unconfirmed tone label (no fax tone sounded), nor one window that began
+    # just before the ringback's last claim ended
+    assert fuse([*ringing, Evidence("model", "fax", 0.43, 6.8, 8.8)], CFG).label == "ringback"
+    assert fuse([*ringing, Evidence("model", "ported", 0.43, 3.7, 5.7)], CFG).label == "ringback"
+    # silence before a weak announcement is progress too
+    quiet = [Evidence("model", "silence", 0.9, 0.0, 2.0), after]
+    assert fuse(quiet, CFG).label == "ported"
+
+
 def test_a_tone_label_from_another_channel_pushes_nothing_aside_without_the_tone_channel():
     # the model calling babble over ringback "fax": no fax tone was heard, ringback stays
     ringing = [ev("ringback", 0.93), ev("ringback", 0.95, "model")]
