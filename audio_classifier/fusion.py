@@ -79,12 +79,13 @@ def fuse(evidence: Iterable[Evidence], config: FusionConfig) -> FusionResult:
     hint_weight = config.channel_weights.get(SIGNALLING, 0.5)
     odds: dict[str, float] = {}
     competing = 0.0
-    if _top_rank(audio, config.outcome_floor) == 0 and hints:
+    top_rank = _top_rank(audio, config.outcome_floor)
+    if top_rank == 0 and hints:
         # Nothing but progress (ringback, silence) was heard: the signalled outcome wins.
         for labels, score in hints:
             odds[labels[0]] = max(odds.get(labels[0], 0.0), _odds(score, hint_weight, config.max_score))
     else:
-        candidates = _candidates(audio, config.outcome_floor)
+        candidates = _candidates(audio, top_rank)
         tones_heard = _confirmed_tones(audio)
         for claim in audio:
             if claim.label in candidates:
@@ -155,7 +156,6 @@ def _after_progress(claims: list[Evidence]) -> bool:
     )
 
 
-def _candidates(audio: list[Evidence], floor: float) -> set[str]:
-    """Labels allowed to compete: those of the highest tier heard with at least *floor*."""
-    top_rank = _top_rank(audio, floor)
+def _candidates(audio: list[Evidence], top_rank: int) -> set[str]:
+    """Labels allowed to compete: those of tier rank *top_rank* (``_top_rank``) and above."""
     return {c.label for c in audio if _TIER_RANK[LABELS[c.label].tier] >= top_rank}
