@@ -11,11 +11,12 @@ so a single claim keeps its own score, agreeing channels raise it, disagreeing c
 lower it, and weak claims never add up to certainty about a label nobody saw.
 
 Candidates are chosen by tier (see ``labels.py``): once an outcome is heard with at least
-``outcome_floor``, or heard at all after the progress sounds stopped, progress labels
-(ringback before the announcement) stop competing, and a specific announcement explains
-away a generic tone (the busy tone after "the number you dialled does not exist").
-Signalling hints never choose the candidates when audio evidence exists; they only
-multiply the odds of labels they agree with, and count against the others once.
+``outcome_floor`` (or, without signalling hints, heard at all after the progress sounds
+stopped), progress labels (ringback before the announcement) stop competing, and a
+specific announcement explains away a generic tone (the busy tone after "the number you
+dialled does not exist"). Signalling hints never choose the candidates when audio
+evidence exists; they only multiply the odds of labels they agree with, and count against
+the others once.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def fuse(evidence: Iterable[Evidence], config: FusionConfig) -> FusionResult:
         for labels, score in hints:
             odds[labels[0]] = max(odds.get(labels[0], 0.0), _odds(score, hint_weight, config.max_score))
     else:
+        if top_rank == 0 and _after_progress(audio):
+            top_rank = 1  # the ringing stopped and something else played: progress is over
         candidates = _candidates(audio, top_rank)
         tones_heard = _confirmed_tones(audio)
         for claim in audio:
@@ -130,29 +133,31 @@ def _confirmed_tones(audio: list[Evidence]) -> set[str]:
     return {c.label for c in audio if c.channel == TONE_CHANNEL} & TONE_DEFINED
 
 
-def _top_rank(audio: list[Evidence], floor: float) -> int:
-    """Highest tier rank among audio claims scoring at least *floor* (0 if none); a
-    tone-defined label counts only if the tone channel claims it (see ``TONE_DEFINED``).
-
-    Progress is also over (rank at least 1) once an outcome claim of any score began after
-    every progress claim had ended: the call moved on from ringback, even when no channel
-    is yet sure which outcome it moved to (see ``_after_progress``)."""
+def _counted(audio: list[Evidence]) -> list[Evidence]:
+    """The claims that can end progress: a tone-defined label counts only if the tone
+    channel claims it (see ``TONE_DEFINED``)."""
     confirmed = _confirmed_tones(audio)
-    counted = [c for c in audio if c.label not in TONE_DEFINED or c.label in confirmed]
-    rank = max((_TIER_RANK[LABELS[c.label].tier] for c in counted if c.score >= floor), default=0)
-    return 1 if rank == 0 and _after_progress(counted) else rank
+    return [c for c in audio if c.label not in TONE_DEFINED or c.label in confirmed]
 
 
-def _after_progress(claims: list[Evidence]) -> bool:
-    """True when some outcome claim started after the last progress claim ended.
+def _top_rank(audio: list[Evidence], floor: float) -> int:
+    """Highest tier rank among counted audio claims scoring at least *floor* (0 if none)."""
+    return max((_TIER_RANK[LABELS[c.label].tier] for c in _counted(audio) if c.score >= floor), default=0)
+
+
+def _after_progress(audio: list[Evidence]) -> bool:
+    """True when a counted outcome claim of any score started after every progress claim
+    had ended.
 
     Ringback followed by an announcement under babble leaves a strong ringback claim and a
     weak one for the announcement; the call is no longer ringing, so ringback must not be
-    the answer. A progress sound still heard (a ringback clip with a stray "human" window
-    inside it) ends after such a claim starts and keeps competing."""
-    progress_end = max((c.end_s for c in claims if LABELS[c.label].tier == "progress"), default=None)
+    the answer, even while no channel is sure which outcome followed. A progress sound
+    still heard (a ringback clip with a stray "human" window inside it) ends after such a
+    claim starts and keeps competing. Signalling hints still choose the label when no
+    outcome reaches ``outcome_floor``: this only decides among the audio's own claims."""
+    progress_end = max((c.end_s for c in audio if LABELS[c.label].tier == "progress"), default=None)
     return progress_end is not None and any(
-        LABELS[c.label].tier != "progress" and c.start_s >= progress_end for c in claims
+        LABELS[c.label].tier != "progress" and c.start_s >= progress_end for c in _counted(audio)
     )
 
 

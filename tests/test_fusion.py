@@ -51,6 +51,9 @@ def test_a_weak_outcome_heard_after_the_ringing_stopped_ends_progress():
     # silence before a weak announcement is progress too
     quiet = [Evidence("model", "silence", 0.9, 0.0, 2.0), after]
     assert fuse(quiet, CFG).label == "ported"
+    # a signalled outcome still decides when no audio outcome reaches the floor
+    hinted = Evidence("signalling", "busy", 0.9, 0.0, 0.0, {"sip_status": 486})
+    assert fuse([*ringing, after, hinted], CFG).label == "busy"
 
 
 def test_a_tone_label_from_another_channel_pushes_nothing_aside_without_the_tone_channel():
