@@ -58,6 +58,24 @@ def test_report_gives_the_wait_after_the_words(tmp_path):
     assert "by 2.5 s in 100.0% of the clips" in text
 
 
+def test_report_splits_by_lead_in(tmp_path):
+    manifest = tmp_path / "heldout.csv"
+    manifest.write_text(
+        "path,label,onset_s,speech,texts,lead\n"
+        "a.wav,vacant,0.0,0.00-2.00,您拨打的号码是空号,\n"
+        "b.wav,vacant,3.0,3.00-5.00,您拨打的号码是空号,ringback\n",
+        encoding="utf-8",
+    )
+    decided = {"a.wav": 3.0, "b.wav": 5.5}
+    timings = latency.clip_timings(manifest, PROMPTS, decided)
+    assert [t.lead for t in timings] == ["none", "ringback"]
+    lines = latency.report(timings, target_s=2.5).splitlines()
+    (none,) = [line for line in lines if line.startswith("lead-in: none")]
+    (ringback,) = [line for line in lines if line.startswith("lead-in: ringback")]
+    assert none.split()[-2:] == ["3.00", "1.89"]  # decided 3.0 s after onset, 1.89 s after the words
+    assert ringback.split()[-2:] == ["2.50", "1.39"]
+
+
 def test_command_line_reads_the_recipes_prompts_or_given_ones(tmp_path, capsys):
     manifest = tmp_path / "heldout.csv"
     manifest.write_text(

@@ -75,6 +75,8 @@ class ClipTiming:
     """When the words settle the label, in seconds after the announcement starts (onset_s)."""
     decided_s: float | None = None
     """When the classifier decided, in seconds after onset_s (None without predictions)."""
+    lead: str = "none"
+    """What played before the announcement (the manifest's ``lead``: ringback, silence; none)."""
 
 
 def clip_timings(
@@ -95,7 +97,13 @@ def clip_timings(
             settled = start + (end - start) * uniqueness_share(first, row["label"], wordings) - onset
             decided = (predictions or {}).get(row["path"])
             timings.append(
-                ClipTiming(row["path"], row["label"], settled, None if decided is None else decided - onset)
+                ClipTiming(
+                    row["path"],
+                    row["label"],
+                    settled,
+                    None if decided is None else decided - onset,
+                    row.get("lead") or "none",
+                )
             )
     return timings
 
@@ -112,8 +120,8 @@ def read_predictions(path: Path) -> dict[str, float]:
 
 
 def report(timings: list[ClipTiming], target_s: float) -> str:
-    """Per label and overall: median time the words settle the label, and with predictions
-    the median decision and the median wait after the words."""
+    """Per label, overall and per lead-in: median time the words settle the label, and with
+    predictions the median decision and the median wait after the words."""
     groups: dict[str, list[ClipTiming]] = defaultdict(list)
     for timing in timings:
         groups[timing.label].append(timing)
@@ -135,6 +143,11 @@ def report(timings: list[ClipTiming], target_s: float) -> str:
         if groups.get(label):
             lines.append(line(label, groups[label]))
     lines.append(line("all announcements", timings))
+    leads: dict[str, list[ClipTiming]] = defaultdict(list)
+    for timing in timings:
+        leads[timing.lead].append(timing)
+    if len(leads) > 1:
+        lines += [line(f"lead-in: {lead}", items) for lead, items in sorted(leads.items())]
     settled = np.array([t.settled_s for t in timings])
     lines.append(
         f"words settle the label by {target_s:g} s in {np.mean(settled <= target_s):.1%} of the clips"
