@@ -17,7 +17,9 @@ class FusionConfig:
 
     outcome_floor: float = 0.5
     """Score from which an outcome (generic or specific label) supersedes progress
-    labels (ringback, silence) and a specific label supersedes generic ones."""
+    labels (ringback, silence) and a specific label supersedes generic ones. An outcome
+    heard after every progress sound had stopped supersedes progress at any score
+    (``fusion._after_progress``)."""
 
     channel_weights: dict[str, float] = field(
         default_factory=lambda: {
