@@ -80,13 +80,14 @@ def fuse(evidence: Iterable[Evidence], config: FusionConfig) -> FusionResult:
     hint_weight = config.channel_weights.get(SIGNALLING, 0.5)
     odds: dict[str, float] = {}
     competing = 0.0
-    top_rank = _top_rank(audio, config.outcome_floor)
+    counted = _counted(audio)
+    top_rank = _top_rank(counted, config.outcome_floor)
     if top_rank == 0 and hints:
         # Nothing but progress (ringback, silence) was heard: the signalled outcome wins.
         for labels, score in hints:
             odds[labels[0]] = max(odds.get(labels[0], 0.0), _odds(score, hint_weight, config.max_score))
     else:
-        if top_rank == 0 and _after_progress(audio):
+        if top_rank == 0 and _after_progress(counted):
             top_rank = 1  # the ringing stopped and something else played: progress is over
         candidates = _candidates(audio, top_rank)
         tones_heard = _confirmed_tones(audio)
@@ -140,14 +141,14 @@ def _counted(audio: list[Evidence]) -> list[Evidence]:
     return [c for c in audio if c.label not in TONE_DEFINED or c.label in confirmed]
 
 
-def _top_rank(audio: list[Evidence], floor: float) -> int:
-    """Highest tier rank among counted audio claims scoring at least *floor* (0 if none)."""
-    return max((_TIER_RANK[LABELS[c.label].tier] for c in _counted(audio) if c.score >= floor), default=0)
+def _top_rank(counted: list[Evidence], floor: float) -> int:
+    """Highest tier rank among *counted* claims (``_counted``) scoring at least *floor* (0 if none)."""
+    return max((_TIER_RANK[LABELS[c.label].tier] for c in counted if c.score >= floor), default=0)
 
 
-def _after_progress(audio: list[Evidence]) -> bool:
-    """True when a counted outcome claim of any score started after every progress claim
-    had ended.
+def _after_progress(counted: list[Evidence]) -> bool:
+    """True when, among *counted* claims (``_counted``: every progress claim is one), an
+    outcome claim of any score started after every progress claim had ended.
 
     Ringback followed by an announcement under babble leaves a strong ringback claim and a
     weak one for the announcement; the call is no longer ringing, so ringback must not be
@@ -155,9 +156,9 @@ def _after_progress(audio: list[Evidence]) -> bool:
     still heard (a ringback clip with a stray "human" window inside it) ends after such a
     claim starts and keeps competing. Signalling hints still choose the label when no
     outcome reaches ``outcome_floor``: this only decides among the audio's own claims."""
-    progress_end = max((c.end_s for c in audio if LABELS[c.label].tier == "progress"), default=None)
+    progress_end = max((c.end_s for c in counted if LABELS[c.label].tier == "progress"), default=None)
     return progress_end is not None and any(
-        LABELS[c.label].tier != "progress" and c.start_s >= progress_end for c in _counted(audio)
+        LABELS[c.label].tier != "progress" and c.start_s >= progress_end for c in counted
     )
 
 
