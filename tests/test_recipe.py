@@ -210,7 +210,7 @@ def test_fresh_heldout_clips_are_the_splits_voices_at_unused_indices(tmp_path):
     assert all(r["split"] == "heldout" for r in manifest)
     (tmp_path / "split" / "heldout").mkdir(parents=True)
     build_seeds = {
-        corpus._job((label, i, True, str(tmp_path / "split"), None))["seed"]
+        corpus.make_row((label, i, True, str(tmp_path / "split"), None, None))["seed"]
         for label in labels
         for i in (0, 1)
     }
@@ -222,3 +222,43 @@ def test_fresh_heldout_clips_are_the_splits_voices_at_unused_indices(tmp_path):
         voices = row.get("voice", "").split(";")
         variants = {part.split("+")[1].split("/")[0] for part in voices if "+" in part}
         assert variants <= set(tts.HELDOUT_VARIANTS) and (variants or row["label"] == "busy_tone")
+
+
+def test_part_of_the_training_answers_follow_music_ringback_and_the_split_never_does():
+    kinds, held_kinds = [], []
+    for seed in range(40):
+        clip, meta = corpus.make_clip("human", np.random.default_rng(seed), heldout=False)
+        kinds.append(meta["lead"])
+        if meta["lead"] == "music":  # music plays up to where the answer starts
+            onset = int(meta["onset_s"] * 8000)
+            assert onset >= 8000 and np.sqrt(np.mean(clip[:onset] ** 2)) > 0.01
+        held_kinds.append(corpus.make_clip("human", np.random.default_rng(seed), heldout=True)[1]["lead"])
+    share = kinds.count("music") / len(kinds)
+    assert 0.05 < share < 0.45 and {"none", "silence", "ringback"} <= set(kinds)
+    assert "music" not in held_kinds and {"none", "silence", "ringback"} <= set(held_kinds)
+    _, forced = corpus.make_clip("vacant", np.random.default_rng(0), heldout=True, lead="music")
+    assert forced["lead"] == "music" and forced["onset_s"] >= 1.0
+
+
+def test_windows_inside_a_lead_in_teach_what_played():
+    from training.train import window_label
+
+    row = {"label": "human", "speech": "3.00-3.60", "lead": "music"}
+    assert window_label(row, 0.5, 2.5) == "color_ringback"
+    assert window_label({**row, "lead": "ringback"}, 0.5, 2.5) == "ringback"
+    assert window_label({**row, "lead": "silence"}, 0.5, 2.5) == "silence"
+    assert window_label(row, 2.0, 4.0) == "human"  # 0.6 s of the answer heard
+    assert window_label(row, 1.1, 3.1) is None  # 0.1 s: neither
+
+
+def test_fresh_clips_after_a_forced_lead_in(tmp_path):
+    import pytest
+
+    from training import fresh
+
+    rows = fresh.draw(tmp_path, first=fresh.DEFAULT_FIRST, per_label=1, jobs=2, progress=False, lead="music")
+    assert [r["label"] for r in rows] == list(corpus.lead_labels())
+    assert "human" in corpus.lead_labels() and "busy_tone" not in corpus.lead_labels()
+    assert {r["lead"] for r in rows} == {"music"}
+    with pytest.raises(ValueError, match="unknown lead-in 'jingle'"):
+        fresh.draw(tmp_path, first=0, per_label=1, jobs=1, progress=False, lead="jingle")

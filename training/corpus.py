@@ -39,6 +39,18 @@ BABBLE_BEDS = 8
 """Babble-noise beds per split; a clip's seed picks one. A single bed let the model learn
 that one mixture as "noise" and hear any other babble as speech to classify."""
 BABBLE_TALKERS = 6
+LEADS = ("none", "silence", "ringback", "music")
+"""What can play before an announcement, answer or greeting (the manifest's ``lead``)."""
+LEAD_LABELS = ("human", "voicemail")
+"""Labels with a lead-in besides the announcements (``lead_labels()``)."""
+MUSIC_LEAD_SHARE = 0.2
+"""Share of the *training* announcements, answers and greetings that follow music ringback
+(彩铃) instead of nothing, silence or ringback. Most Chinese mobile subscribers have a music
+ringback, so "喂？" after music is the commonest answered call, and an announcement after it
+(no answer, powered off) is common too. Without such clips (every model until 2026-12-01),
+the shipped model labelled 23 % of held-out answers after music "color_ringback" or an
+announcement, against 7 % after the split's lead-ins. The held-out split keeps its lead-ins
+(its figures compare across builds); ``training.fresh --lead music`` draws the check set."""
 SIT_CODES_FOR = {
     "vacant": (None, "vc", "ic"),
     "network_busy": (None, "nc"),
@@ -70,14 +82,28 @@ def _ringback(seconds: float, rng: np.random.Generator) -> np.ndarray:
     )
 
 
-def _lead(rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """What plays before the announcement: nothing, silence or ringback."""
-    r = rng.random()
-    if r < 0.25:
-        return np.zeros(0, dtype=np.float32), "none"
-    if r < 0.6:
-        return synth.silence(rng.uniform(0.2, 2.0)), "silence"
-    return _ringback(rng.uniform(1.0, 6.0), rng), "ringback"
+def _lead(
+    rng: np.random.Generator, music_share: float = 0.0, kind: str | None = None
+) -> tuple[np.ndarray, str]:
+    """What plays before the announcement: nothing, silence, ringback or music ringback.
+
+    Music takes *music_share* of the clips (drawn first, only when the share is not 0, so
+    clips without it are unchanged); the rest are none / silence / ringback at 0.25 / 0.35 /
+    0.4. *kind* forces one of ``LEADS`` (check sets)."""
+    if kind is None and music_share and rng.random() < music_share:
+        kind = "music"
+    if kind is None:
+        r = rng.random()
+        kind = "none" if r < 0.25 else "silence" if r < 0.6 else "ringback"
+    if kind == "none":
+        return np.zeros(0, dtype=np.float32), kind
+    if kind == "silence":
+        return synth.silence(rng.uniform(0.2, 2.0)), kind
+    if kind == "ringback":
+        return _ringback(rng.uniform(1.0, 6.0), rng), kind
+    if kind == "music":
+        return (music.music(rng.uniform(1.0, 6.0), rng) * rng.uniform(0.3, 1.0)).astype(np.float32), kind
+    raise ValueError(f"unknown lead-in {kind!r} (one of {', '.join(LEADS)})")
 
 
 def _pause(rng: np.random.Generator, low: float = 0.3, high: float = 0.9) -> np.ndarray:
@@ -176,14 +202,26 @@ def _speech_spans(start: int, parts: list[Part]) -> str:
     return ";".join(spans)
 
 
+def lead_labels() -> tuple[str, ...]:
+    """The labels whose clips have a lead-in: every announcement, the answer and the greeting."""
+    return tuple(
+        label for label in MODEL_LABELS if label in load_prompts()["announcements"] or label in LEAD_LABELS
+    )
+
+
 def make_clip(
-    label: str, rng: np.random.Generator, heldout: bool, recorded: tts.Recordings | None = None
+    label: str,
+    rng: np.random.Generator,
+    heldout: bool,
+    recorded: tts.Recordings | None = None,
+    lead: str | None = None,
 ) -> tuple[np.ndarray, dict]:
     """One clean clip of *label* (before the channel) and its facts; *recorded* is an outside
-    Mandarin voice that training clips take part of their Mandarin from."""
+    Mandarin voice that training clips take part of their Mandarin from; *lead* forces the
+    lead-in (one of ``LEADS``) of a label that has one."""
     meta: dict = {"onset_s": 0.0}
-    if label in load_prompts()["announcements"] or label in ("human", "voicemail"):
-        lead, lead_kind = _lead(rng)
+    if label in lead_labels():
+        lead_audio, lead_kind = _lead(rng, 0.0 if heldout else MUSIC_LEAD_SHARE, lead)
         if label == "human":
             body, info = _short_phrases("human", rng, heldout, int(rng.integers(1, 4)), recorded)
             body.append((synth.silence(rng.uniform(1.0, 4.0)), "pause"))  # the line stays open
@@ -200,14 +238,14 @@ def make_clip(
         meta.update(
             info,
             lead=lead_kind,
-            onset_s=round(len(lead) / SAMPLE_RATE, 3),
-            speech=_speech_spans(len(lead), body),
+            onset_s=round(len(lead_audio) / SAMPLE_RATE, 3),
+            speech=_speech_spans(len(lead_audio), body),
         )
-        clip = np.concatenate([lead, *(part for part, _ in body)])
+        clip = np.concatenate([lead_audio, *(part for part, _ in body)])
         # truncated, as when the dialer hangs up: never before the first full sentence
         first = next(len(part) for part, kind in body if kind == "speech")
         before = sum(len(part) for part, _ in body[: [k for _, k in body].index("speech")])
-        keep = len(lead) + before + first + int(rng.uniform(0.3, 6.0) * SAMPLE_RATE)
+        keep = len(lead_audio) + before + first + int(rng.uniform(0.3, 6.0) * SAMPLE_RATE)
         if label != "voicemail" and rng.random() < 0.7:
             clip = clip[:keep]
     elif label in ("ringback", "busy_tone", "congestion_tone"):
@@ -284,11 +322,19 @@ def _babble_bed(heldout: bool, index: int) -> np.ndarray:
     return bed
 
 
-def _job(args: tuple[str, int, bool, str, str | None]) -> dict:
-    label, index, heldout, folder, zh_voice = args
+ClipTask = tuple[str, int, bool, str, str | None, str | None]
+"""What ``make_row`` synthesises: label, index, held out?, corpus folder, outside Mandarin
+voice folder (or None), forced lead-in (or None: the recipe's odds)."""
+
+
+def make_row(task: ClipTask) -> dict:
+    """Synthesise one clip through the channel, write it under the folder's ``train/`` or
+    ``heldout/`` and return its manifest row. Deterministic: the seed comes from the label,
+    the index and the split."""
+    label, index, heldout, folder, zh_voice, lead = task
     seed = SEED + (HELDOUT_SEED_OFFSET if heldout else 0) + LABEL_IDS.index(label) * 100_000 + index
     rng = np.random.default_rng(seed)
-    clean, meta = make_clip(label, rng, heldout, tts.Recordings.load(zh_voice) if zh_voice else None)
+    clean, meta = make_clip(label, rng, heldout, tts.Recordings.load(zh_voice) if zh_voice else None, lead)
     if label == "silence" and rng.random() < 0.5:
         noisy, chan = clean, {"codec": "linear", "digital_silence": True}
         if rng.random() < 0.5:
@@ -332,9 +378,9 @@ def build(
     for split in ("train", "heldout"):
         (out / split).mkdir(parents=True, exist_ok=True)
     voice = str(zh_voice) if zh_voice else None
-    tasks = [(label, i, False, str(out), voice) for label in labels for i in range(per_label)]
-    tasks += [(label, i, True, str(out), voice) for label in labels for i in range(heldout_per_label)]
-    rows = map_in_order(_job, tasks, jobs, desc="corpus", unit="clip", chunksize=8, progress=progress)
+    tasks = [(label, i, False, str(out), voice, None) for label in labels for i in range(per_label)]
+    tasks += [(label, i, True, str(out), voice, None) for label in labels for i in range(heldout_per_label)]
+    rows = map_in_order(make_row, tasks, jobs, desc="corpus", unit="clip", chunksize=8, progress=progress)
     columns = [
         "path",
         "label",

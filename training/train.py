@@ -53,9 +53,9 @@ two networks would cost 4.9 MB and take tones + model under 200x real time (193-
 against 208-227x for one). Training several runs them on as many processes."""
 L2_PENALTY = 3e-2
 """The networks' weight decay (scikit-learn's ``alpha``). At 1e-3 (until 2026-11-29) the
-network was overconfident on windows its words cannot settle yet (calibration clips before
-the words settle the label: mean top probability 0.59, right 0.38), and that wrong evidence
-held decisions back. Measured on cached version-3 features (model channel alone, seeds 0 and
+network was overconfident on windows its words cannot settle yet (calibration clips with no
+lead-in, windows ending 1 to 0.25 s before the words settle the label: mean top probability
+0.59, right 0.38), and that wrong evidence held decisions back. Measured on cached version-3 features (model channel alone, seeds 0 and
 1, 16 epochs): calibration-clip window accuracy 0.614 -> 0.623 and log loss 1.35 -> 1.19;
 held-out split macro-F1 0.965 / 0.970 -> 0.970 / 0.974, 2,000 fresh clips 0.954 / 0.966 ->
 0.967 / 0.972, median decision 2.69 / 2.77 -> 2.77 / 2.79 s. At 1e-2 and 1e-1 (seed 1): fresh
@@ -66,6 +66,8 @@ accuracy levels off after about 12 epochs (0.631 and 0.627 for two seeds; best 0
 0.628 by epoch 21 and 18, stopping at 28 and 25; 2 s features). Trained to the stop, the
 version-2 pair scored 0.973 instead of 0.971. One version-3 network trains 16 epochs in
 about 490 s; to the stop it would not fit the 30-minute build."""
+LEAD_WINDOW_LABELS = {"ringback": "ringback", "music": "color_ringback"}
+"""What a window entirely inside a lead-in teaches (nothing or silence: "silence")."""
 RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "prompts.json")
 
 
@@ -96,7 +98,7 @@ def window_label(row: dict, start_s: float, end_s: float) -> str | None:
         return label  # tones, music, silence: the whole clip is the label
     onset = spans[0][0]
     if end_s <= onset:
-        return "ringback" if row.get("lead") == "ringback" else "silence"
+        return LEAD_WINDOW_LABELS.get(row.get("lead") or "", "silence")
     heard = sum(max(0.0, min(end_s, b) - max(start_s, a)) for a, b in spans)
     return label if heard >= min(MIN_SPEECH_S, sum(b - a for a, b in spans)) else None
 

@@ -1,0 +1,51 @@
+"""training.recode: a manifest's clips through an AMR-NB round trip, for a robustness check."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import FIXTURES
+from tests.helpers import best_by_label, tone_evidence
+from training import recode
+
+
+def _manifest(folder, rows):
+    with open(folder / "heldout.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["path", "label", "onset_s"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / "heldout.csv"
+
+
+def test_recoded_clips_keep_length_and_tones_and_a_broken_one_is_left_out(tmp_path):
+    src = tmp_path / "src"
+    (src / "clips").mkdir(parents=True)
+    shutil.copy(FIXTURES / "tones" / "cn_busy.wav", src / "clips" / "busy.wav")
+    (src / "clips" / "broken.wav").write_bytes(b"RIFF not really")
+    manifest = _manifest(
+        src,
+        [
+            {"path": "clips/busy.wav", "label": "busy_tone", "onset_s": 0},
+            {"path": "clips/broken.wav", "label": "vacant", "onset_s": 0},
+        ],
+    )
+    written, errors = recode.recode(manifest, tmp_path / "amr", mode=0, jobs=1, progress=False)
+    assert written == 1 and len(errors) == 1 and "broken.wav" in errors[0]
+    with open(tmp_path / "amr" / "heldout.csv", newline="", encoding="utf-8") as handle:
+        assert [row["path"] for row in csv.DictReader(handle)] == ["clips/busy.wav"]
+    before, _ = sf.read(src / "clips" / "busy.wav", dtype="float32")
+    after, rate = sf.read(tmp_path / "amr" / "clips" / "busy.wav", dtype="float32")
+    assert rate == 8000 and abs(len(after) - len(before)) <= 160  # at most one 20 ms frame
+    assert not np.allclose(after[: len(before)], before[: len(after)], atol=1e-3)  # it was coded
+    assert best_by_label(tone_evidence(after)).get("busy_tone", 0.0) >= 0.9  # at 4.75 kbit/s
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    manifest = _manifest(tmp_path, [])
+    with pytest.raises(ValueError, match="mode must be 0-7"):
+        recode.recode(manifest, tmp_path / "out", mode=8, jobs=1)
+    with pytest.raises(ValueError, match="must not be the manifest's own folder"):
+        recode.recode(manifest, tmp_path, mode=7, jobs=1)

@@ -1,0 +1,113 @@
+"""Re-encode a manifest's clips through a mobile codec the recipe does not simulate.
+
+    python -m training.recode MANIFEST OUT [--mode 7]
+    audio-classifier evaluate OUT/heldout.csv --no-samples --no-asr
+
+The recipe's channel has G.711 and GSM 06.10; mobile networks carry calls as AMR-NB, and
+an announcement that reaches a dialer's trunk as G.711 has often been through AMR-NB on
+the way (tandem coding). This takes any manifest (the held-out split, ``training.fresh``
+clips, real recordings) and writes the same clips after an AMR-NB round trip through sox,
+at one of its eight modes (0: 4.75 kbit/s ... 7: 12.2 kbit/s, the usual one), with the
+same manifest rows: a robustness check, not a build step. Needs sox with AMR-NB
+(``libsox-fmt-all`` on Debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from audio_classifier.audio import SAMPLE_RATE
+
+from .parallel import map_in_order
+
+AMR_MODES_KBPS = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
+"""AMR-NB's bit rates by mode (sox's ``-C`` compression index)."""
+
+
+def has_amr_nb() -> bool:
+    """Whether this sox writes AMR-NB (it needs the opencore library at run time)."""
+    if shutil.which("sox") is None:
+        return False
+    listing = subprocess.run(["sox", "-h"], capture_output=True, text=True).stdout
+    return "amr-nb" in listing.split("AUDIO FILE FORMATS:")[-1].split("\n")[0]
+
+
+def amr_round_trip(source: Path, target: Path, mode: int) -> None:
+    """*source* (any format sox reads) -> AMR-NB at *mode* -> 16-bit WAV at 8 kHz in *target*."""
+    with tempfile.TemporaryDirectory() as tmp:
+        coded = Path(tmp) / "clip.amr-nb"
+        for cmd in (
+            ["sox", "-R", "-D", str(source), "-r", str(SAMPLE_RATE), "-c", "1", "-C", str(mode), str(coded)],
+            ["sox", "-R", "-D", str(coded), "-r", str(SAMPLE_RATE), "-b", "16", str(target)],
+        ):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{source}: sox failed: {done.stderr.strip()}")
+
+
+def _job(task: tuple[str, str, int]) -> str | None:
+    source, target, mode = task
+    try:
+        amr_round_trip(Path(source), Path(target), mode)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def recode(manifest: Path, out: Path, mode: int, jobs: int, progress: bool = True) -> tuple[int, list[str]]:
+    """Write every clip of *manifest* (CSV with a ``path`` column, relative to it) under *out*
+    at the same relative path, and the manifest as ``out / manifest.name``. Returns the number
+    of clips written and the errors (a clip that fails is left out of the new manifest)."""
+    if not 0 <= mode < len(AMR_MODES_KBPS):
+        raise ValueError(f"AMR-NB mode must be 0-{len(AMR_MODES_KBPS) - 1} (got {mode})")
+    if not has_amr_nb():
+        raise RuntimeError("this sox cannot write AMR-NB (on Debian: apt-get install libsox-fmt-all)")
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows, columns = list(reader), reader.fieldnames or []
+    if "path" not in columns:
+        raise ValueError(f"{manifest}: no 'path' column")
+    if out.resolve() == manifest.parent.resolve():
+        raise ValueError("OUT must not be the manifest's own folder (the clips would be overwritten)")
+    tasks = []
+    for row in rows:
+        target = out / row["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tasks.append((str(manifest.parent / row["path"]), str(target), mode))
+    errors = map_in_order(_job, tasks, jobs, desc="AMR-NB", unit="clip", chunksize=8, progress=progress)
+    kept = [row for row, error in zip(rows, errors, strict=True) if error is None]
+    with open(out / manifest.name, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(kept), [error for error in errors if error]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifest", type=Path, help="CSV with path (relative to it) and label columns")
+    parser.add_argument("out", type=Path, help="folder for the re-encoded clips and manifest")
+    parser.add_argument("--mode", type=int, default=7, help="AMR-NB mode 0-7 (4.75-12.2 kbit/s; default 7)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        written, errors = recode(args.manifest, args.out, args.mode, args.jobs, progress=not args.no_progress)
+    except (ValueError, RuntimeError, OSError) as error:
+        parser.error(str(error))
+    for error in errors:
+        print(f"skipped: {error}")
+    print(
+        f"{written} clips at {AMR_MODES_KBPS[args.mode]} kbit/s in {args.out / args.manifest.name}"
+        + (f" ({len(errors)} failed)" if errors else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
