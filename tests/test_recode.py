@@ -49,3 +49,6 @@ def test_bad_arguments_are_refused(tmp_path):
         recode.recode(manifest, tmp_path / "out", mode=8, jobs=1)
     with pytest.raises(ValueError, match="must not be the manifest's own folder"):
         recode.recode(manifest, tmp_path, mode=7, jobs=1)
+    outside = _manifest(tmp_path, [{"path": "../elsewhere.wav", "label": "vacant", "onset_s": 0}])
+    with pytest.raises(ValueError, match="not inside the manifest's folder"):
+        recode.recode(outside, tmp_path / "out", mode=7, jobs=1)

@@ -1,6 +1,6 @@
 """Fresh held-out clips: more of the recipe's held-out split, at indices the split does not use.
 
-    python -m training.fresh OUT [--first 360] [--per-label 80] [--lead music]
+    python -m training.fresh OUT [--first 680] [--per-label 80] [--lead music]
 
 The build's held-out split (indices 0..119 per label) has been looked at while the recipe
 was tuned, so its figures flatter. These clips come from the same held-out voices, seeds
