@@ -3,6 +3,7 @@
 import io
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -110,7 +111,9 @@ KINDS = [
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("label", list(ENROLLED))
 def test_degraded_enrolled_prompts_are_identified(classifier, prompts, label, kind):
-    rng = np.random.default_rng(abs(hash((label, kind))) % 2**32)
+    # a stable seed: hash() of strings changes with every process (PYTHONHASHSEED), and the
+    # 2.5 s Mandarin prompt goes unmatched in about 1 of 40 draws of 10 dB white noise
+    rng = np.random.default_rng(zlib.crc32(f"{label}/{kind}".encode()))
     query, start = degrade(kind, prompts[label], rng)
     decision = classifier.classify_array(query, 8000)
     matches = [e for e in decision.evidence if e.channel == "fingerprint"]
