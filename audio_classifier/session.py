@@ -3,7 +3,8 @@
 Batch classification is a session fed a file (see ``classifier.py``), so this is the one
 code path. Audio is analysed in fixed blocks at absolute stream positions; the decision
 is re-evaluated after each block, which makes results independent of how the caller
-chunks the audio.
+chunks the audio. Blocks end where the model's windows end (``block_phase``), so a
+window is judged as soon as its last sample arrives.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ class Session:
         config: ClassifierConfig,
         converter: StreamConverter,
         initial_evidence: list[Evidence] | None = None,
+        block_phase: int = 0,
     ) -> None:
+        """*block_phase* (samples): blocks end at ``block_phase + k * block`` of the stream."""
         self._streams = streams
         self._config = config
         self._converter = converter
         self._block = int(round(config.block_s * SAMPLE_RATE))
+        self._boundary = block_phase % self._block or self._block  # where the current block ends
         self._max_samples = int(round(config.max_duration_s * SAMPLE_RATE))
         self._buffer = np.zeros(0, dtype=np.float32)
         self._consumed = 0
@@ -118,8 +122,13 @@ class Session:
         self._buffer = np.concatenate([self._buffer, samples]) if len(self._buffer) else samples
         updates: list[Decision] = []
         position = 0
-        while len(self._buffer) - position >= self._block or (end and position < len(self._buffer)):
-            block = self._buffer[position : position + self._block]
+        while True:
+            need = self._boundary - self._consumed
+            if len(self._buffer) - position >= need:
+                self._boundary += self._block
+            elif not (end and position < len(self._buffer)):
+                break
+            block = self._buffer[position : position + need]
             position += len(block)
             new: list[Evidence] = []
             for stream in self._streams:

@@ -1,6 +1,6 @@
 """Batch-path throughput: audio-seconds analysed per CPU-second, and peak RSS.
 
-    python -m benchmarks.throughput [--clips 100] [--seconds 20]
+    python -m benchmarks.throughput [--clips 100] [--seconds 20] [--block-s 0.25]
 
 Runs the classifier over a generated 8 kHz corpus (benchmarks/corpus.py) exactly as
 ``audio-classifier classify`` does (files read from disk, one session each), once with
@@ -52,19 +52,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--block-s",
+        type=float,
+        default=ClassifierConfig().block_s,
+        help="analysis block length (the default's; 0.1 was the default before 2026-12-01)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_corpus(Path(tmp), args.clips, args.seconds)
         total_audio = args.clips * args.seconds
         Classifier().classify_file(paths[0])  # warm-up (imports, FFT plans, model session)
         decode = decode_only(paths)
-        print(f"corpus: {args.clips} clips x {args.seconds:g} s at {SAMPLE_RATE} Hz = {total_audio:.0f} s")
+        print(
+            f"corpus: {args.clips} clips x {args.seconds:g} s at {SAMPLE_RATE} Hz = {total_audio:.0f} s; "
+            f"blocks of {args.block_s:g} s"
+        )
         print(f"baseline (read + decode only): {total_audio / decode:8.0f} x real time per core")
         configurations = (
             ("tones + fusion", ClassifierConfig(model_path=None, samples_path=None, asr_model=None)),
             ("tones + model", ClassifierConfig(samples_path=None, asr_model=None)),
             ("tones + model + fingerprints (default)", ClassifierConfig(asr_model=None)),
         )
+        configurations = tuple((name, replace(c, block_s=args.block_s)) for name, c in configurations)
         for name, base in configurations:
             for mode, config in (
                 ("early decision", base),

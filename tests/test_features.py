@@ -10,6 +10,9 @@ from audio_classifier.features import (
     FeatureConfig,
     LogMelStream,
     WindowFeatures,
+    _mean,
+    _percentiles,
+    _share,
     clip_windows,
     dct_matrix,
     mel_filterbank,
@@ -147,3 +150,30 @@ def test_recent_seconds_extend_the_whole_window_summary(rng):
 def test_config_refuses_a_recent_part_outside_the_window(recent_s):
     with pytest.raises(ValueError, match="recent_s must be within"):
         FeatureConfig(recent_s=recent_s)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [((3, 40, 200), 2), ((3, 40, 200), (1, 2)), ((2, 16, 20, 10), 3), ((4, 201), 1), ((1, 7), 1)],
+)
+def test_fast_reductions_equal_numpy_bit_for_bit(shape, axis, rng):
+    """The summary's hand-rolled mean and share are numpy's, not approximations of it: the
+    shipped model was trained on numbers computed with ``np.mean``."""
+    values = (rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3, shape)).astype(np.float32)
+    for keepdims in (False, True):
+        ours = _mean(values, axis, keepdims=keepdims)
+        assert ours.dtype == np.float32
+        assert np.array_equal(ours, values.mean(axis=axis, keepdims=keepdims))
+    flags = values.reshape(len(values), -1) > 0.1
+    assert np.array_equal(_share(flags), np.mean(flags, axis=1))
+
+
+def test_percentiles_equal_numpy(rng):
+    values = rng.standard_normal((5, 101)).astype(np.float32)
+    for length in (101, 50, 2):
+        np.testing.assert_allclose(
+            _percentiles(values[:, :length], (10, 50, 90)),
+            np.percentile(values[:, :length], (10, 50, 90), axis=1),
+            rtol=1e-6,
+            atol=1e-6,
+        )

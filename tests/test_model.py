@@ -156,6 +156,27 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert loaded.card.bias == tuple(card["bias"][label] for label in card["labels"])
 
 
+def test_export_is_byte_for_byte_reproducible(tmp_path, rng):
+    """The same trained network exports to the same file, so a rebuild can be checked by its
+    sha256 (skl2onnx names the graph with a random uuid unless told otherwise)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from training.train import export_onnx
+
+    x = rng.standard_normal((60, 5)).astype(np.float32)
+    pipeline = make_pipeline(
+        StandardScaler(), MLPClassifier((4,), solver="lbfgs", max_iter=500, random_state=0)
+    )
+    pipeline.fit(x, (x[:, 0] > 0).astype(int))
+    first, second = tmp_path / "a.onnx", tmp_path / "b" / "a.onnx"
+    second.parent.mkdir()
+    export_onnx(pipeline, 5, first)
+    export_onnx(pipeline, 5, second)
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_calibration_offsets_correct_an_over_scored_label(rng):
     """fit_bias finds the offset of a label whose accumulated evidence is inflated."""
     from training.train import fit_bias

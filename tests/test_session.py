@@ -16,6 +16,8 @@ from audio_classifier import (
     synth,
 )
 
+from .conftest import FIXTURES
+
 
 def _call(rng) -> np.ndarray:
     """Ringback, then a SIT and a speech-like announcement, then busy tone."""
@@ -80,6 +82,66 @@ def test_g711_stream(rng, classifier):
     whole = _feed(classifier, codes, len(codes), sample_rate=8000, encoding="alaw")
     assert whole.label == "congestion_tone"
     assert _feed(classifier, codes, 160, sample_rate=8000, encoding="alaw").to_dict() == whole.to_dict()
+
+
+class _BlockRecorder:
+    """A channel (factory and stream in one) that records the blocks it is given."""
+
+    name = "recorder"
+
+    def __init__(self, grid: tuple[int, int] | None = None) -> None:
+        if grid:
+            self.evidence_grid = grid
+        self.blocks: list[tuple[int, int]] = []
+
+    def open(self) -> "_BlockRecorder":
+        return self
+
+    def process(self, samples: np.ndarray, start_sample: int) -> list:
+        self.blocks.append((start_sample, start_sample + len(samples)))
+        return []
+
+    def finish(self) -> list:
+        return []
+
+
+@pytest.mark.parametrize("grid", [None, (16120, 2000)])
+def test_blocks_end_on_the_evidence_grid_however_the_audio_arrives(grid, rng):
+    x = synth.speech_like(5.0, rng)
+    ends = []
+    for chunks in ([len(x)], [160] * (len(x) // 160 + 1), rng.integers(1, 3001, 40).tolist()):
+        recorder = _BlockRecorder(grid)
+        session = Classifier(ClassifierConfig(block_s=0.25), channels=[recorder]).open_session(
+            8000, "float32"
+        )
+        i = 0
+        for n in chunks:
+            session.feed(x[i : i + n])
+            i += n
+        session.feed(x[i:])
+        session.close()
+        starts = [a for a, _ in recorder.blocks]
+        assert starts == [0] + [b for _, b in recorder.blocks[:-1]]  # contiguous, from the start
+        assert recorder.blocks[-1][1] == len(x)
+        ends.append([b for _, b in recorder.blocks])
+    assert ends[0] == ends[1] == ends[2]
+    phase = grid[0] % 2000 if grid else 0
+    assert all((end - phase) % 2000 == 0 for end in ends[0][:-1])
+    assert ends[0][0] == (phase or 2000)
+
+
+def test_a_model_decision_comes_the_moment_its_window_ends(classifier):
+    """With the shipped model, every early decision lands on a window end (2.015 s + k x 0.25 s),
+    not on the next block boundary after it."""
+    first, step = next(c for c in classifier.channels if c.name == "model").evidence_grid
+    decided = []
+    for name in ("vacant", "powered_off", "redial_later", "human"):
+        path = FIXTURES / "speech" / f"{name}.wav"
+        decision = classifier.classify_file(path)
+        if decision.decided_at_s < sf.info(path).duration - 0.01:  # early, not at the end of the clip
+            decided.append(round(decision.decided_at_s * 8000))
+    assert len(decided) >= 3, "the fixtures were not decided early"
+    assert all(at >= first and (at - first) % step == 0 for at in decided)
 
 
 def test_interim_updates_then_final(classifier):

@@ -253,6 +253,7 @@ def export_onnx(pipeline, dimension: int, path: Path) -> None:
 
     onx = convert_sklearn(
         pipeline,
+        name=path.stem,  # skl2onnx's default is a random uuid: the same network would differ by file
         initial_types=[("features", FloatTensorType([None, dimension]))],
         options={id(pipeline): {"zipmap": False}},
         target_opset=17,
