@@ -11,7 +11,7 @@ import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.errors import ConfigError, ModelError
-from audio_classifier.fingerprint import LandmarkStream, landmarks
+from audio_classifier.fingerprint import LandmarkStream, _running_max, landmarks
 from audio_classifier.resample import Resampler
 from audio_classifier.samples import FingerprintChannel, SampleLibrary
 from training.channel import gsm_round_trip
@@ -150,6 +150,22 @@ def test_other_audio_does_not_match(classifier, kind):
     }[kind]()
     decision = classifier.classify_array(x, 8000)
     assert not [e for e in decision.evidence if e.channel == "fingerprint"]
+
+
+@pytest.mark.parametrize("shape", [(40, 208), (3, 208), (1, 5), (0, 208)])
+def test_running_max_is_the_windowed_maximum(shape):
+    """Peak picking's max filter: each value's maximum over ±half neighbours, fewer at the edges."""
+    values = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    for axis, half in ((1, 5), (0, 3)):
+        expected = np.empty_like(values)
+        for i in range(values.shape[axis]):
+            window = np.take(
+                values, range(max(0, i - half), min(values.shape[axis], i + half + 1)), axis=axis
+            )
+            index = [slice(None)] * 2
+            index[axis] = i
+            expected[tuple(index)] = window.max(axis=axis)
+        assert np.array_equal(_running_max(values, half, axis), expected)
 
 
 def test_landmarks_do_not_depend_on_chunking(prompts):
