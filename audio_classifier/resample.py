@@ -57,8 +57,17 @@ class Resampler:
             return np.zeros(0, dtype=np.float32)
         last = self._last_input(n)
         phase = (n * self.down + self._delay) % self.up
-        index = (last - self._buffer_start)[:, None] - np.arange(self._taps)[None, :]
-        out = np.einsum("nk,nk->n", self._buffer[index], self._bank[phase])
+        # row i holds x[last_i], x[last_i - 1], ...: windows of the buffer read backwards,
+        # gathered by their first sample (no n x taps index array)
+        buffer = self._buffer
+        step = buffer.strides[0]
+        backwards = np.lib.stride_tricks.as_strided(
+            buffer[self._taps - 1 :],
+            (len(buffer) - self._taps + 1, self._taps),
+            (step, -step),
+            writeable=False,
+        )
+        out = np.einsum("nk,nk->n", backwards[last - self._buffer_start - self._taps + 1], self._bank[phase])
         self._next_out = n_end
         keep_from = int(self._last_input(n_end)) - self._taps + 1 - self._buffer_start
         if keep_from > 0:

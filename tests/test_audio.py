@@ -46,6 +46,22 @@ def test_resampler_is_accurate_and_chunk_invariant(rate, rng):
     assert np.array_equal(np.concatenate(out), y)
 
 
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_resampler_output_is_its_polyphase_definition(rate, rng):
+    """Each output sample is its phase's filter over the latest inputs (zeros before the
+    stream), computed here one sample at a time."""
+    x = (rng.standard_normal(rate // 10) * 0.3).astype(np.float32)
+    r = Resampler(rate, 8000)
+    y = np.concatenate([r.process(x), r.flush()])
+    bank, taps, delay = r._bank.astype(np.float64), r._taps, r._delay
+    padded = np.concatenate([np.zeros(taps), x, np.zeros(taps)])
+    for n in range(len(y)):
+        last = (n * r.down + delay) // r.up
+        phase = (n * r.down + delay) % r.up
+        inputs = padded[last + taps - np.arange(taps)]  # x[last], x[last - 1], ...
+        assert y[n] == pytest.approx(float(inputs @ bank[phase]), abs=1e-6)
+
+
 def test_resampler_removes_aliases():
     rate = 48000
     t = np.arange(rate) / rate
