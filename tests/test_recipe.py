@@ -262,3 +262,5 @@ def test_fresh_clips_after_a_forced_lead_in(tmp_path):
     assert {r["lead"] for r in rows} == {"music"}
     with pytest.raises(ValueError, match="unknown lead-in 'jingle'"):
         fresh.draw(tmp_path, first=0, per_label=1, jobs=1, progress=False, lead="jingle")
+    with pytest.raises(ValueError, match="'busy_tone' clips have no lead-in"):
+        corpus.make_clip("busy_tone", np.random.default_rng(0), heldout=True, lead="music")

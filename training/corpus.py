@@ -2,8 +2,8 @@
 
     python -m training.corpus --out corpus --per-label 100 --heldout-per-label 24
 
-Each clip has a call shape (ringback or silence before an announcement, random start
-offsets, truncation), goes through a simulated telephone channel (``channel.py``) and is
+Each clip has a call shape (nothing, silence, ringback or music ringback before an
+announcement, answer or greeting; random start offsets; truncation), goes through a simulated telephone channel (``channel.py``) and is
 written as 8 kHz 16-bit WAV with a manifest row: path, label, onset_s (where the
 announcement, answer or greeting starts; 0 for tones), split, voice and channel facts.
 The held-out split uses voice variants and seeds that training never sees.
@@ -102,8 +102,13 @@ def _lead(
     if kind == "ringback":
         return _ringback(rng.uniform(1.0, 6.0), rng), kind
     if kind == "music":
-        return (music.music(rng.uniform(1.0, 6.0), rng) * rng.uniform(0.3, 1.0)).astype(np.float32), kind
+        return _music_ringback(1.0, 6.0, rng), kind
     raise ValueError(f"unknown lead-in {kind!r} (one of {', '.join(LEADS)})")
+
+
+def _music_ringback(low_s: float, high_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Music ringback (彩铃) of *low_s* to *high_s* seconds at a random level."""
+    return (music.music(rng.uniform(low_s, high_s), rng) * rng.uniform(0.3, 1.0)).astype(np.float32)
 
 
 def _pause(rng: np.random.Generator, low: float = 0.3, high: float = 0.9) -> np.ndarray:
@@ -202,6 +207,7 @@ def _speech_spans(start: int, parts: list[Part]) -> str:
     return ";".join(spans)
 
 
+@cache
 def lead_labels() -> tuple[str, ...]:
     """The labels whose clips have a lead-in: every announcement, the answer and the greeting."""
     return tuple(
@@ -220,6 +226,10 @@ def make_clip(
     Mandarin voice that training clips take part of their Mandarin from; *lead* forces the
     lead-in (one of ``LEADS``) of a label that has one."""
     meta: dict = {"onset_s": 0.0}
+    if lead is not None and label not in lead_labels():
+        raise ValueError(
+            f"{label!r} clips have no lead-in to force (labels with one: {', '.join(lead_labels())})"
+        )
     if label in lead_labels():
         lead_audio, lead_kind = _lead(rng, 0.0 if heldout else MUSIC_LEAD_SHARE, lead)
         if label == "human":
@@ -285,7 +295,7 @@ def make_clip(
             )
             meta["tone"] = "ced"
     elif label == "color_ringback":
-        clip = music.music(rng.uniform(4.0, 12.0), rng) * rng.uniform(0.3, 1.0)
+        clip = _music_ringback(4.0, 12.0, rng)
     elif label == "silence":
         clip = (rng.uniform(1e-5, 5e-4) * rng.standard_normal(int(rng.uniform(3, 10) * SAMPLE_RATE))).astype(
             np.float32
