@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         "--block-s",
         type=float,
         default=ClassifierConfig().block_s,
-        help="analysis block length (the default's; 0.1 was the default before 2026-12-01)",
+        help="analysis block length (the default's; 0.1 was the default before 2026-12-02)",
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
