@@ -98,8 +98,8 @@ class Classifier:
                 *_fingerprint_channel(self.config.samples_path, notes),
             ]
         self.channels: tuple[ChannelFactory, ...] = tuple(channels)
-        grids = [grid for c in self.channels if (grid := getattr(c, "evidence_grid", None))]
-        self._block_phase = grids[0][0] if grids else 0
+        grid = next((g for c in self.channels if (g := getattr(c, "evidence_grid", None))), None)
+        self._block_phase = grid[0] if grid else 0
         self.notes: tuple[str, ...] = tuple(notes)
         """Facts about this classifier worth reporting once per run (missing channels...)."""
 

@@ -69,12 +69,12 @@ def main(argv: list[str] | None = None) -> None:
             f"blocks of {args.block_s:g} s"
         )
         print(f"baseline (read + decode only): {total_audio / decode:8.0f} x real time per core")
+        block = {"block_s": args.block_s}
         configurations = (
-            ("tones + fusion", ClassifierConfig(model_path=None, samples_path=None, asr_model=None)),
-            ("tones + model", ClassifierConfig(samples_path=None, asr_model=None)),
-            ("tones + model + fingerprints (default)", ClassifierConfig(asr_model=None)),
+            ("tones + fusion", ClassifierConfig(model_path=None, samples_path=None, asr_model=None, **block)),
+            ("tones + model", ClassifierConfig(samples_path=None, asr_model=None, **block)),
+            ("tones + model + fingerprints (default)", ClassifierConfig(asr_model=None, **block)),
         )
-        configurations = tuple((name, replace(c, block_s=args.block_s)) for name, c in configurations)
         for name, base in configurations:
             for mode, config in (
                 ("early decision", base),
