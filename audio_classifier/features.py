@@ -10,6 +10,7 @@ vector of ``FeatureConfig.dimension`` values describing the last ``window_s`` se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 
@@ -80,6 +81,15 @@ class FeatureConfig:
     def recent_frames(self) -> int:
         return round(self.recent_s * self.sample_rate / self.hop)
 
+    def frames_in(self, n_samples: int) -> int:
+        """Log-mel frames complete in the first *n_samples* samples."""
+        return (n_samples - self.frame_len) // self.hop + 1 if n_samples >= self.frame_len else 0
+
+    def frame_end_sample(self, frames: int) -> int:
+        """Samples needed to complete the first *frames* frames: a window ending at frame
+        count *frames* ends at this sample."""
+        return (frames - 1) * self.hop + self.frame_len
+
     @property
     def dimension(self) -> int:
         steps = self.window_frames // self.cepstral_step_frames
@@ -145,7 +155,7 @@ class LogMelStream:
         """Add samples; return the log-mel frames they complete, ``(n, n_mels)``."""
         c = self.config
         buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
-        n = (len(buf) - c.frame_len) // c.hop + 1 if len(buf) >= c.frame_len else 0
+        n = c.frames_in(len(buf))
         if n <= 0:
             self._pending = buf
             return np.zeros((0, c.n_mels), dtype=np.float32)
@@ -334,7 +344,7 @@ class WindowFeatures:
                 [self._frames[:, end - c.window_frames : end] for end in (ends - self._start).tolist()]
             )
             vectors = summarise_windows(windows, c)
-            times = [((end - 1) * c.hop + c.frame_len) / c.sample_rate for end in ends.tolist()]
+            times = [c.frame_end_sample(end) / c.sample_rate for end in ends.tolist()]
             out = list(zip(times, vectors, strict=True))
         self._emitted = self._emitted or bool(out)
         if self._frames.shape[1] > c.window_frames:
@@ -352,11 +362,44 @@ class WindowFeatures:
         self._emitted = True
         quietest = int(np.argmin(self._frames.max(axis=0)))
         pad = np.repeat(self._frames[:, [quietest]], c.window_frames - held, axis=1)
-        end_s = ((held - 1) * c.hop + c.frame_len) / c.sample_rate
+        end_s = c.frame_end_sample(held) / c.sample_rate
         return [(end_s, summarise_windows(np.concatenate([pad, self._frames], axis=1)[None], c)[0])]
 
 
-def clip_windows(samples: np.ndarray, config: FeatureConfig) -> list[tuple[float, np.ndarray]]:
-    """Every window summary of a whole clip (the streaming path, fed the clip at once)."""
-    stream = WindowFeatures(config)
-    return stream.push(samples) + stream.finish()
+def clip_windows(
+    samples: np.ndarray, config: FeatureConfig, keep: Sequence[int] | None = None
+) -> list[tuple[float, np.ndarray]]:
+    """Every window summary of a whole clip (the streaming path, fed the clip at once), or
+    only the windows at positions *keep* (in the order of ``window_ends``): the same
+    numbers, since each window is summarised on its own, without the cost of the others."""
+    if keep is None:
+        stream = WindowFeatures(config)
+        return stream.push(samples) + stream.finish()
+    c = config
+    # (n_mels, frames) and C-contiguous, as WindowFeatures holds them: the reductions'
+    # summation order follows the memory layout
+    frames = np.ascontiguousarray(LogMelStream(c).push(samples).T)
+    ends = np.arange(c.window_frames, frames.shape[1] + 1, c.step_frames)
+    if not len(ends):  # shorter than a window: at most one, padded as the stream pads it
+        windows = clip_windows(samples, c)
+        return [windows[i] for i in keep]
+    ends = ends[np.asarray(keep, dtype=int)]
+    if not len(ends):
+        return []
+    vectors = summarise_windows(
+        np.stack([frames[:, end - c.window_frames : end] for end in ends.tolist()]), c
+    )
+    return [
+        (c.frame_end_sample(end) / c.sample_rate, v) for end, v in zip(ends.tolist(), vectors, strict=True)
+    ]
+
+
+def window_ends(n_samples: int, config: FeatureConfig) -> list[float]:
+    """End times, seconds, of the windows ``clip_windows`` gives a clip of *n_samples*
+    samples: what a clip's windows will cover, known before any feature is computed."""
+    c = config
+    frames = c.frames_in(n_samples)
+    ends = range(c.window_frames, frames + 1, c.step_frames)
+    if not ends:
+        return [c.frame_end_sample(frames) / c.sample_rate] if frames >= MIN_SHORT_WINDOW_FRAMES else []
+    return [c.frame_end_sample(end) / c.sample_rate for end in ends]

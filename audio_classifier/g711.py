@@ -53,10 +53,32 @@ def decode(codes: bytes | np.ndarray, law: str) -> np.ndarray:
     return table[np.frombuffer(codes, dtype=np.uint8) if isinstance(codes, bytes) else codes]
 
 
-def encode(samples: np.ndarray, law: str) -> np.ndarray:
-    """Encode float samples in [-1, 1] to G.711 codes (uint8), nearest level."""
+@cache
+def _encoder(law: str) -> tuple[np.ndarray, int]:
+    """(code of every ceil(x * 65536), its lowest index): nearest-level encoding as a lookup.
+
+    Decision midpoints sit halfway between levels that are multiples of 1/32768, so each
+    is an integer k / 65536, and for integer k, ``k < x * 65536`` exactly when
+    ``k < ceil(x * 65536)``: the code only depends on that ceiling.
+    """
     _, _, codes, midpoints = _tables(law)
-    return codes[np.searchsorted(midpoints, np.asarray(samples, dtype=np.float32))]
+    grid = np.round(midpoints.astype(np.float64) * 65536).astype(np.int64)
+    assert np.array_equal(grid / 65536, midpoints), "G.711 midpoints off the 1/65536 grid"
+    ceilings = np.arange(grid[0], grid[-1] + 2)
+    table = codes[np.searchsorted(grid, ceilings)]
+    table.flags.writeable = False
+    return table, int(grid[0])
+
+
+def encode(samples: np.ndarray, law: str) -> np.ndarray:
+    """Encode float samples in [-1, 1] to G.711 codes (uint8), nearest level (ties go to
+    the lower level; values beyond the range to the extreme levels, NaN to the highest)."""
+    table, lowest = _encoder(law)
+    with np.errstate(over="ignore"):  # beyond float32's range is beyond the last level
+        scaled = np.ceil(np.asarray(samples, dtype=np.float32) * np.float32(65536))
+    np.nan_to_num(scaled, copy=False, nan=np.inf)
+    index = np.clip(scaled, lowest, lowest + len(table) - 1).astype(np.intp) - lowest
+    return table[index]
 
 
 def round_trip(samples: np.ndarray, law: str) -> np.ndarray:

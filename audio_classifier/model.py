@@ -164,7 +164,7 @@ class OnnxModel:
     def evidence_grid(self) -> tuple[int, int]:
         """``(first, step)``, samples: window *k* of a stream ends at sample ``first + k * step``."""
         f = self.card.features
-        return (f.window_frames - 1) * f.hop + f.frame_len, f.step_frames * f.hop
+        return f.frame_end_sample(f.window_frames), f.step_frames * f.hop
 
     def open(self) -> ModelStream:
         return ModelStream(self)

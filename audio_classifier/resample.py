@@ -6,6 +6,7 @@ depend on how the input was chunked: the property the streaming session relies o
 
 from __future__ import annotations
 
+from functools import lru_cache
 from math import gcd
 
 import numpy as np
@@ -20,6 +21,24 @@ KAISER_BETA = 8.0
 """Kaiser window shape: about 80 dB stop-band attenuation."""
 
 
+@lru_cache(maxsize=16)  # bounded: the rates come from the input
+def _filter_bank(up: int, down: int) -> tuple[np.ndarray, int]:
+    """The polyphase bank ``(up, taps)`` of a ratio and its delay (input samples x up),
+    designed once per process: a design costs about 1 ms, as much as resampling a second
+    of audio. Read-only, shared by every resampler of that ratio."""
+    cutoff = ROLLOFF / max(up, down)  # cycles per sample of the up-sampled signal, x2
+    half = int(np.ceil(ZERO_CROSSINGS / cutoff))
+    n = np.arange(-half, half + 1)
+    proto = cutoff * np.sinc(cutoff * n) * np.kaiser(2 * half + 1, KAISER_BETA) * up
+    taps = -(-len(proto) // up)  # taps per phase
+    padded = np.zeros(taps * up)
+    padded[: len(proto)] = proto
+    # bank[p, k] multiplies x[i_max - k] for outputs of phase p.
+    bank = padded.reshape(taps, up).T.astype(np.float32)
+    bank.flags.writeable = False
+    return bank, half
+
+
 class Resampler:
     """Convert float32 mono audio from ``in_rate`` to ``out_rate`` Hz, chunk by chunk."""
 
@@ -31,17 +50,8 @@ class Resampler:
         self.identity = self.up == self.down
         if self.identity:
             return
-        up, down = self.up, self.down
-        cutoff = ROLLOFF / max(up, down)  # cycles per sample of the up-sampled signal, x2
-        half = int(np.ceil(ZERO_CROSSINGS / cutoff))
-        n = np.arange(-half, half + 1)
-        proto = cutoff * np.sinc(cutoff * n) * np.kaiser(2 * half + 1, KAISER_BETA) * up
-        self._delay = half
-        taps = -(-len(proto) // up)  # taps per phase
-        padded = np.zeros(taps * up)
-        padded[: len(proto)] = proto
-        # bank[p, k] multiplies x[i_max - k] for outputs of phase p.
-        self._bank = padded.reshape(taps, up).T.astype(np.float32)
+        self._bank, self._delay = _filter_bank(self.up, self.down)
+        taps = self._bank.shape[1]
         self._taps = taps
         self._buffer = np.zeros(taps, dtype=np.float32)  # zeros before the stream starts
         self._buffer_start = -taps  # absolute index of _buffer[0]

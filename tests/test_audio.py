@@ -27,6 +27,34 @@ def test_g711_round_trip_is_stable_and_close(law):
     assert np.max(np.abs(y[big] - x[big]) / np.abs(x[big])) < 0.07
 
 
+@pytest.mark.parametrize("law", ["mulaw", "alaw"])
+def test_g711_encode_picks_the_nearest_level(law, rng):
+    """Every level's decision points, a hair either side of them, random values, and values
+    beyond the range: the code whose level is nearest (ties: the lower level)."""
+    table = g711.decode(np.arange(256, dtype=np.uint8), law).astype(np.float64)
+    levels = np.unique(table)
+    midpoints = ((levels[1:] + levels[:-1]) / 2).astype(np.float32)
+    x = np.concatenate(
+        [
+            midpoints,
+            np.nextafter(midpoints, np.float32(2)),
+            np.nextafter(midpoints, np.float32(-2)),
+            levels.astype(np.float32),
+            rng.uniform(-1.1, 1.1, 20000).astype(np.float32),
+            np.array([0.0, -0.0, 5.0, -5.0], dtype=np.float32),
+        ]
+    )
+    x = x[(np.abs(x) > 1e-6) | (x == 0)]  # float64 distances can not split closer calls
+    distance = np.abs(x.astype(np.float64)[:, None] - levels[None, :])
+    nearest = levels[np.argmin(distance, axis=1)]  # argmin: the first, lower level on a tie
+    assert np.array_equal(table[g711.encode(x, law)], nearest)
+    tiny = np.array([-1e-30, -1e-45, 1e-45, 1e-30], dtype=np.float32)
+    near_zero = [0.0] * 4 if law == "mulaw" else [-8 / 32768] * 2 + [8 / 32768] * 2  # A-law has no 0
+    assert table[g711.encode(tiny, law)].tolist() == near_zero
+    extremes = np.array([-np.inf, -3e38, 3e38, np.inf], dtype=np.float32)
+    assert table[g711.encode(extremes, law)].tolist() == [levels[0]] * 2 + [levels[-1]] * 2
+
+
 @pytest.mark.parametrize("rate", [11025, 16000, 22050, 44100, 48000])
 def test_resampler_is_accurate_and_chunk_invariant(rate, rng):
     t = np.arange(rate) / rate
@@ -60,6 +88,12 @@ def test_resampler_output_is_its_polyphase_definition(rate, rng):
         phase = (n * r.down + delay) % r.up
         inputs = padded[last + taps - np.arange(taps)]  # x[last], x[last - 1], ...
         assert y[n] == pytest.approx(float(inputs @ bank[phase]), abs=1e-6)
+
+
+def test_resamplers_of_a_ratio_share_one_read_only_filter_bank():
+    a, b = Resampler(16000, 8000), Resampler(32000, 16000)
+    assert a._bank is b._bank and not a._bank.flags.writeable
+    assert Resampler(48000, 8000)._bank is not a._bank
 
 
 def test_resampler_removes_aliases():

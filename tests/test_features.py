@@ -17,6 +17,7 @@ from audio_classifier.features import (
     dct_matrix,
     mel_filterbank,
     summarise_windows,
+    window_ends,
 )
 
 
@@ -45,6 +46,21 @@ def test_streaming_features_are_identical_to_whole_clip(chunk, rng):
     assert whole[0][0] == pytest.approx(config.window_s, abs=0.02)
     steps = np.diff([t for t, _ in whole])
     assert np.allclose(steps, config.step_s)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.4, 0.7, 2.0, 2.015, 2.5, 7.3])
+def test_chosen_windows_are_the_same_numbers_and_their_ends_known_in_advance(seconds, rng):
+    """Training computes features only for the windows it keeps, from the clip's length:
+    a clip shorter than the minimum, one padded short window, exactly one window, many."""
+    config = FeatureConfig()
+    x = synth.speech_like(seconds, rng) if seconds else np.zeros(0, dtype=np.float32)
+    whole = clip_windows(x, config)
+    assert window_ends(len(x), config) == [t for t, _ in whole]
+    for keep in ([], list(range(len(whole))), list(range(len(whole)))[1::3], list(range(len(whole)))[-1:]):
+        chosen = clip_windows(x, config, keep)
+        assert [t for t, _ in chosen] == [whole[i][0] for i in keep]
+        for i, (_, vector) in zip(keep, chosen, strict=True):
+            assert np.array_equal(vector, whole[i][1])
 
 
 def test_features_ignore_gain(rng):

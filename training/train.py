@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.config import FusionConfig
-from audio_classifier.features import FeatureConfig, clip_windows
+from audio_classifier.features import FeatureConfig, clip_windows, window_ends
 from audio_classifier.labels import LABELS
 from audio_classifier.model import CARD_FORMAT, LOG_PROB_FLOOR, accumulate, posterior, sha256_file
 
@@ -90,10 +90,13 @@ def speech_spans(row: dict) -> list[tuple[float, float]]:
     return spans
 
 
-def window_label(row: dict, start_s: float, end_s: float) -> str | None:
-    """The label a window of a clip teaches, or None when the window is ambiguous."""
+def window_label(
+    row: dict, start_s: float, end_s: float, spans: list[tuple[float, float]] | None = None
+) -> str | None:
+    """The label a window of a clip teaches, or None when the window is ambiguous
+    (*spans*: the row's ``speech_spans``, when the caller has them)."""
     label = row["label"]
-    spans = speech_spans(row)
+    spans = speech_spans(row) if spans is None else spans
     if not spans:
         return label  # tones, music, silence: the whole clip is the label
     onset = spans[0][0]
@@ -103,40 +106,79 @@ def window_label(row: dict, start_s: float, end_s: float) -> str | None:
     return label if heard >= min(MIN_SPEECH_S, sum(b - a for a, b in spans)) else None
 
 
-def clip_examples(args: tuple[str, dict, dict]) -> tuple[np.ndarray, list[str], str]:
-    """Every window of one clip, in order, with its label ("" where it has none), and the
-    clip's label."""
+def clip_window_labels(args: tuple[str, dict, dict]) -> list[str]:
+    """The label each window of one clip teaches ("" where none), in order; read from the
+    clip's length alone."""
     root, row, config_dict = args
     config = FeatureConfig.from_dict(config_dict)
-    samples, rate = sf.read(Path(root) / row["path"], dtype="float32")
-    if rate != config.sample_rate:
-        raise ValueError(f"{row['path']}: {rate} Hz, the recipe writes {config.sample_rate} Hz")
-    windows = clip_windows(samples, config)
-    labels = [window_label(row, end_s - config.window_s, end_s) or "" for end_s, _ in windows]
-    matrix = (
-        np.stack([v for _, v in windows]) if windows else np.zeros((0, config.dimension), dtype=np.float32)
-    )
-    return matrix, labels, row["label"]
+    info = sf.info(str(Path(root) / row["path"]))
+    if info.samplerate != config.sample_rate:
+        raise ValueError(f"{row['path']}: {info.samplerate} Hz, the recipe writes {config.sample_rate} Hz")
+    spans = speech_spans(row)
+    return [
+        window_label(row, end_s - config.window_s, end_s, spans) or ""
+        for end_s in window_ends(info.frames, config)
+    ]
 
 
-def load_clips(corpus: Path, rows: list[dict], config: FeatureConfig, jobs: int, progress: bool):
-    """Per clip: (window features, window labels, clip label)."""
-    tasks = [(str(corpus), row, config.to_dict()) for row in rows]
-    return map_in_order(
-        clip_examples, tasks, jobs, desc="features", unit="clip", chunksize=16, progress=progress
-    )
+def clip_features(args: tuple[str, dict, dict, list[int]]) -> np.ndarray:
+    """The features of one clip's windows at the given positions, ``(len(keep), dimension)``."""
+    root, row, config_dict, keep = args
+    config = FeatureConfig.from_dict(config_dict)
+    samples, _ = sf.read(Path(root) / row["path"], dtype="float32")
+    windows = clip_windows(samples, config, keep)
+    return np.stack([v for _, v in windows]) if windows else np.zeros((0, config.dimension), dtype=np.float32)
 
 
-def training_set(clips, index: dict[str, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled windows, at most MAX_WINDOWS_PER_CLIP per clip (so long clips do not dominate)."""
-    xs, ys = [], []
-    for matrix, labels, _ in clips:
+def select_windows(window_labels: list[list[str]], rng: np.random.Generator) -> list[list[int]]:
+    """Per clip, the labelled windows to train on: at most MAX_WINDOWS_PER_CLIP, drawn at
+    random, so long clips do not dominate."""
+    chosen = []
+    for labels in window_labels:
         keep = [i for i, label in enumerate(labels) if label]
         if len(keep) > MAX_WINDOWS_PER_CLIP:
             keep = sorted(rng.choice(keep, MAX_WINDOWS_PER_CLIP, replace=False))
-        xs.append(matrix[keep])
-        ys += [index[labels[i]] for i in keep]
-    return np.concatenate(xs), np.array(ys)
+        chosen.append([int(i) for i in keep])
+    return chosen
+
+
+def load_clips(corpus: Path, rows: list[dict], config: FeatureConfig, jobs: int, progress: bool, seed: int):
+    """The clips split into training and calibration clips, each ``(window features,
+    window labels, clip label)``, and the labels their windows teach. Training clips hold
+    only the windows ``select_windows`` keeps, calibration clips all of theirs; features
+    are computed for those alone (about a quarter of the windows are not)."""
+    tasks = [(str(corpus), row, config.to_dict()) for row in rows]
+    labels = map_in_order(
+        clip_window_labels, tasks, jobs, desc="windows", unit="clip", chunksize=64, progress=progress
+    )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows))
+    n_calib = int(len(rows) * CALIBRATION_SHARE)
+    keep: list[list[int]] = [[] for _ in rows]
+    for i in order[:n_calib]:
+        keep[i] = list(range(len(labels[i])))
+    for i, chosen in zip(
+        order[n_calib:], select_windows([labels[i] for i in order[n_calib:]], rng), strict=True
+    ):
+        keep[i] = chosen
+    features = map_in_order(
+        clip_features,
+        [(*task, chosen) for task, chosen in zip(tasks, keep, strict=True)],
+        jobs,
+        desc="features",
+        unit="clip",
+        chunksize=16,
+        progress=progress,
+    )
+    clips = [(matrix, [labels[i][k] for k in keep[i]], rows[i]["label"]) for i, matrix in enumerate(features)]
+    taught = {label for clip_labels in labels for label in clip_labels if label}
+    return [clips[i] for i in order[n_calib:]], [clips[i] for i in order[:n_calib]], taught
+
+
+def training_set(clips, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The training clips' windows and their label indices."""
+    x = np.concatenate([matrix for matrix, _, _ in clips])
+    return x, np.array([index[label] for _, labels, _ in clips for label in labels])
 
 
 def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
@@ -272,16 +314,11 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
     with open(corpus / "train.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     started = time.time()
-    clips = load_clips(corpus, rows, config, jobs, progress)
-    present = {label for _, labels, _ in clips for label in labels if label}
+    fit_clips, calib_clips, present = load_clips(corpus, rows, config, jobs, progress, seed)
+    n_calib = len(calib_clips)
     labels = [label for label in MODEL_LABELS if label in present]
     index = {label: i for i, label in enumerate(labels)}
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(clips))
-    n_calib = int(len(clips) * CALIBRATION_SHARE)
-    calib_clips = [clips[i] for i in order[:n_calib]]
-    fit_clips = [clips[i] for i in order[n_calib:]]
-    x, y = training_set(fit_clips, index, rng)
+    x, y = training_set(fit_clips, index)
     print(
         f"{len(x)} windows from {len(fit_clips)} clips ({n_calib} clips kept for calibration), "
         f"{len(labels)} labels; training "
