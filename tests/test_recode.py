@@ -52,3 +52,23 @@ def test_bad_arguments_are_refused(tmp_path):
     outside = _manifest(tmp_path, [{"path": "../elsewhere.wav", "label": "vacant", "onset_s": 0}])
     with pytest.raises(ValueError, match="not inside the manifest's folder"):
         recode.recode(outside, tmp_path / "out", mode=7, jobs=1)
+
+
+def test_a_bad_row_is_refused_before_anything_is_written(tmp_path):
+    manifest = _manifest(
+        tmp_path,
+        [
+            {"path": "a/first.wav", "label": "vacant", "onset_s": 0},
+            {"path": "/abs/second.wav", "label": "vacant", "onset_s": 0},
+        ],
+    )
+    with pytest.raises(ValueError, match="not inside the manifest's folder"):
+        recode.recode(manifest, tmp_path / "out", mode=7, jobs=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_manifest_gives_an_empty_one(tmp_path):
+    manifest = _manifest(tmp_path, [])
+    assert recode.recode(manifest, tmp_path / "out" / "amr", mode=7, jobs=1, progress=False) == (0, [])
+    with open(tmp_path / "out" / "amr" / "heldout.csv", newline="", encoding="utf-8") as handle:
+        assert list(csv.DictReader(handle)) == []

@@ -75,12 +75,14 @@ def recode(manifest: Path, out: Path, mode: int, jobs: int, progress: bool = Tru
         raise ValueError(f"{manifest}: no 'path' column")
     if out.resolve() == manifest.parent.resolve():
         raise ValueError("OUT must not be the manifest's own folder (the clips would be overwritten)")
-    tasks = []
-    for row in rows:
+    for row in rows:  # every row checked before anything is written
         relative = Path(row["path"])
         if relative.is_absolute() or ".." in relative.parts:
             raise ValueError(f"{manifest}: {row['path']!r} is not inside the manifest's folder")
-        target = out / relative
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = []
+    for row in rows:
+        target = out / row["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         tasks.append((str(manifest.parent / row["path"]), str(target), mode))
     errors = map_in_order(_job, tasks, jobs, desc="AMR-NB", unit="clip", chunksize=8, progress=progress)
