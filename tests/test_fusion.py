@@ -1,11 +1,13 @@
 """Fusion of channel evidence, with and without signalling hints."""
 
+import numpy as np
 import pytest
 
-from audio_classifier import ClassifierConfig, Evidence, Hints, synth
+from audio_classifier import Classifier, ClassifierConfig, Evidence, Hints, synth
 from audio_classifier.config import FusionConfig
 from audio_classifier.errors import ConfigError
 from audio_classifier.fusion import fuse
+from audio_classifier.resample import Resampler
 
 CFG = FusionConfig()
 
@@ -72,6 +74,31 @@ def test_a_tone_label_from_another_channel_pushes_nothing_aside_without_the_tone
     # an unconfirmed tone label is no outcome heard: a signalled outcome decides
     hinted = Evidence("signalling", "busy", 0.9, 0.0, 0.0, {"sip_status": 486})
     assert fuse([*ringing, ev("fax", 0.88, "model"), hinted], CFG).label == "busy"
+
+
+def test_the_gaps_of_a_cadenced_tone_are_not_silence():
+    # the model's last window fell in a 4 s gap of CN ringback: the tone channel heard the cadence
+    gap = Evidence("model", "silence", 0.997, 12.5, 14.5)
+    result = fuse([ev("ringback", 0.97), gap], CFG)
+    assert result.label == "ringback" and result.confidence == pytest.approx(0.97)
+    # the tone channel's own silence still competes, and without its ringback the model's stands
+    assert fuse([ev("ringback", 0.97), ev("silence", 0.99)], CFG).label == "silence"
+    assert fuse([ev("ringback", 0.9, "model"), gap], CFG).label == "silence"
+
+
+def test_ringback_ending_in_a_gap_under_band_limited_noise_stays_ringback():
+    """CN ringback whose last 3.5 s are a gap, its noise low-passed at 3.7 kHz as a codec
+    filters a line's noise: the shipped model calls the gap "silence" (0.997)."""
+    classifier = Classifier(ClassifierConfig(samples_path=None, asr_model=None))
+    spec = synth.spec("CN", "ringback")
+    x = synth.cadenced(spec, 14.5)  # bursts at 0, 5 and 10 s
+    x = synth.add_noise(x, 40.0, np.random.default_rng(3), reference=synth.tone_power(spec))
+    up, down = Resampler(8000, 16000), Resampler(16000, 8000)
+    wide = np.concatenate([up.process(x), up.flush()])
+    x = synth.g711_channel(np.concatenate([down.process(wide), down.flush()]))
+    decision = classifier.classify_array(x, 8000)
+    assert {(e.channel, e.label) for e in decision.evidence} >= {("tone", "ringback"), ("model", "silence")}
+    assert decision.label == "ringback" and decision.confidence > 0.9
 
 
 def test_channels_hearing_the_same_tone_do_not_multiply():
