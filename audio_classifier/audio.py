@@ -173,6 +173,7 @@ class StreamConverter:
     def push(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
         """Decode one chunk; return the internal-rate samples it completes."""
         if isinstance(chunk, np.ndarray):
+            floats = chunk.dtype.kind == "f"
             interleaved = self._from_array(chunk)
             if len(interleaved) % self.channels:
                 raise UnsupportedEncodingError(
@@ -180,12 +181,13 @@ class StreamConverter:
                     f"{self.channels}-channel frames"
                 )
         elif isinstance(chunk, (bytes, bytearray, memoryview)):
+            floats = self.encoding == "float32"
             interleaved = self._decode_bytes(bytes(chunk))
         else:
             raise UnsupportedEncodingError(
                 f"audio chunks must be bytes or numpy arrays, got {type(chunk).__name__}"
             )
-        if not np.isfinite(interleaved).all():
+        if floats and not np.isfinite(interleaved).all():  # integer and G.711 codes are always finite
             bad = int(np.count_nonzero(~np.isfinite(interleaved)))
             raise InvalidSamplesError(f"audio contains {bad} NaN or infinite sample(s)")
         mono = self._to_mono(interleaved)

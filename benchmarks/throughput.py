@@ -1,12 +1,16 @@
 """Batch-path throughput: audio-seconds analysed per CPU-second, and peak RSS.
 
-    python -m benchmarks.throughput [--clips 100] [--seconds 20] [--block-s 0.25]
+    python -m benchmarks.throughput [--clips 100] [--seconds 20] [--block-s 0.25] [--live-ms 20]
 
 Runs the classifier over a generated 8 kHz corpus (benchmarks/corpus.py) exactly as
 ``audio-classifier classify`` does (files read from disk, one session each), once with
 early decisions (what production does) and once analysing every clip to its end (the
 worst case). The baseline in the same run is the cost of only reading and decoding the
 files, so the ratio says how much the analysis itself costs.
+
+``--live-ms N`` also feeds the same clips to streaming sessions in N ms chunks of 16-bit
+PCM, as a dialer does, at 8 kHz and at 16 kHz (resampled in the session), tones + model:
+what the live path costs against the whole-file figure of the same run.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from audio_classifier import Classifier, ClassifierConfig
 from audio_classifier.audio import SAMPLE_RATE, open_file
+from audio_classifier.resample import Resampler
 
 from .corpus import make_corpus
 
@@ -48,6 +55,36 @@ def classify_all(classifier: Classifier, paths: list[Path]) -> tuple[float, floa
     return _cpu() - start, analysed
 
 
+def pcm_chunks(paths: list[Path], rate: int, chunk_ms: float) -> list[list[bytes]]:
+    """Each file as 16-bit PCM at *rate* Hz, cut into *chunk_ms* chunks (prepared before
+    timing: a dialer's audio arrives as such bytes)."""
+    out = []
+    for path in paths:
+        info, chunks = open_file(path)
+        samples = np.concatenate([np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks])
+        if rate != info.sample_rate:
+            resampler = Resampler(info.sample_rate, rate)
+            samples = np.concatenate([resampler.process(samples), resampler.flush()])
+        data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        step = 2 * max(1, round(rate * chunk_ms / 1000))
+        out.append([data[i : i + step] for i in range(0, len(data), step)])
+    return out
+
+
+def stream_all(classifier: Classifier, calls: list[list[bytes]], rate: int) -> tuple[float, float]:
+    """(CPU seconds, audio seconds analysed) feeding each call's chunks to a session."""
+    analysed = 0.0
+    start = _cpu()
+    for chunks in calls:
+        session = classifier.open_session(rate, "pcm_s16le")
+        for chunk in chunks:
+            session.feed(chunk)
+            if not session.wants_audio:
+                break
+        analysed += session.close().analysed_s
+    return _cpu() - start, analysed
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100)
@@ -57,6 +94,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=ClassifierConfig().block_s,
         help="analysis block length (the default's; 0.1 was the default before 2026-12-02)",
+    )
+    parser.add_argument(
+        "--live-ms",
+        type=float,
+        default=0.0,
+        help="also stream the clips to sessions in chunks of this many ms (e.g. 20; 0: not)",
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,6 +126,16 @@ def main(argv: list[str] | None = None) -> None:
                 cpu, analysed = classify_all(Classifier(config), paths)
                 print(
                     f"{name:40s} {mode:15s}: {analysed / cpu:7.0f} x real time per core "
+                    f"({analysed:.0f} audio-s in {cpu:.2f} CPU-s)"
+                )
+        if args.live_ms:
+            classifier = Classifier(configurations[1][1])
+            for rate in (SAMPLE_RATE, 16000):
+                calls = pcm_chunks(paths, rate, args.live_ms)
+                cpu, analysed = stream_all(classifier, calls, rate)
+                name = f"tones + model, live {args.live_ms:g} ms chunks"
+                print(
+                    f"{name:40s} {f'{rate} Hz PCM':15s}: {analysed / cpu:7.0f} x real time per core "
                     f"({analysed:.0f} audio-s in {cpu:.2f} CPU-s)"
                 )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
