@@ -20,6 +20,10 @@ ROLLOFF = 0.92
 KAISER_BETA = 8.0
 """Kaiser window shape: about 80 dB stop-band attenuation."""
 
+STEP_CACHE = 8192
+"""Outputs per call up to which a resampler keeps its index steps (64 KB): every chunk of a
+live stream or a file read in blocks, not a whole recording passed at once."""
+
 
 @lru_cache(maxsize=16)  # bounded: the rates come from the input
 def _filter_bank(up: int, down: int) -> tuple[np.ndarray, int]:
@@ -57,33 +61,41 @@ class Resampler:
         self._buffer_start = -taps  # absolute index of _buffer[0]
         self._received = 0
         self._next_out = 0
+        self._step_cache = np.zeros(0, dtype=np.int64)
 
     def _last_input(self, n: np.ndarray | int) -> np.ndarray | int:
         return (n * self.down + self._delay) // self.up
 
     def _compute(self, n_end: int) -> np.ndarray:
-        n = np.arange(self._next_out, n_end, dtype=np.int64)
-        if len(n) == 0:
+        count = n_end - self._next_out
+        if count <= 0:
             return np.zeros(0, dtype=np.float32)
-        last = self._last_input(n)
-        phase = (n * self.down + self._delay) % self.up
+        # output n reads inputs up to (n * down + delay) // up with the phase's filter; written
+        # for few numpy calls, since live streams call this every 20 ms for ~160 outputs
+        last, phase = np.divmod(self._next_out * self.down + self._delay + self._steps(count), self.up)
         # row i holds x[last_i], x[last_i - 1], ...: windows of the buffer read backwards,
         # gathered by their first sample (no n x taps index array)
-        buffer = self._buffer
-        step = buffer.strides[0]
-        backwards = np.lib.stride_tricks.as_strided(
-            buffer[self._taps - 1 :],
-            (len(buffer) - self._taps + 1, self._taps),
-            (step, -step),
-            writeable=False,
+        buffer, taps = self._buffer, self._taps
+        size = buffer.itemsize
+        backwards = np.ndarray(
+            (len(buffer) - taps + 1, taps), np.float32, buffer, (taps - 1) * size, (size, -size)
         )
-        out = np.einsum("nk,nk->n", backwards[last - self._buffer_start - self._taps + 1], self._bank[phase])
+        rows = backwards[last - (self._buffer_start + taps - 1)]
+        out = np.einsum("nk,nk->n", rows, self._bank[phase])
         self._next_out = n_end
-        keep_from = int(self._last_input(n_end)) - self._taps + 1 - self._buffer_start
+        keep_from = int(self._last_input(n_end)) - taps + 1 - self._buffer_start
         if keep_from > 0:
-            self._buffer = self._buffer[keep_from:]
+            self._buffer = buffer[keep_from:]
             self._buffer_start += keep_from
-        return out.astype(np.float32)
+        return out.astype(np.float32, copy=False)
+
+    def _steps(self, count: int) -> np.ndarray:
+        """``down * arange(count)``; cached up to STEP_CACHE outputs (a stream's chunks)."""
+        if count > STEP_CACHE:
+            return np.arange(count, dtype=np.int64) * self.down
+        if len(self._step_cache) < count:
+            self._step_cache = np.arange(STEP_CACHE, dtype=np.int64) * self.down
+        return self._step_cache[:count]
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Take the next input samples; return every output sample now computable."""
