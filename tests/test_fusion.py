@@ -88,7 +88,9 @@ def test_the_gaps_of_a_cadenced_tone_are_not_silence():
 
 def test_ringback_ending_in_a_gap_under_band_limited_noise_stays_ringback():
     """CN ringback whose last 3.5 s are a gap, its noise low-passed at 3.7 kHz as a codec
-    filters a line's noise: the shipped model calls the gap "silence" (0.997)."""
+    filters a line's noise. The model shipped before 2026-12-02 called the gap "silence"
+    (0.997) and the call with it; the fusion rule above and the recipe's noise under the
+    channel's filter (which the current model was trained with) each put that right."""
     classifier = Classifier(ClassifierConfig(samples_path=None, asr_model=None))
     spec = synth.spec("CN", "ringback")
     x = synth.cadenced(spec, 14.5)  # bursts at 0, 5 and 10 s
@@ -97,7 +99,7 @@ def test_ringback_ending_in_a_gap_under_band_limited_noise_stays_ringback():
     wide = np.concatenate([up.process(x), up.flush()])
     x = synth.g711_channel(np.concatenate([down.process(wide), down.flush()]))
     decision = classifier.classify_array(x, 8000)
-    assert {(e.channel, e.label) for e in decision.evidence} >= {("tone", "ringback"), ("model", "silence")}
+    assert ("tone", "ringback") in {(e.channel, e.label) for e in decision.evidence}
     assert decision.label == "ringback" and decision.confidence > 0.9
 
 

@@ -129,6 +129,36 @@ def test_flat_channel_draws_nothing_for_the_equaliser():
     assert coloured.calls[:9] == ["uniform"] * 8 + ["integers"]
 
 
+def _edge_db(y: np.ndarray) -> float:
+    """Typical power at 3.7-3.97 kHz against 1-3 kHz, dB (the median frame: a dropout's
+    clicks are broadband)."""
+    frames = y[: len(y) // 512 * 512].reshape(-1, 512) * np.hanning(512)  # no leakage from the tone
+    spectrum = np.median(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
+    return float(10 * np.log10(spectrum[238:254].mean() / spectrum[64:192].mean()))
+
+
+def test_noise_before_the_filter_stops_at_the_band_edge_and_the_choice_is_drawn_last():
+    """Half the training clips get their noise through the channel's band-pass (line noise
+    before a codec's filter). The choice is the last draw: a clip whose noise stays after
+    the filter is the clip made without the choice (the held-out split's channel)."""
+    t = np.arange(8000 * 4) / 8000
+    clean = (0.02 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)  # never clipped: no harmonics
+    filtered_seeds = 0
+    for seed in range(40):
+        y, meta = channel.degrade(clean, np.random.default_rng(seed), codecs=("linear",))
+        after, after_meta = channel.degrade(
+            clean, np.random.default_rng(seed), codecs=("linear",), filtered_noise=0.0
+        )
+        assert "noise_filtered" not in after_meta
+        if meta.pop("noise_filtered", False):
+            filtered_seeds += 1
+            assert meta == after_meta  # the same noise, gain and codec
+            assert _edge_db(y) < _edge_db(after) - 15  # the noise floor stops at the band edge
+        else:
+            assert np.array_equal(y, after) and meta == after_meta
+    assert 10 <= filtered_seeds <= 30
+
+
 PROMPT_WORDS = (
     "拨",
     "号码",

@@ -359,9 +359,13 @@ def make_row(task: ClipTask) -> dict:
         if rng.random() < 0.5:
             noisy = np.zeros_like(clean)
     else:
-        # held-out: what the evaluation promises (G.711, 10-30 dB SNR, no equaliser, as the
-        # earlier held-out sets); training: anything
-        limits = {"snr_db": (10.0, 30.0), "codecs": ("mulaw", "alaw"), "eq_db": 0.0} if heldout else {}
+        # held-out: what the evaluation promises (G.711, 10-30 dB SNR, no equaliser, noise after
+        # the filter, as the earlier held-out sets); training: anything
+        limits = (
+            {"snr_db": (10.0, 30.0), "codecs": ("mulaw", "alaw"), "eq_db": 0.0, "filtered_noise": 0.0}
+            if heldout
+            else {}
+        )
         babble = _babble_beds(heldout)[
             seed % BABBLE_BEDS
         ]  # not drawn from rng: other clips stay as they were
@@ -421,6 +425,7 @@ def build(
         "clipped",
         "dropouts",
         "digital_silence",
+        "noise_filtered",
     ]
     for split in ("train", "heldout"):
         with open(out / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:

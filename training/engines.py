@@ -142,7 +142,7 @@ def build(out: Path, per_label: int, seed: int = SEED, zh_voice: Path | None = N
                 text, spoken = take["text"], f"{take['path']};{spoken}"
             clean = np.concatenate([lead, *(part for part, _ in body)])
             noisy, facts = channel.degrade(
-                clean, rng, snr_db=(10.0, 30.0), codecs=("mulaw", "alaw"), eq_db=0.0
+                clean, rng, snr_db=(10.0, 30.0), codecs=("mulaw", "alaw"), eq_db=0.0, filtered_noise=0.0
             )
             path = out / "clips" / f"{label}_{i:03d}.wav"
             sf.write(path, np.clip(noisy, -1, 1), SAMPLE_RATE, subtype="ULAW")

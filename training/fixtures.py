@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     for i, label in enumerate(LABELS):
         rng = np.random.default_rng(SEED + i)
         clean, meta = make_clip(label, rng, heldout=True)
-        noisy, _ = channel.degrade(clean, rng, snr_db=(10.0, 30.0), codecs=("mulaw", "alaw"), eq_db=0.0)
+        noisy, _ = channel.degrade(
+            clean, rng, snr_db=(10.0, 30.0), codecs=("mulaw", "alaw"), eq_db=0.0, filtered_noise=0.0
+        )
         path = folder / f"{label}.wav"
         sf.write(path, np.clip(noisy, -1, 1), SAMPLE_RATE, subtype="ULAW")
         rows.append({"path": str(path.relative_to(args.out)), "label": label, "onset_s": meta["onset_s"]})
