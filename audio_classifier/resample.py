@@ -118,3 +118,9 @@ class Resampler:
         if needed > 0:
             self._buffer = np.concatenate([self._buffer, np.zeros(needed, dtype=np.float32)])
         return self._compute(total)
+
+
+def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """A whole signal from *in_rate* to *out_rate* Hz (float32): one stream, flushed."""
+    resampler = Resampler(in_rate, out_rate)
+    return np.concatenate([resampler.process(samples), resampler.flush()])

@@ -32,7 +32,7 @@ SENTENCES = [
 def corpus(clips: int) -> list[np.ndarray]:
     import soundfile as sf
 
-    from audio_classifier.resample import Resampler
+    from audio_classifier.resample import resample
 
     out = []
     for i in range(clips):
@@ -50,8 +50,7 @@ def corpus(clips: int) -> list[np.ndarray]:
             check=True,
         ).stdout
         x, rate = sf.read(io.BytesIO(wav), dtype="float32")
-        r = Resampler(rate, 8000)
-        speech = np.concatenate([r.process(x), r.flush()])
+        speech = resample(x, rate, 8000)
         out.append(np.concatenate([np.zeros(4000, np.float32), speech, np.zeros(8000, np.float32)]))
     return out
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from audio_classifier import Classifier, ClassifierConfig
 from audio_classifier.audio import SAMPLE_RATE, open_file
-from audio_classifier.resample import Resampler
+from audio_classifier.resample import resample
 
 from .corpus import make_corpus
 
@@ -63,8 +63,7 @@ def pcm_chunks(paths: list[Path], rate: int, chunk_ms: float) -> list[list[bytes
         info, chunks = open_file(path)
         samples = np.concatenate([np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks])
         if rate != info.sample_rate:
-            resampler = Resampler(info.sample_rate, rate)
-            samples = np.concatenate([resampler.process(samples), resampler.flush()])
+            samples = resample(samples, info.sample_rate, rate)
         data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
         step = 2 * max(1, round(rate * chunk_ms / 1000))
         out.append([data[i : i + step] for i in range(0, len(data), step)])
