@@ -90,6 +90,12 @@ class FeatureConfig:
         count *frames* ends at this sample."""
         return (frames - 1) * self.hop + self.frame_len
 
+    def window_end_frames(self, frames: int, after: int = 0) -> np.ndarray:
+        """Frame counts at which windows end, ``window_frames + k * step_frames``, from
+        above *after* up to *frames* (both frame counts), ascending."""
+        k = max(0, -(-(after + 1 - self.window_frames) // self.step_frames))
+        return np.arange(self.window_frames + k * self.step_frames, frames + 1, self.step_frames)
+
     @property
     def dimension(self) -> int:
         steps = self.window_frames // self.cepstral_step_frames
@@ -332,12 +338,9 @@ class WindowFeatures:
         new = self._logmel.push(samples)
         if not len(new):
             return []
-        held = self._frames.shape[1]
-        first_end = self._start + held + 1
+        held = self._start + self._frames.shape[1]  # frames already in before these
         self._frames = np.concatenate([self._frames, new.T], axis=1)
-        last_end = self._start + self._frames.shape[1]
-        k = max(0, -(-(first_end - c.window_frames) // c.step_frames))
-        ends = np.arange(c.window_frames + k * c.step_frames, last_end + 1, c.step_frames)
+        ends = c.window_end_frames(self._start + self._frames.shape[1], after=held)
         out = []
         if len(ends):
             windows = np.stack(
@@ -379,7 +382,7 @@ def clip_windows(
     # (n_mels, frames) and C-contiguous, as WindowFeatures holds them: the reductions'
     # summation order follows the memory layout
     frames = np.ascontiguousarray(LogMelStream(c).push(samples).T)
-    ends = np.arange(c.window_frames, frames.shape[1] + 1, c.step_frames)
+    ends = c.window_end_frames(frames.shape[1])
     if not len(ends):  # shorter than a window: at most one, padded as the stream pads it
         windows = clip_windows(samples, c)
         return [windows[i] for i in keep]
@@ -399,7 +402,7 @@ def window_ends(n_samples: int, config: FeatureConfig) -> list[float]:
     samples: what a clip's windows will cover, known before any feature is computed."""
     c = config
     frames = c.frames_in(n_samples)
-    ends = range(c.window_frames, frames + 1, c.step_frames)
-    if not ends:
+    ends = c.window_end_frames(frames)
+    if not len(ends):
         return [c.frame_end_sample(frames) / c.sample_rate] if frames >= MIN_SHORT_WINDOW_FRAMES else []
-    return [c.frame_end_sample(end) / c.sample_rate for end in ends]
+    return [c.frame_end_sample(end) / c.sample_rate for end in ends.tolist()]

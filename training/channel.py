@@ -57,10 +57,6 @@ def _bandpass_sos(rng: np.random.Generator) -> np.ndarray:
     return sps.butter(4, [low, high], btype="bandpass", fs=SAMPLE_RATE, output="sos")
 
 
-def bandpass(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return sps.sosfilt(_bandpass_sos(rng), x).astype(np.float32)
-
-
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)

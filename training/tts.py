@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.audio import SAMPLE_RATE
-from audio_classifier.resample import Resampler
+from audio_classifier.resample import resample
 
 ZH_VOICE = "cmn-latn-pinyin"
 EN_VOICES = (
@@ -208,8 +208,7 @@ def speak(text: str, voice: Voice) -> np.ndarray:
 
 def _finish(samples: np.ndarray, rate: int, warp: int) -> np.ndarray:
     """Resampled to 8 kHz, warped by 50/warp, leading and trailing silence trimmed."""
-    resampler = Resampler(rate, SAMPLE_RATE)
-    out = np.concatenate([resampler.process(samples), resampler.flush()])
+    out = resample(samples, rate, SAMPLE_RATE)
     if warp != 50:
         from scipy.signal import resample_poly
 
