@@ -25,6 +25,8 @@ from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from .classifier import Classifier
 from .config import ClassifierConfig
 from .errors import AudioClassifierError
+from .evidence import Decision
+from .labels import LABELS
 
 DECISION_FIELDS = (
     "label",
@@ -62,11 +64,35 @@ class BatchItem:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How inputs are read; passed to worker processes."""
+    """How inputs are read, and what their records hold; passed to worker processes."""
 
     channel: int | None = None
     raw_encoding: str | None = None
     raw_sample_rate: int = SAMPLE_RATE
+    peaks: bool = False
+    """Add ``peaks`` to each record (``confidence_peaks``): what evaluation needs to replay
+    the decision at any threshold from one run."""
+
+
+def confidence_peaks() -> tuple[list[list[Any]], Callable[[Decision], None]]:
+    """A list and the ``on_update`` callback that fills it with ``[analysed_s, label,
+    confidence]`` for every decision of an outcome label (not a progress label: ringback,
+    silence) whose confidence beats every earlier one's.
+
+    An early decision at threshold *t* is the first of these with a confidence of at least
+    *t*, made at its ``analysed_s`` (without one, the final decision): so a session run to
+    its end with every update emitted (``early_decision=False``, ``update_min_delta=0``)
+    tells what any threshold would have decided, and when.
+    """
+    peaks: list[list[Any]] = []
+
+    def on_update(decision: Decision) -> None:
+        if LABELS[decision.label].tier == "progress":  # as Session._maybe_update
+            return
+        if not peaks or decision.confidence > peaks[-1][2]:
+            peaks.append([round(decision.analysed_s, 3), decision.label, decision.confidence])
+
+    return peaks, on_update
 
 
 def expand_paths(paths: Iterable[str]) -> list[BatchItem]:
@@ -120,6 +146,7 @@ def hints_of(extra: dict[str, str]) -> dict[str, str]:
 def classify_item(classifier: Classifier, item: BatchItem, options: ReadOptions) -> dict[str, Any]:
     """Classify one input; any failure becomes the record's ``error``."""
     record: dict[str, Any] = {"path": item.key, **item.extra}
+    peaks, on_update = confidence_peaks() if options.peaks else ([], None)
     try:
         decision = classifier.classify_file(
             item.path,
@@ -127,8 +154,11 @@ def classify_item(classifier: Classifier, item: BatchItem, options: ReadOptions)
             channel=options.channel,
             raw_encoding=options.raw_encoding,
             raw_sample_rate=options.raw_sample_rate,
+            on_update=on_update,
         )
         record.update(decision.to_dict())
+        if options.peaks:
+            record["peaks"] = peaks
     except AudioClassifierError as exc:
         record.update(dict.fromkeys(DECISION_FIELDS), error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one bad input must never stop a batch

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -161,10 +161,13 @@ class Classifier:
         channel: int | None = None,
         raw_encoding: str | None = None,
         raw_sample_rate: int = SAMPLE_RATE,
+        on_update: Callable[[Decision], None] | None = None,
     ) -> Decision:
         """Classify an audio file (see :func:`audio.open_file` for the formats).
 
         Reading stops as soon as the decision is final or ``max_duration_s`` is reached.
+        *on_update* is called with every decision the session emits, interim and final, in
+        order (see ``ClassifierConfig.update_min_delta``).
         """
         info, chunks = open_file(path, raw_encoding=raw_encoding, raw_sample_rate=raw_sample_rate)
         session = self.open_session(
@@ -172,7 +175,10 @@ class Classifier:
         )
         try:
             for chunk in chunks:
-                session.feed(chunk)
+                updates = session.feed(chunk)
+                if on_update is not None:
+                    for update in updates:
+                        on_update(update)
                 if not session.wants_audio:
                     break
         finally:
@@ -183,4 +189,8 @@ class Classifier:
             session.add_note(
                 f"analysed only the first {self.config.max_duration_s:g} s of {info.duration_s:.1f} s"
             )
-        return session.close()
+        final_already = session.final
+        decision = session.close()
+        if on_update is not None and not final_already:
+            on_update(decision)
+        return decision

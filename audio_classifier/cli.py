@@ -223,6 +223,19 @@ def classify(
         sys.exit(1)
 
 
+def _parse_thresholds(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...]:
+    if not value:
+        return ()
+    try:
+        values = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, got {value!r}") from None
+    bad = [v for v in values if not 0.0 < v <= 1.0]
+    if bad or not values:
+        raise click.BadParameter(f"thresholds must be within (0, 1], got {value!r}")
+    return values
+
+
 @main.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -233,9 +246,23 @@ def classify(
     help="Where predictions.jsonl, metrics.json and the plots go (an existing run is resumed).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of a report.")
+@click.option(
+    "--thresholds",
+    callback=_parse_thresholds,
+    metavar="T1,T2,...",
+    help="Also compare these decision thresholds (e.g. 0.8,0.85,0.9,0.95): each clip is "
+    "analysed to its end once and every threshold's decisions are replayed from it. "
+    "Slower than a plain run (no early stop); writes streams.jsonl.",
+)
 @_analysis_options
 def evaluate(
-    manifest: str, out_dir: str, as_json: bool, jobs: int, progress: bool | None, **analysis
+    manifest: str,
+    out_dir: str,
+    as_json: bool,
+    thresholds: tuple[float, ...],
+    jobs: int,
+    progress: bool | None,
+    **analysis,
 ) -> None:
     """Measure accuracy, macro-F1, per-class scores, calibration and decision times on a
     manifest with 'path' and 'label' columns (and optionally 'onset_s')."""
@@ -243,7 +270,7 @@ def evaluate(
     from pathlib import Path
 
     from .batch import UsageError
-    from .evaluate import format_report, plot, predict, score
+    from .evaluate import compare_thresholds, format_report, plot, predict, replay, score
 
     config = _config(analysis)
     _check_channels(config)
@@ -252,13 +279,26 @@ def evaluate(
         from .batch import read_manifest
 
         bar = _progress_bar(len(read_manifest(manifest)), progress)
-        items, predictions, _ = predict(
-            Path(manifest), folder, config=config, jobs=jobs, on_record=lambda record: bar.update(1)
+        items, written, _ = predict(
+            Path(manifest),
+            folder,
+            config=config,
+            jobs=jobs,
+            on_record=lambda record: bar.update(1),
+            peaks=bool(thresholds),
         )
         bar.close()
+        predictions = written
+        if thresholds:
+            threshold = config.fusion.decision_threshold if config.early_decision else None
+            predictions = folder / "predictions.jsonl"
+            streams = replay(items, written, predictions, threshold)
+            compared = compare_thresholds(items, streams, thresholds + ((threshold,) if threshold else ()))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     metrics = score(items, predictions)
+    if thresholds:
+        metrics["thresholds"] = compared
     with open(folder / "metrics.json", "w", encoding="utf-8") as handle:
         json.dump(metrics, handle, indent=2)
     try:

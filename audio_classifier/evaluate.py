@@ -6,18 +6,25 @@ confusion matrix, calibration (expected calibration error and a reliability tabl
 the distribution of ``decided_at_s`` (and, where the manifest has an ``onset_s`` column,
 of the time from the announcement's start to the decision). Written as ``metrics.json``,
 ``confusion.png`` and ``reliability.png``.
+
+With decision thresholds to compare (``thresholds``), every clip is listened to its end
+once, its confidence peaks recorded (``batch.confidence_peaks``) into ``OUT/streams.jsonl``;
+the decision at each threshold, and when it came, is replayed from them. The metrics and
+``predictions.jsonl`` are then those of the configured threshold, exactly as a run at that
+threshold gives them, and ``metrics["thresholds"]`` compares the others.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .batch import BatchItem, RecordWriter, UsageError, read_manifest, run
+from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, read_manifest, run
 from .config import ClassifierConfig
-from .labels import ANNOUNCEMENT_LABELS, LABEL_IDS
+from .labels import ANNOUNCEMENT_LABELS, LABEL_IDS, LABELS
 from .metrics import calibration, confusion_matrix, distribution, macro_f1, per_class
 
 
@@ -35,10 +42,13 @@ def predict(
     config: ClassifierConfig,
     jobs: int = 1,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    peaks: bool = False,
 ) -> tuple[list[BatchItem], Path, int]:
     """Classify the manifest's rows into ``out_dir/predictions.jsonl`` (resuming).
 
-    Returns the items, the predictions file and how many rows still needed classifying.
+    With *peaks*, every clip is analysed to its end instead and its records, with their
+    confidence peaks, go to ``out_dir/streams.jsonl`` (see :func:`decide_at`).
+    Returns the items, the file written and how many rows still needed classifying.
     """
     items = read_manifest(manifest)
     truth = _truth_column(items)
@@ -46,28 +56,98 @@ def predict(
     if unknown:
         raise UsageError(f"manifest labels outside the taxonomy: {', '.join(unknown)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = out_dir / "predictions.jsonl"
+    predictions = out_dir / ("streams.jsonl" if peaks else "predictions.jsonl")
+    if peaks:
+        config = replace(config, early_decision=False, update_min_delta=0.0)
     extra_columns = list(dict.fromkeys(name for item in items for name in item.extra))
     writer = RecordWriter(str(predictions), extra_columns)
     done = writer.done_keys()
     todo = [item for item in items if item.key not in done]
     with writer:
-        run(todo, writer, config=config, jobs=jobs, on_record=on_record)
+        run(todo, writer, config=config, options=ReadOptions(peaks=peaks), jobs=jobs, on_record=on_record)
     return items, predictions, len(todo)
 
 
-def score(items: list[BatchItem], predictions: Path) -> dict[str, Any]:
-    """Metrics of the predictions for *items* (records matched by path)."""
-    truth_column = _truth_column(items)
+def read_records(items: list[BatchItem], path: Path) -> list[dict[str, Any]]:
+    """The records of *path* for *items* (matched by path; the last of repeated ones)."""
     wanted = {item.key for item in items}
     records: dict[str, dict] = {}
-    with open(predictions, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
             if record["path"] in wanted:
                 records[record["path"]] = record
-    scored = [r for r in records.values() if not r.get("error")]
-    errors = [{"path": r["path"], "error": r["error"]} for r in records.values() if r.get("error")]
+    return list(records.values())
+
+
+def decide_at(record: dict[str, Any], threshold: float | None) -> dict[str, Any]:
+    """A ``streams.jsonl`` record as a session with early decisions at *threshold* would
+    have decided it: its first confidence peak at or above the threshold, else its final
+    decision (the end of the stream; always, for ``None``: no early decisions). Evidence
+    and notes stay those of the whole stream."""
+    if record.get("error"):
+        return record
+    if "peaks" not in record:
+        raise UsageError(f"{record['path']}: the record has no confidence peaks (not a streams.jsonl record)")
+    for analysed_s, label, confidence in record["peaks"] if threshold is not None else ():
+        if confidence >= threshold:
+            early = {k: v for k, v in record.items() if k != "peaks"}
+            info = LABELS[label]
+            early.update(
+                label=label,
+                label_zh=info.zh,
+                label_en=info.en,
+                confidence=round(confidence, 4),
+                number_state=info.number_state,
+                action=info.action,
+                decided_at_s=analysed_s,
+                analysed_s=analysed_s,
+            )
+            return early
+    return {k: v for k, v in record.items() if k != "peaks"}
+
+
+def replay(items: list[BatchItem], streams: Path, predictions: Path, threshold: float | None) -> list[dict]:
+    """Write *predictions* as decided at *threshold* (see :func:`decide_at`) from the
+    *streams* file; return the stream records."""
+    records = read_records(items, streams)
+    with open(predictions, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(decide_at(record, threshold), ensure_ascii=False) + "\n")
+    return records
+
+
+def compare_thresholds(
+    items: list[BatchItem], records: list[dict], thresholds: Sequence[float]
+) -> list[dict]:
+    """Accuracy, macro-F1, ECE and decision times at each threshold, replayed from
+    ``streams.jsonl`` *records*."""
+    rows = []
+    for threshold in sorted(set(thresholds)):
+        m = score_records(items, [decide_at(r, threshold) for r in records])
+        rows.append(
+            {
+                "threshold": threshold,
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "ece": m["calibration"]["ece"],
+                "decided_at_s": m["decided_at_s"],
+                "announcement_decided_after_onset_s": m["announcement_decided_after_onset_s"],
+            }
+        )
+    return rows
+
+
+def score(items: list[BatchItem], predictions: Path) -> dict[str, Any]:
+    """Metrics of the predictions for *items* (records matched by path)."""
+    return score_records(items, read_records(items, predictions))
+
+
+def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics of *records* (one per scored item) against the items' labels."""
+    truth_column = _truth_column(items)
+    scored = [r for r in records if not r.get("error")]
+    errors = [{"path": r["path"], "error": r["error"]} for r in records if r.get("error")]
     truth = [r[truth_column] for r in scored]
     predicted = [r["label"] for r in scored]
     labels = [label for label in LABEL_IDS if label in set(truth) | set(predicted)]
@@ -119,6 +199,19 @@ def format_report(metrics: dict[str, Any]) -> str:
         if d.get("count"):
             lines.append(
                 f"{title}: median {d['median']:.2f}, p90 {d['p90']:.2f}, max {d['max']:.2f} (n={d['count']})"
+            )
+    if metrics.get("thresholds"):
+        lines += [
+            "",
+            "decision thresholds (replayed from the same streams; times are medians, seconds)",
+            f"{'threshold':>9s}{'accuracy':>10s}{'macro-F1':>10s}{'ECE':>8s}{'decided':>9s}{'after onset':>13s}",
+        ]
+        for row in metrics["thresholds"]:
+            onset = row["announcement_decided_after_onset_s"]
+            lines.append(
+                f"{row['threshold']:9.3g}{row['accuracy']:10.4f}{row['macro_f1']:10.4f}{row['ece']:8.4f}"
+                f"{row['decided_at_s'].get('median', float('nan')):9.2f}"
+                + (f"{onset['median']:13.2f}" if onset.get("count") else f"{'-':>13s}")
             )
     return "\n".join(lines)
 

@@ -234,3 +234,47 @@ def test_evaluate_command(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("path,label\nx.wav,nonsense\n")
     assert run_cli("evaluate", bad, "--out-dir", tmp_path / "e2").exit_code == 2
+
+
+def test_evaluate_thresholds_replay_what_runs_at_each_threshold_decide(tmp_path):
+    """One run to the end of every clip, replayed at a threshold, gives the labels,
+    confidences and decision times of a run made at that threshold."""
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label", "onset_s"])
+        writer.writeheader()
+        writer.writerows(
+            {**r, "path": str(FIXTURES / r["path"])} for r in csv.DictReader(open(FIXTURES / "manifest.csv"))
+        )
+    common = ["--no-asr", "--no-samples", "--jobs", "1"]
+
+    def decisions(folder):
+        records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+        return {r["path"]: (r["label"], r["confidence"], r["decided_at_s"]) for r in records}
+
+    sweep = run_cli(
+        "evaluate", manifest, "--out-dir", tmp_path / "sweep", "--thresholds", "0.6,0.99", *common
+    )
+    assert sweep.exit_code == 0, sweep.output
+    assert "decision thresholds" in sweep.stdout
+    plain = run_cli("evaluate", manifest, "--out-dir", tmp_path / "plain", *common)
+    low = run_cli("evaluate", manifest, "--out-dir", tmp_path / "low", "--threshold", "0.6", *common)
+    assert plain.exit_code == 0 and low.exit_code == 0
+    assert decisions(tmp_path / "sweep") == decisions(tmp_path / "plain")
+    rows = {
+        row["threshold"]: row
+        for row in json.loads((tmp_path / "sweep" / "metrics.json").read_text())["thresholds"]
+    }
+    assert sorted(rows) == [0.6, 0.9, 0.99]
+    at_low = json.loads((tmp_path / "low" / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "decided_at_s", "announcement_decided_after_onset_s"):
+        assert rows[0.6][key] == at_low[key], key
+    assert rows[0.6]["ece"] == at_low["calibration"]["ece"]
+    # a lower threshold decides no later, and here some clips strictly sooner
+    assert rows[0.6]["decided_at_s"]["mean"] < rows[0.99]["decided_at_s"]["mean"]
+    # streams.jsonl holds every clip analysed to its end
+    streams = [json.loads(line) for line in (tmp_path / "sweep" / "streams.jsonl").read_text().splitlines()]
+    assert len(streams) == 36 and all("peaks" in r for r in streams)
+    assert (
+        run_cli("evaluate", manifest, "--out-dir", tmp_path / "x", "--thresholds", "0.5,1.5").exit_code == 2
+    )

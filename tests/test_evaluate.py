@@ -1,0 +1,59 @@
+"""Replaying decisions at other thresholds from one run to the end of each clip."""
+
+import itertools
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_classifier import Classifier, ClassifierConfig, synth
+from audio_classifier.batch import BatchItem, ReadOptions, UsageError, classify_item, confidence_peaks
+from audio_classifier.evaluate import decide_at
+
+TONES_ONLY = ClassifierConfig(model_path=None, samples_path=None, asr_model=None)
+
+
+@pytest.fixture()
+def call(tmp_path):
+    """CN ringback, then busy tone: a progress label first, then an outcome."""
+    audio = np.concatenate(
+        [synth.cadenced(synth.spec("CN", "ringback"), 6.0), synth.cadenced(synth.spec("CN", "busy"), 4.0)]
+    )
+    path = tmp_path / "call.wav"
+    sf.write(path, audio, 8000)
+    return path
+
+
+def test_peaks_are_rising_outcomes_and_the_first_over_the_threshold_is_the_early_decision(call):
+    peaks, on_update = confidence_peaks()
+    full = Classifier(TONES_ONLY.with_options(early_decision=False, update_min_delta=0.0))
+    end = full.classify_file(call, on_update=on_update)
+    assert len(peaks) >= 2 and end.label == "busy_tone"
+    assert all(label not in {"ringback", "silence", "color_ringback"} for _, label, _ in peaks)
+    assert all(a[2] < b[2] and a[0] < b[0] for a, b in itertools.pairwise(peaks))
+    early = Classifier(TONES_ONLY).classify_file(call)
+    first = next(p for p in peaks if p[2] >= TONES_ONLY.fusion.decision_threshold)
+    assert (early.decided_at_s, early.label, early.confidence) == (
+        pytest.approx(first[0]),
+        first[1],
+        first[2],
+    )
+    assert early.decided_at_s > 6.0  # nothing was decided during the ringback
+
+
+def test_decide_at_replays_a_record(call):
+    classifier = Classifier(TONES_ONLY.with_options(early_decision=False, update_min_delta=0.0))
+    record = classify_item(classifier, BatchItem(str(call), call), ReadOptions(peaks=True))
+    early = classify_item(Classifier(TONES_ONLY), BatchItem(str(call), call), ReadOptions())
+    replayed = decide_at(record, 0.9)
+    assert "peaks" not in replayed
+    for key in ("label", "label_zh", "confidence", "number_state", "action", "decided_at_s", "analysed_s"):
+        assert replayed[key] == early[key], key
+    at_end = decide_at(record, None)  # no early decision: the end of the stream
+    assert at_end["decided_at_s"] == pytest.approx(10.0, abs=0.3)
+    assert at_end["decided_at_s"] > replayed["decided_at_s"]
+    assert decide_at(record, 1.0)["decided_at_s"] == at_end["decided_at_s"]  # never reached
+    broken = {"path": "x.wav", "error": "DecodeError: not audio"}
+    assert decide_at(broken, 0.9) is broken
+    with pytest.raises(UsageError, match="no confidence peaks"):
+        decide_at(early, 0.9)
