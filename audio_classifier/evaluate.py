@@ -129,6 +129,7 @@ def compare_thresholds(
             {
                 "threshold": threshold,
                 "accuracy": m["accuracy"],
+                "action_accuracy": m["actions"]["accuracy"],
                 "macro_f1": m["macro_f1"],
                 "ece": m["calibration"]["ece"],
                 "decided_at_s": m["decided_at_s"],
@@ -172,6 +173,22 @@ def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict
         "calibration": calibration([r["confidence"] for r in scored], correct),
         "decided_at_s": distribution([r["decided_at_s"] for r in scored]),
         "announcement_decided_after_onset_s": distribution(after_onset),
+        "actions": _action_metrics(truth, predicted),
+    }
+
+
+def _action_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
+    """What the list does with each number (remove, retry_later, ...): labels that share an
+    action confuse nobody's list, so the action is right more often than the label."""
+    true_actions = [LABELS[t].action for t in truth]
+    predicted_actions = [LABELS[p].action for p in predicted]
+    actions = list(dict.fromkeys(label.action for label in LABELS.values()))
+    present = [a for a in actions if a in set(true_actions) | set(predicted_actions)]
+    matrix = confusion_matrix(true_actions, predicted_actions, present)
+    right = [t == p for t, p in zip(true_actions, predicted_actions, strict=True)]
+    return {
+        "accuracy": float(sum(right) / len(right)) if right else 0.0,
+        "per_action": [vars(r) for r in per_class(matrix, present)],
     }
 
 
@@ -187,6 +204,14 @@ def format_report(metrics: dict[str, Any]) -> str:
         lines.append(
             f"{r['label']:22s}{r['precision']:10.3f}{r['recall']:10.3f}{r['f1']:10.3f}{r['support']:9d}"
         )
+    actions = metrics.get("actions")
+    if actions and actions["per_action"]:
+        lines += ["", f"list action right {actions['accuracy']:.4f}"]
+        lines.append(f"{'action':22s}{'precision':>10s}{'recall':>10s}{'F1':>10s}{'support':>9s}")
+        for r in actions["per_action"]:
+            lines.append(
+                f"{r['label']:22s}{r['precision']:10.3f}{r['recall']:10.3f}{r['f1']:10.3f}{r['support']:9d}"
+            )
     labels = metrics["confusion"]["labels"]
     lines += ["", "confusion (rows: truth; columns: predicted, in the order above)"]
     for label, row in zip(labels, metrics["confusion"]["matrix"], strict=True):
@@ -204,12 +229,14 @@ def format_report(metrics: dict[str, Any]) -> str:
         lines += [
             "",
             "decision thresholds (replayed from the same streams; times are medians, seconds)",
-            f"{'threshold':>9s}{'accuracy':>10s}{'macro-F1':>10s}{'ECE':>8s}{'decided':>9s}{'after onset':>13s}",
+            f"{'threshold':>9s}{'accuracy':>10s}{'action':>8s}{'macro-F1':>10s}{'ECE':>8s}{'decided':>9s}"
+            f"{'after onset':>13s}",
         ]
         for row in metrics["thresholds"]:
             onset = row["announcement_decided_after_onset_s"]
             lines.append(
-                f"{row['threshold']:9.3g}{row['accuracy']:10.4f}{row['macro_f1']:10.4f}{row['ece']:8.4f}"
+                f"{row['threshold']:9.3g}{row['accuracy']:10.4f}{row['action_accuracy']:8.4f}"
+                f"{row['macro_f1']:10.4f}{row['ece']:8.4f}"
                 f"{row['decided_at_s'].get('median', float('nan')):9.2f}"
                 + (f"{onset['median']:13.2f}" if onset.get("count") else f"{'-':>13s}")
             )

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.batch import BatchItem, ReadOptions, UsageError, classify_item, confidence_peaks
-from audio_classifier.evaluate import decide_at
+from audio_classifier.evaluate import decide_at, score_records
 
 TONES_ONLY = ClassifierConfig(model_path=None, samples_path=None, asr_model=None)
 
@@ -57,3 +57,18 @@ def test_decide_at_replays_a_record(call):
     assert decide_at(broken, 0.9) is broken
     with pytest.raises(UsageError, match="no confidence peaks"):
         decide_at(early, 0.9)
+
+
+def test_labels_that_share_an_action_are_right_for_the_list():
+    truth = ["vacant", "vacant", "busy", "human"]
+    predicted = ["number_changed", "vacant", "powered_off", "human"]  # remove, remove, retry_later, keep
+    items = [BatchItem(f"{i}.wav", None, {"manifest_label": t}) for i, t in enumerate(truth)]
+    records = [
+        {"path": item.key, **item.extra, "label": p, "confidence": 0.95, "decided_at_s": 3.0, "error": None}
+        for item, p in zip(items, predicted, strict=True)
+    ]
+    metrics = score_records(items, records)
+    assert metrics["accuracy"] == 0.5 and metrics["actions"]["accuracy"] == 0.75
+    per_action = {r["label"]: r for r in metrics["actions"]["per_action"]}
+    assert per_action["remove"]["precision"] == per_action["remove"]["recall"] == 1.0
+    assert per_action["retry_soon"]["recall"] == 0.0 and per_action["retry_later"]["precision"] == 0.0
