@@ -83,8 +83,8 @@ def read_records(items: list[BatchItem], path: Path) -> list[dict[str, Any]]:
 def decide_at(record: dict[str, Any], threshold: float | None) -> dict[str, Any]:
     """A ``streams.jsonl`` record as a session with early decisions at *threshold* would
     have decided it: its first confidence peak at or above the threshold, else its final
-    decision (the end of the stream; always, for ``None``: no early decisions). Evidence
-    and notes stay those of the whole stream."""
+    decision (the end of the stream; always, for ``None``: no early decisions). An early
+    decision is never truncated; its evidence and notes stay those of the whole stream."""
     if record.get("error"):
         return record
     if "peaks" not in record:
@@ -102,6 +102,7 @@ def decide_at(record: dict[str, Any], threshold: float | None) -> dict[str, Any]
                 action=info.action,
                 decided_at_s=analysed_s,
                 analysed_s=analysed_s,
+                truncated=False,
             )
             return early
     return {k: v for k, v in record.items() if k != "peaks"}

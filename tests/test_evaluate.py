@@ -47,7 +47,16 @@ def test_decide_at_replays_a_record(call):
     early = classify_item(Classifier(TONES_ONLY), BatchItem(str(call), call), ReadOptions())
     replayed = decide_at(record, 0.9)
     assert "peaks" not in replayed
-    for key in ("label", "label_zh", "confidence", "number_state", "action", "decided_at_s", "analysed_s"):
+    for key in (
+        "label",
+        "label_zh",
+        "confidence",
+        "number_state",
+        "action",
+        "decided_at_s",
+        "analysed_s",
+        "truncated",
+    ):
         assert replayed[key] == early[key], key
     at_end = decide_at(record, None)  # no early decision: the end of the stream
     assert at_end["decided_at_s"] == pytest.approx(10.0, abs=0.3)
@@ -72,3 +81,20 @@ def test_labels_that_share_an_action_are_right_for_the_list():
     per_action = {r["label"]: r for r in metrics["actions"]["per_action"]}
     assert per_action["remove"]["precision"] == per_action["remove"]["recall"] == 1.0
     assert per_action["retry_soon"]["recall"] == 0.0 and per_action["retry_later"]["precision"] == 0.0
+
+
+def test_an_early_decision_replayed_from_a_truncated_stream_is_not_truncated(call):
+    limited = TONES_ONLY.with_options(max_duration_s=9.0)  # the 10 s call is cut; busy tone from 6 s
+    full = classify_item(
+        Classifier(limited.with_options(early_decision=False, update_min_delta=0.0)),
+        BatchItem(str(call), call),
+        ReadOptions(peaks=True),
+    )
+    early = classify_item(Classifier(limited), BatchItem(str(call), call), ReadOptions())
+    assert full["truncated"] and not early["truncated"]
+    replayed = decide_at(full, limited.fusion.decision_threshold)
+    assert (replayed["label"], replayed["decided_at_s"], replayed["truncated"]) == (
+        early["label"],
+        early["decided_at_s"],
+        False,
+    )
