@@ -24,6 +24,7 @@ from typing import Any
 
 from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, read_manifest, run
 from .config import ClassifierConfig
+from .evidence import Decision
 from .labels import ANNOUNCEMENT_LABELS, LABEL_IDS, LABELS
 from .metrics import calibration, confusion_matrix, distribution, macro_f1, per_class
 
@@ -89,23 +90,13 @@ def decide_at(record: dict[str, Any], threshold: float | None) -> dict[str, Any]
         return record
     if "peaks" not in record:
         raise UsageError(f"{record['path']}: the record has no confidence peaks (not a streams.jsonl record)")
+    whole = {k: v for k, v in record.items() if k != "peaks"}
     for analysed_s, label, confidence in record["peaks"] if threshold is not None else ():
         if confidence >= threshold:
-            early = {k: v for k, v in record.items() if k != "peaks"}
-            info = LABELS[label]
-            early.update(
-                label=label,
-                label_zh=info.zh,
-                label_en=info.en,
-                confidence=round(confidence, 4),
-                number_state=info.number_state,
-                action=info.action,
-                decided_at_s=analysed_s,
-                analysed_s=analysed_s,
-                truncated=False,
-            )
-            return early
-    return {k: v for k, v in record.items() if k != "peaks"}
+            early = Decision(label, confidence, final=True, decided_at_s=analysed_s, analysed_s=analysed_s)
+            # the decision's own fields, as the session would have written them
+            return whole | {k: v for k, v in early.to_dict().items() if k not in ("evidence", "notes")}
+    return whole
 
 
 def replay(items: list[BatchItem], streams: Path, predictions: Path, threshold: float | None) -> list[dict]:
@@ -193,26 +184,31 @@ def _action_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     }
 
 
+def _score_table(kind: str, reports: list[dict[str, Any]]) -> list[str]:
+    """Precision, recall, F1 and support per label (or action), one line each."""
+    lines = [f"{kind:22s}{'precision':>10s}{'recall':>10s}{'F1':>10s}{'support':>9s}"]
+    for r in reports:
+        lines.append(
+            f"{r['label']:22s}{r['precision']:10.3f}{r['recall']:10.3f}{r['f1']:10.3f}{r['support']:9d}"
+        )
+    return lines
+
+
 def format_report(metrics: dict[str, Any]) -> str:
     lines = [
         f"inputs {metrics['inputs']}, scored {metrics['scored']}, errors {len(metrics['errors'])}",
         f"accuracy {metrics['accuracy']:.4f}   macro-F1 {metrics['macro_f1']:.4f}   "
         f"ECE {metrics['calibration']['ece']:.4f}",
         "",
-        f"{'label':22s}{'precision':>10s}{'recall':>10s}{'F1':>10s}{'support':>9s}",
+        *_score_table("label", metrics["per_class"]),
     ]
-    for r in metrics["per_class"]:
-        lines.append(
-            f"{r['label']:22s}{r['precision']:10.3f}{r['recall']:10.3f}{r['f1']:10.3f}{r['support']:9d}"
-        )
     actions = metrics.get("actions")
     if actions and actions["per_action"]:
-        lines += ["", f"list action right {actions['accuracy']:.4f}"]
-        lines.append(f"{'action':22s}{'precision':>10s}{'recall':>10s}{'F1':>10s}{'support':>9s}")
-        for r in actions["per_action"]:
-            lines.append(
-                f"{r['label']:22s}{r['precision']:10.3f}{r['recall']:10.3f}{r['f1']:10.3f}{r['support']:9d}"
-            )
+        lines += [
+            "",
+            f"list action right {actions['accuracy']:.4f}",
+            *_score_table("action", actions["per_action"]),
+        ]
     labels = metrics["confusion"]["labels"]
     lines += ["", "confusion (rows: truth; columns: predicted, in the order above)"]
     for label, row in zip(labels, metrics["confusion"]["matrix"], strict=True):
