@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ import soundfile as sf
 
 from audio_classifier.audio import SAMPLE_RATE
 from audio_classifier.resample import resample
+
+from . import espeak_engine
 
 ZH_VOICE = "cmn-latn-pinyin"
 EN_VOICES = (
@@ -199,8 +202,21 @@ def _command(text: str, voice: Voice) -> list[str]:
     return ["espeak-ng", "-v", voice.spec, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", spoken]
 
 
-def speak(text: str, voice: Voice) -> np.ndarray:
-    """Synthesise *text*; float32 mono at 8 kHz."""
+@cache
+def _espeak_engine(pid: int) -> espeak_engine.Engine | None:
+    """This process's espeak-ng helper (keyed by process: a forked worker starts its own),
+    or None where the library does not load."""
+    return espeak_engine.Engine() if espeak_engine.library_available() else None
+
+
+def speak(text: str, voice: Voice, command_line: bool = False) -> np.ndarray:
+    """Synthesise *text*; float32 mono at 8 kHz. espeak-ng voices go through its library
+    (``espeak_engine``: the same samples, a third of the time) unless *command_line*."""
+    engine = None if voice.name == "flite" or command_line else _espeak_engine(os.getpid())
+    if engine is not None:
+        spoken = to_pinyin(text) if voice.language == "zh" else text
+        pcm = np.frombuffer(engine.speak(spoken, voice.spec, voice.speed, voice.pitch), dtype="<i2")
+        return _finish(pcm.astype(np.float32) / np.float32(32768), espeak_engine.RATE, voice.warp)
     result = subprocess.run(_command(text, voice), capture_output=True, check=True)
     samples, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
     return _finish(samples, rate, voice.warp)
