@@ -1,21 +1,26 @@
 """espeak-ng through its library, one fork per utterance: the command line's samples
 without the command line's start-up.
 
-``espeak-ng --stdout`` spends about 7 of its 11 ms per sentence starting: exec, loading
-the phoneme data, initialising. The library can stay loaded, but it keeps state between
-utterances in function statics (the pitch flutter's phase, the wave generator's cycle
-counters), so a second sentence from one loaded engine differs from what the command line
-says: lengths moved by up to 200 samples (measured). This module keeps one small helper
-process per recipe worker that loads and initialises the engine exactly as the command
-line does and never speaks itself; each utterance is spoken by a fork of it, whose state
-is that of a fresh ``espeak-ng`` process. The samples are the command line's, bit for bit
-(``tests/test_espeak_engine.py``), at about 4 ms a sentence.
+``espeak-ng --stdout`` spends about 5 of its 11 ms per sentence starting (exec, loading the
+phoneme data, initialising), 3 loading the voice and 3 speaking (measured on this recipe's
+sentences). The library can stay loaded, but it keeps state between utterances in
+function statics (the pitch flutter's phase, the wave generator's cycle counters), so a
+second sentence from one loaded engine differs from what the command line says: lengths
+moved by up to 200 samples (measured). This module keeps one small helper process per
+recipe worker that loads and initialises the engine exactly as the command line does and
+never speaks itself; each utterance is spoken by a fork of it, whose state is that of a
+fresh ``espeak-ng`` process. The samples are the command line's, bit for bit
+(``tests/test_espeak_engine.py``), at about 6.5 ms a sentence in the corpus (the fork, the
+voice and the speaking).
 
-The helper runs this file as a script (standard library only) and talks over its pipes: a request is one JSON line (voice, speed, pitch, text); the answer is a 4-byte
+The helper runs this file as a script (standard library only) and talks over its pipes:
+a request is one JSON line (voice, speed, pitch, text); the answer is a 4-byte
 little-endian count of 16-bit samples at ``RATE`` Hz followed by those samples, or a
 negative count and an error message of that many bytes.
 
-If the library cannot be loaded, ``tts`` uses the command line.
+If the library cannot be loaded, ``tts`` uses the command line. This file is not in the
+recipe hash (``train.RECIPE_FILES``): what is spoken is defined by ``tts``'s command line,
+which is, and this module is tested to reproduce it bit for bit.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -61,10 +67,42 @@ class EngineError(RuntimeError):
     """espeak-ng could not speak a request."""
 
 
+def _load() -> ctypes.CDLL:
+    """The library, with the signatures of the functions used (speak_lib.h)."""
+    c = ctypes
+    lib = c.CDLL(LIBRARY)
+    signatures = {
+        "espeak_ng_InitializePath": [c.c_char_p],
+        "espeak_ng_Initialize": [c.c_void_p],
+        "espeak_ng_InitializeOutput": [c.c_int, c.c_int, c.c_char_p],
+        "espeak_ng_GetSampleRate": [],
+        "espeak_SetSynthCallback": [_SYNTH_CALLBACK],
+        "espeak_SetVoiceByName": [c.c_char_p],
+        "espeak_SetVoiceByProperties": [c.POINTER(_VoiceSelect)],
+        "espeak_SetParameter": [c.c_int, c.c_int, c.c_int],
+        "espeak_Synth": [
+            c.c_char_p,
+            c.c_size_t,
+            c.c_uint,
+            c.c_int,
+            c.c_uint,
+            c.c_uint,
+            c.c_void_p,
+            c.c_void_p,
+        ],
+        "espeak_Synchronize": [],
+    }
+    for name, argtypes in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes = argtypes
+        function.restype = None if name == "espeak_SetSynthCallback" else c.c_int
+    return lib
+
+
 def _serve() -> None:
     """The helper's loop (runs in the helper process): initialise as ``espeak-ng --stdout``
     does, then fork once per request."""
-    lib = ctypes.CDLL(LIBRARY)
+    lib = _load()
     lib.espeak_ng_InitializePath(None)
     context = ctypes.c_void_p()
     if lib.espeak_ng_Initialize(ctypes.byref(context)) != 0:
@@ -82,6 +120,9 @@ def _serve() -> None:
 
     callback = _SYNTH_CALLBACK(collect)
     lib.espeak_SetSynthCallback(callback)
+    # Ctrl-C reaches the whole process group: the owner stops, its pipe closes, this loop
+    # ends; no traceback of our own on top of the owner's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer.fileno()
     for line in sys.stdin.buffer:
         pid = os.fork()
@@ -113,7 +154,7 @@ def _speak(lib: ctypes.CDLL, request: dict) -> None:
     lib.espeak_SetParameter(_ESPEAK_RATE, int(request["speed"]), 0)
     lib.espeak_SetParameter(_ESPEAK_PITCH, int(request["pitch"]), 0)
     text = request["text"].encode()
-    if lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _SYNTH_FLAGS, None, None) != 0:
+    if lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _SYNTH_FLAGS, None, None):
         raise EngineError("espeak_Synth failed")
     if lib.espeak_Synchronize() != 0:
         raise EngineError("espeak_Synchronize failed")

@@ -211,7 +211,7 @@ def _espeak_engine(pid: int) -> espeak_engine.Engine | None:
 
 def speak(text: str, voice: Voice, command_line: bool = False) -> np.ndarray:
     """Synthesise *text*; float32 mono at 8 kHz. espeak-ng voices go through its library
-    (``espeak_engine``: the same samples, a third of the time) unless *command_line*."""
+    (``espeak_engine``: the same samples, in about 60 % of the time) unless *command_line*."""
     engine = None if voice.name == "flite" or command_line else _espeak_engine(os.getpid())
     if engine is not None:
         spoken = to_pinyin(text) if voice.language == "zh" else text
