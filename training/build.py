@@ -1,6 +1,6 @@
 """Rebuild everything from scratch: corpus -> features -> model -> card -> evaluation.
 
-    python -m training.build                      # the shipped model (about 27 min on 2 cores)
+    python -m training.build                      # the shipped model (28-30 min on 2 cores)
     python -m training.build --tiny --work /tmp/t # a few clips per label: the CI smoke run
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
     python -m training.build --update-corpus      # after editing prompts.json: remake only the
