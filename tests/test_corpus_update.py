@@ -68,14 +68,16 @@ def test_a_missing_clip_makes_its_label_again(full):
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
 
 
-@pytest.mark.parametrize("how", ["common", "no record"])
+@pytest.mark.parametrize("how", ["common", "no record", "not a record"])
 def test_a_changed_recipe_or_an_unfinished_corpus_is_made_again_whole(full, how):
     out, _ = full
     before = _snapshot(out)
     if how == "common":
         _tamper(out, lambda r: r.update(common="other code"))
-    else:  # a build stopped halfway leaves no record
+    elif how == "no record":  # a build stopped halfway leaves none
         (out / corpus.RECIPE_RECORD).unlink()
+    else:
+        (out / corpus.RECIPE_RECORD).write_text("[]", encoding="utf-8")
     _build(out, update=True)
     after = _snapshot(out)
     assert _rewritten(before, after) == {name for name in before if name.endswith(".wav")}

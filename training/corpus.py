@@ -397,6 +397,13 @@ def _sha(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _version(command: tuple[str, ...]) -> str:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return "missing"
+
+
 def label_prompts(prompts: dict, label: str) -> dict:
     """The entries of ``prompts.json`` that a label's clips are made from (besides the
     babble, which every clip's channel may use)."""
@@ -419,10 +426,7 @@ def recipe_record(
     code = hashlib.sha256()
     for path in sorted([*root.glob("training/*.py"), *root.glob("audio_classifier/**/*.py")]):
         code.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    tools = [
-        subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
-        for command in TOOLS
-    ]
+    tools = [_version(command) for command in TOOLS]
     prompts = load_prompts()
     return {
         "common": _sha(
@@ -452,6 +456,8 @@ def _kept_rows(
                     rows.setdefault((split, row["label"]), []).append(row)
     except (OSError, ValueError) as error:
         return {}, f"no complete corpus to update ({error})"
+    if not isinstance(old, dict) or not isinstance(old.get("labels"), dict):
+        return {}, f"{out / RECIPE_RECORD} is not a recipe record"
     if old.get("common") != record["common"]:
         return {}, "the code, the tools, the sizes, the outside voice or the babble changed"
     kept = {}
