@@ -131,17 +131,24 @@ def _serve() -> None:
                 request = json.loads(line)
                 _speak(lib, request)
                 data = b"".join(chunks)
-                os.write(out, struct.pack("<i", len(data) // 2) + data)
+                _write_all(out, struct.pack("<i", len(data) // 2) + data)
                 code = 0
             except Exception as error:  # noqa: BLE001 (reported to the caller, not lost)
                 message = f"{type(error).__name__}: {error}".encode()
-                os.write(out, struct.pack("<i", -len(message)) + message)
+                _write_all(out, struct.pack("<i", -len(message)) + message)
                 code = 1
             os._exit(code)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             message = f"espeak-ng died with signal {os.WTERMSIG(status)}".encode()
-            os.write(out, struct.pack("<i", -len(message)) + message)
+            _write_all(out, struct.pack("<i", -len(message)) + message)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` may write part of a long answer (a pipe, a signal): write the rest too."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _speak(lib: ctypes.CDLL, request: dict) -> None:

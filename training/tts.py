@@ -182,6 +182,11 @@ def check_espeak() -> None:
             raise RuntimeError(f"{tool} is not installed (apt-get install {tool})")
 
 
+def _spoken(text: str, voice: Voice) -> str:
+    """What espeak-ng is given to say: Mandarin as pinyin (see the module's docstring)."""
+    return to_pinyin(text) if voice.language == "zh" else text
+
+
 def _command(text: str, voice: Voice) -> list[str]:
     if voice.name == "flite":
         f0_hz = FLITE_TRAIN_VOICES.get(voice.variant, 100.0) * 2 ** ((voice.pitch - 50) / 100)
@@ -198,8 +203,17 @@ def _command(text: str, voice: Voice) -> list[str]:
             "-o",
             "/dev/stdout",
         ]
-    spoken = to_pinyin(text) if voice.language == "zh" else text
-    return ["espeak-ng", "-v", voice.spec, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", spoken]
+    return [
+        "espeak-ng",
+        "-v",
+        voice.spec,
+        "-s",
+        str(voice.speed),
+        "-p",
+        str(voice.pitch),
+        "--stdout",
+        _spoken(text, voice),
+    ]
 
 
 @cache
@@ -214,8 +228,9 @@ def speak(text: str, voice: Voice, command_line: bool = False) -> np.ndarray:
     (``espeak_engine``: the same samples, in about 60 % of the time) unless *command_line*."""
     engine = None if voice.name == "flite" or command_line else _espeak_engine(os.getpid())
     if engine is not None:
-        spoken = to_pinyin(text) if voice.language == "zh" else text
-        pcm = np.frombuffer(engine.speak(spoken, voice.spec, voice.speed, voice.pitch), dtype="<i2")
+        pcm = np.frombuffer(
+            engine.speak(_spoken(text, voice), voice.spec, voice.speed, voice.pitch), dtype="<i2"
+        )
         return _finish(pcm.astype(np.float32) / np.float32(32768), espeak_engine.RATE, voice.warp)
     result = subprocess.run(_command(text, voice), capture_output=True, check=True)
     samples, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
