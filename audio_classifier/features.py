@@ -17,6 +17,7 @@ from functools import cache
 import numpy as np
 
 from .audio import frames_of
+from .pitch import PitchStream
 
 FEATURE_VERSION = 3
 """Bumped whenever the feature computation changes; stored in the model card."""
@@ -63,6 +64,12 @@ class FeatureConfig:
     recent_s: float = 1.0
     """The window's last this many seconds are summarised again on their own (0: not), so
     an announcement that fills only the end of the window is seen at its own scale."""
+    pitch: bool = False
+    """Summarise the window's pitch contour too (``pitch.PitchStream``; 63 more values, at
+    the end): Mandarin syllables differ by tone as much as by their sounds. Off in the
+    shipped model: a build with it (2026-12-02) was more accurate and decided sooner on every
+    espeak-ng check set, but the tracker as written cost tones + model a third of its speed
+    (257x -> 182x real time), under the 200x target (docs/design.md, "Pitch")."""
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:
@@ -97,13 +104,20 @@ class FeatureConfig:
         return np.arange(self.window_frames + k * self.step_frames, frames + 1, self.step_frames)
 
     @property
+    def frame_rows(self) -> int:
+        """Values per frame: the log-mel bands, then voicing strength and pitch if ``pitch``."""
+        return self.n_mels + (2 if self.pitch else 0)
+
+    @property
     def dimension(self) -> int:
         steps = self.window_frames // self.cepstral_step_frames
-        whole = self.n_mels * (4 + self.sub_blocks) + 6 + self.n_cepstra * (steps + 1)
-        if not self.recent_frames:
-            return whole
-        recent_steps = self.recent_frames // self.cepstral_step_frames
-        return whole + self.n_mels * 2 + 4 + self.n_cepstra * (recent_steps + 1)
+        size = self.n_mels * (4 + self.sub_blocks) + 6 + self.n_cepstra * (steps + 1)
+        if self.recent_frames:
+            recent_steps = self.recent_frames // self.cepstral_step_frames
+            size += self.n_mels * 2 + 4 + self.n_cepstra * (recent_steps + 1)
+        if self.pitch:
+            size += 3 * steps + 3
+        return size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,6 +187,24 @@ class LogMelStream:
         # the stream was chunked (a BLAS matmul picks kernels by batch size).
         mel = np.einsum("ij,jk->ik", power, self._fbank, optimize=False)
         return np.log(mel + LOG_FLOOR).astype(np.float32)
+
+
+class FrameStream:
+    """Per-frame values of a stream, ``(n, config.frame_rows)``: the log-mel bands, then (if
+    ``config.pitch``) voicing strength and pitch in semitones (``pitch.PitchStream``)."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self._logmel = LogMelStream(config)
+        self._pitch = PitchStream(config.sample_rate, config.frame_len, config.hop) if config.pitch else None
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add samples; return the frames they complete."""
+        logmel = self._logmel.push(samples)
+        if self._pitch is None:
+            return logmel
+        strength, semitones = self._pitch.push(samples)
+        # both streams count frames from the same sample, so they complete the same frames
+        return np.concatenate([logmel, strength[:, None], semitones[:, None]], axis=1)
 
 
 @cache
@@ -251,6 +283,60 @@ def _cepstral_pattern(cepstra: np.ndarray, step: int) -> tuple[np.ndarray, np.nd
     return pattern.transpose(0, 2, 1).reshape(n, -1), spread / (spread + CEPSTRAL_STD_FLOOR)
 
 
+VOICED_STRENGTH = 0.45
+"""A frame is voiced when its normalised autocorrelation at the pitch lag exceeds this."""
+
+MIN_VOICED_FRAMES = 5
+"""A window with fewer voiced frames has no pitch contour (its pitch values are zeros)."""
+
+PITCH_RANGE_ST = 12.0
+"""Pitch relative to the window's median is clipped to this many semitones (an octave):
+octave errors of the tracker stay bounded."""
+
+MAX_PITCH_JUMP_ST = 2.0
+"""A frame-to-frame change larger than this (semitones per 10 ms) is a tracking jump or a
+new syllable, not a tone's slope, and is left out of the slopes."""
+
+
+def _pitch_pattern(strength: np.ndarray, semitones: np.ndarray, step: int) -> np.ndarray:
+    """A window's pitch contour, speaker-independent, ``(n, 3 * steps + 3)`` from
+    ``(n, frames)`` tracks: per ``step`` frames the voiced share, the mean pitch relative to
+    the window's voiced median (semitones) and its mean slope (semitones per frame); then
+    the voiced share, the pitch spread and the mean absolute slope of the whole window."""
+    n, frames = strength.shape
+    steps = frames // step
+    voiced = strength > VOICED_STRENGTH
+    count = np.add.reduce(voiced, axis=1)
+    # the (lower) median of each window's voiced frames: unvoiced ones sorted to the end
+    ordered = np.sort(np.where(voiced, semitones, np.inf), axis=1)
+    median = ordered[np.arange(n), np.maximum(count - 1, 0) // 2]
+    median = np.where(count > 0, median, 0).astype(np.float32)
+    weight = voiced.astype(np.float32)
+    relative = np.clip(semitones - median[:, None], -PITCH_RANGE_ST, PITCH_RANGE_ST) * weight
+    jump = relative[:, 1:] - relative[:, :-1]
+    pairs = voiced[:, 1:] & voiced[:, :-1] & (np.abs(jump) < MAX_PITCH_JUMP_ST)
+    slope = np.concatenate([np.where(pairs, jump, 0), np.zeros((n, 1), np.float32)], axis=1)
+    paired = np.concatenate([pairs, np.zeros((n, 1), bool)], axis=1).astype(np.float32)
+    cut = steps * step
+    per_step = np.add.reduce(weight[:, :cut].reshape(n, steps, step), axis=2)
+    level = np.add.reduce(relative[:, :cut].reshape(n, steps, step), axis=2) / np.maximum(per_step, 1)
+    step_pairs = np.add.reduce(paired[:, :cut].reshape(n, steps, step), axis=2)
+    step_slope = np.add.reduce(slope[:, :cut].reshape(n, steps, step), axis=2) / np.maximum(step_pairs, 1)
+    voiced_count = np.maximum(count, 1).astype(np.float32)
+    total_pairs = np.maximum(np.add.reduce(paired, axis=1), 1)
+    whole = np.stack(
+        [
+            count / np.float32(frames),
+            np.sqrt(np.add.reduce(np.square(relative), axis=1) / voiced_count),
+            np.add.reduce(np.abs(slope), axis=1) / total_pairs,
+        ],
+        axis=1,
+    )
+    out = np.concatenate([per_step / np.float32(step), level, step_slope, whole], axis=1, dtype=np.float32)
+    out[count < MIN_VOICED_FRAMES] = 0
+    return out
+
+
 @cache
 def _sub_blocks(frames: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
     """Start frames and float32 sizes of *parts* consecutive parts of *frames* frames."""
@@ -259,7 +345,7 @@ def _sub_blocks(frames: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Windows of log-mel frames, ``(n, n_mels, window_frames)`` (time last), as
+    """Windows of frames, ``(n, frame_rows, window_frames)`` (time last), as
     ``(n, dimension)``.
 
     Gain-invariant: each window's mean log-energy is removed first. Holds:
@@ -273,7 +359,9 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     - the last ``recent_s`` seconds again on their own: band mean and spread, energy
       contour and cepstral pattern, normalised over those seconds alone. A network that
       sees an announcement only in the window's last second otherwise has it diluted by
-      what came before (ringback, silence), and waits for the window to fill.
+      what came before (ringback, silence), and waits for the window to fill;
+    - the pitch contour (``pitch``): per ``cepstral_step_frames`` the voiced share, the
+      pitch relative to the window's voiced median, and its slope (``_pitch_pattern``).
 
     Every reduction runs over one window's own axes, so a window's numbers do not depend
     on how many windows are summarised together (streaming equals whole-clip, bit for bit).
@@ -282,6 +370,8 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     ``np.mean``), not for brevity.
     """
     n, _, frames = windows.shape
+    tracks = windows[:, config.n_mels :]
+    windows = windows[:, : config.n_mels]
     top = np.maximum.reduce(windows, axis=(1, 2), keepdims=True)
     logmel = np.maximum(windows, top - np.float32(DYNAMIC_RANGE_DB * np.log(10) / 10))
     centred = logmel - _mean(logmel, (1, 2), keepdims=True)
@@ -316,6 +406,8 @@ def summarise_windows(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
             np.array(_energy_contour(energy[:, frames - recent :])).T.astype(np.float32),
             *_cepstral_pattern(recent_cepstra, config.cepstral_step_frames),
         ]
+    if config.pitch:
+        parts.append(_pitch_pattern(tracks[:, 0], tracks[:, 1], config.cepstral_step_frames))
     return np.concatenate(parts, axis=1, dtype=np.float32)
 
 
@@ -324,8 +416,8 @@ class WindowFeatures:
 
     def __init__(self, config: FeatureConfig) -> None:
         self.config = config
-        self._logmel = LogMelStream(config)
-        self._frames = np.zeros((config.n_mels, 0), dtype=np.float32)  # (n_mels, frames): time last
+        self._stream = FrameStream(config)
+        self._frames = np.zeros((config.frame_rows, 0), dtype=np.float32)  # (frame_rows, frames): time last
         self._start = 0  # absolute index of the first frame held
         self._emitted = False
 
@@ -335,7 +427,7 @@ class WindowFeatures:
         Windows end on absolute frame counts ``window_frames + k * step_frames``.
         """
         c = self.config
-        new = self._logmel.push(samples)
+        new = self._stream.push(samples)
         if not len(new):
             return []
         held = self._start + self._frames.shape[1]  # frames already in before these
@@ -363,7 +455,7 @@ class WindowFeatures:
         if self._emitted or held < MIN_SHORT_WINDOW_FRAMES:
             return []
         self._emitted = True
-        quietest = int(np.argmin(self._frames.max(axis=0)))
+        quietest = int(np.argmin(self._frames[: c.n_mels].max(axis=0)))
         pad = np.repeat(self._frames[:, [quietest]], c.window_frames - held, axis=1)
         end_s = c.frame_end_sample(held) / c.sample_rate
         return [(end_s, summarise_windows(np.concatenate([pad, self._frames], axis=1)[None], c)[0])]
@@ -379,9 +471,9 @@ def clip_windows(
         stream = WindowFeatures(config)
         return stream.push(samples) + stream.finish()
     c = config
-    # (n_mels, frames) and C-contiguous, as WindowFeatures holds them: the reductions'
+    # (frame_rows, frames) and C-contiguous, as WindowFeatures holds them: the reductions'
     # summation order follows the memory layout
-    frames = np.ascontiguousarray(LogMelStream(c).push(samples).T)
+    frames = np.ascontiguousarray(FrameStream(c).push(samples).T)
     ends = c.window_end_frames(frames.shape[1])
     if not len(ends):  # shorter than a window: at most one, padded as the stream pads it
         windows = clip_windows(samples, c)

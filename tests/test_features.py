@@ -7,8 +7,12 @@ from audio_classifier import synth
 from audio_classifier.features import (
     CEPSTRAL_STD_FLOOR,
     DYNAMIC_RANGE_DB,
+    MAX_PITCH_JUMP_ST,
+    MIN_VOICED_FRAMES,
+    PITCH_RANGE_ST,
+    VOICED_STRENGTH,
     FeatureConfig,
-    LogMelStream,
+    FrameStream,
     WindowFeatures,
     _mean,
     _percentiles,
@@ -30,9 +34,10 @@ def test_mel_filterbank_equals_librosa():
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("pitch", [False, True])
 @pytest.mark.parametrize("chunk", [80, 160, 333, 1601])
-def test_streaming_features_are_identical_to_whole_clip(chunk, rng):
-    config = FeatureConfig()
+def test_streaming_features_are_identical_to_whole_clip(chunk, pitch, rng):
+    config = FeatureConfig(pitch=pitch)
     x = np.concatenate([synth.speech_like(3.0, rng), synth.cadenced(synth.spec("CN", "busy"), 2.0)])
     whole = clip_windows(x, config)
     stream = WindowFeatures(config)
@@ -48,11 +53,12 @@ def test_streaming_features_are_identical_to_whole_clip(chunk, rng):
     assert np.allclose(steps, config.step_s)
 
 
+@pytest.mark.parametrize("pitch", [False, True])
 @pytest.mark.parametrize("seconds", [0.0, 0.4, 0.7, 2.0, 2.015, 2.5, 7.3])
-def test_chosen_windows_are_the_same_numbers_and_their_ends_known_in_advance(seconds, rng):
+def test_chosen_windows_are_the_same_numbers_and_their_ends_known_in_advance(seconds, pitch, rng):
     """Training computes features only for the windows it keeps, from the clip's length:
     a clip shorter than the minimum, one padded short window, exactly one window, many."""
-    config = FeatureConfig()
+    config = FeatureConfig(pitch=pitch)
     x = synth.speech_like(seconds, rng) if seconds else np.zeros(0, dtype=np.float32)
     whole = clip_windows(x, config)
     assert window_ends(len(x), config) == [t for t, _ in whole]
@@ -72,10 +78,12 @@ def test_features_ignore_gain(rng):
         assert np.allclose(a, b, atol=1e-3)
 
 
-def _summarise_one(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The window summary written plainly, one window ``(frames, n_mels)`` at a time: the
+def _summarise_one(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The window summary written plainly, one window ``(frames, frame_rows)`` at a time: the
     definition the vectorised ``summarise_windows`` must keep (FEATURE_VERSION 3: the whole
-    window, then its last ``recent_s`` seconds on their own)."""
+    window, then its last ``recent_s`` seconds on their own; then, if ``pitch``, its pitch
+    contour)."""
+    logmel = frames[:, : config.n_mels]
     logmel = np.maximum(logmel, logmel.max() - DYNAMIC_RANGE_DB * np.log(10) / 10)
     centred = logmel - logmel.mean()
     mean = centred.mean(axis=0)
@@ -99,8 +107,49 @@ def _summarise_one(logmel: np.ndarray, config: FeatureConfig) -> np.ndarray:
     recent = recent - recent.mean()
     contour = _energy_contour_one(logmel[-config.recent_frames :].max(axis=1))
     return np.concatenate(
-        [*whole, recent.mean(axis=0), recent.std(axis=0), contour, *_cepstral_pattern_one(recent, config)]
+        [
+            *whole,
+            recent.mean(axis=0),
+            recent.std(axis=0),
+            contour,
+            *_cepstral_pattern_one(recent, config),
+            *(
+                [_pitch_pattern_one(frames[:, -2], frames[:, -1], config.cepstral_step_frames)]
+                if config.pitch
+                else []
+            ),
+        ]
     )
+
+
+def _lower_median(values: np.ndarray) -> float:
+    return np.sort(values)[(len(values) - 1) // 2]
+
+
+def _pitch_pattern_one(strength: np.ndarray, semitones: np.ndarray, step: int) -> np.ndarray:
+    steps = len(strength) // step
+    out = np.zeros(3 * steps + 3)
+    voiced = strength > VOICED_STRENGTH
+    if voiced.sum() < MIN_VOICED_FRAMES:
+        return out
+    relative = np.where(
+        voiced, np.clip(semitones - _lower_median(semitones[voiced]), -PITCH_RANGE_ST, PITCH_RANGE_ST), 0
+    )
+    slopes = np.zeros(len(strength))
+    paired = np.zeros(len(strength), dtype=bool)
+    for i in range(len(strength) - 1):
+        jump = relative[i + 1] - relative[i]
+        if voiced[i] and voiced[i + 1] and abs(jump) < MAX_PITCH_JUMP_ST:
+            slopes[i], paired[i] = jump, True
+    for k in range(steps):
+        part = slice(k * step, (k + 1) * step)
+        out[k] = voiced[part].mean()
+        out[steps + k] = relative[part][voiced[part]].mean() if voiced[part].any() else 0
+        out[2 * steps + k] = slopes[part][paired[part]].mean() if paired[part].any() else 0
+    out[-3] = voiced.mean()
+    out[-2] = np.sqrt(np.mean(np.square(relative[voiced])))
+    out[-1] = np.abs(slopes[paired]).mean() if paired.any() else 0
+    return out
 
 
 def _energy_contour_one(energy: np.ndarray) -> list[float]:
@@ -123,15 +172,16 @@ def _cepstral_pattern_one(centred: np.ndarray, config: FeatureConfig) -> list[np
     return [pattern.ravel(), spread / (spread + CEPSTRAL_STD_FLOOR)]
 
 
-def test_vectorised_summary_keeps_the_definition(rng):
-    config = FeatureConfig()
+@pytest.mark.parametrize("pitch", [False, True])
+def test_vectorised_summary_keeps_the_definition(pitch, rng):
+    config = FeatureConfig(pitch=pitch)
     x = np.concatenate(
         [
             synth.add_noise(synth.speech_like(4.0, rng), 20.0, rng),
             synth.cadenced(synth.spec("CN", "ringback"), 3.0),
         ]
     )
-    frames = LogMelStream(config).push(x)  # (frames, n_mels)
+    frames = FrameStream(config).push(x)  # (frames, frame_rows)
     starts = range(0, len(frames) - config.window_frames + 1, 37)
     windows = np.stack([frames[s : s + config.window_frames].T for s in starts])  # time last
     ours = summarise_windows(windows, config)
@@ -143,8 +193,8 @@ def test_vectorised_summary_keeps_the_definition(rng):
 def test_recent_seconds_extend_the_whole_window_summary(rng):
     """The recent part is appended: the whole-window values do not change with it, and
     without it the summary is the whole window's alone."""
-    with_recent = FeatureConfig()
-    without = FeatureConfig(recent_s=0.0)
+    with_recent = FeatureConfig(pitch=False)
+    without = FeatureConfig(recent_s=0.0, pitch=False)
     assert with_recent.recent_frames == 100
     assert without.dimension == 662
     assert with_recent.dimension == without.dimension + 2 * 40 + 4 + 16 * 11

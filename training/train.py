@@ -72,6 +72,9 @@ RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "pr
 """What the recipe hash covers, with the feature code. Not ``espeak_engine.py``: it speaks
 what ``tts.py``'s command line says, bit for bit (tested), only faster."""
 
+FEATURE_FILES = ("features.py", "pitch.py")
+"""The run-time feature code (``audio_classifier/``) the recipe hash covers."""
+
 
 def recipe_hash() -> str:
     """SHA-256 over the recipe and the feature code: what produced the model."""
@@ -79,7 +82,8 @@ def recipe_hash() -> str:
     here = Path(__file__).parent
     for name in RECIPE_FILES:
         digest.update((here / name).read_bytes())
-    digest.update((here.parent / "audio_classifier" / "features.py").read_bytes())
+    for name in FEATURE_FILES:
+        digest.update((here.parent / "audio_classifier" / name).read_bytes())
     return digest.hexdigest()
 
 
