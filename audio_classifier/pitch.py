@@ -88,7 +88,8 @@ class PitchStream:
         left, mid, right = corr[rows, lag - 1], corr[rows, lag], corr[rows, lag + 1]
         # a parabola through the peak and its neighbours: pitch finer than one lag
         curvature = left - 2 * mid + right
-        safe = np.where(np.abs(curvature) > 1e-9, curvature, np.float32(1.0))
-        offset = np.clip(np.where(np.abs(curvature) > 1e-9, 0.5 * (left - right) / safe, 0.0), -0.5, 0.5)
+        bent = np.abs(curvature) > 1e-9
+        offset = np.where(bent, 0.5 * (left - right) / np.where(bent, curvature, np.float32(1.0)), 0.0)
+        offset = np.clip(offset, -0.5, 0.5)
         semitones = 12 * np.log2(self.sample_rate / (lag + offset) / REFERENCE_HZ)
         return mid.astype(np.float32), semitones.astype(np.float32)
