@@ -65,10 +65,11 @@ MAX_EPOCHS = 16
 accuracy levels off after about 12 epochs (0.631 and 0.627 for two seeds; best 0.632 and
 0.628 by epoch 21 and 18, stopping at 28 and 25; 2 s features). Trained to the stop, the
 version-2 pair scored 0.973 instead of 0.971. One version-3 network trains 16 epochs in
-about 490 s; to the stop it would not fit the 30-minute build."""
+about 490 s on the machines of 2026-11-29 and in 454 s on an Intel Xeon (903 s there before
+``network.py`` zeroed denormal weights); to the stop it would not fit the 30-minute build."""
 LEAD_WINDOW_LABELS = {"ringback": "ringback", "music": "color_ringback"}
 """What a window entirely inside a lead-in teaches (nothing or silence: "silence")."""
-RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "prompts.json")
+RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "network.py", "prompts.json")
 """What the recipe hash covers, with the feature code. Not ``espeak_engine.py``: it speaks
 what ``tts.py``'s command line says, bit for bit (tested), only faster."""
 
@@ -312,9 +313,10 @@ def export_onnx(pipeline, dimension: int, path: Path) -> None:
 def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = True) -> dict:
     from sklearn.ensemble import VotingClassifier
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    from .network import Network
 
     config = FeatureConfig()
     with open(corpus / "train.csv", newline="", encoding="utf-8") as handle:
@@ -325,9 +327,10 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
     labels = [label for label in MODEL_LABELS if label in present]
     index = {label: i for i, label in enumerate(labels)}
     x, y = training_set(fit_clips, index)
+    featured = time.time()
     print(
         f"{len(x)} windows from {len(fit_clips)} clips ({n_calib} clips kept for calibration), "
-        f"{len(labels)} labels; training "
+        f"{len(labels)} labels, features in {featured - started:.0f} s; training "
         + (
             "1 network"
             if ENSEMBLE_SIZE == 1
@@ -340,7 +343,7 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
             f"network{i}",
             make_pipeline(
                 StandardScaler(),
-                MLPClassifier(
+                Network(
                     hidden_layer_sizes=HIDDEN_LAYERS,
                     alpha=L2_PENALTY,
                     batch_size=256,
@@ -363,6 +366,16 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         # stopping at MAX_EPOCHS is the plan, not a failure to converge
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         pipeline.fit(x, y)
+    fitted = time.time()
+    flushed = 0
+    for member in pipeline.estimators_:
+        name, network = member.steps[-1]
+        flushed += getattr(network, "denormals_flushed_", 0)
+        member.steps[-1] = (name, network.plain())
+    print(
+        f"trained in {fitted - featured:.0f} s ({flushed} denormal weights flushed); calibrating and exporting",
+        file=sys.stderr,
+    )
     replayed = replay(pipeline, calib_clips)  # the networks run once per calibration clip
     scores, y_calib = stream_scores(replayed, calib_clips, index)
     bias, window_temperature = fit_bias(scores, y_calib, fit_temperature(scores, y_calib))
@@ -402,6 +415,7 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         "onnx_bytes": os.path.getsize(out),
     }
     write_card(out, card)
+    print(f"calibrated and exported in {time.time() - fitted:.0f} s", file=sys.stderr)
     return card
 
 
