@@ -67,9 +67,11 @@ class FeatureConfig:
     pitch: bool = False
     """Summarise the window's pitch contour too (``pitch.PitchStream``; 63 more values, at
     the end): Mandarin syllables differ by tone as much as by their sounds. Off in the
-    shipped model: a build with it (2026-12-02) was more accurate and decided sooner on every
-    espeak-ng check set, but the tracker as written cost tones + model a third of its speed
-    (257x -> 182x real time), under the 200x target (docs/design.md, "Pitch")."""
+    shipped model: against a build without it on the same corpus (two corpora, 2026-12-02)
+    it was more accurate on every check set and decided 0.06-0.10 s sooner, but the
+    from-scratch build scored held-out macro-F1 0.9691, under 0.97 and under the shipped
+    model, and it costs tones + model a fifth of its speed (304x -> 242x real time on one
+    machine, 257x -> 182x on another; docs/design.md, "Pitch")."""
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:
