@@ -9,8 +9,10 @@ with none, and 73 s by the fifth epoch with about 10,000 of the 600,000 weights 
 the build's 16 epochs took 903 s (measured 2026-12-02; docs/design.md, "Denormal weights").
 
 Such a weight times an input of order one is far below what a float32 sum can hold, so
-setting it to zero changes no activation and no other weight's gradient: the network
-trains as it did, only faster. Once trained it is exported as a plain ``MLPClassifier``.
+setting it to zero changes no activation: the network computes what it did, only faster
+(on the recipe's corpus every probability of the calibration windows was the same; only
+weights that carry nothing end differently). Once trained it is exported as a plain
+``MLPClassifier``.
 
 Imports scikit-learn: import this module only where a network is trained.
 """
@@ -46,7 +48,7 @@ class Network(MLPClassifier):
     """``MLPClassifier`` whose weights are flushed of denormals while it trains.
 
     The flush runs from ``_backprop``, which scikit-learn calls once per minibatch with the
-    weights as the optimizer left them (``tests/test_train.py`` checks that it still does:
+    weights as the optimizer left them (``tests/test_network.py`` checks that it still does:
     a scikit-learn that renamed it would train slowly again, not wrongly).
     """
 
