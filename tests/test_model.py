@@ -38,8 +38,8 @@ def test_shipped_model_was_built_by_this_recipe(model):
     from training.train import recipe_hash
 
     assert model.card.extra["recipe_sha256"] == recipe_hash(), (
-        "training/ or the feature code (features.py, pitch.py) changed since the shipped model "
-        "was built: rebuild it "
+        "training/ or the package code the recipe uses (train.PACKAGE_FILES) changed since the "
+        "shipped model was built: rebuild it "
         "(python -m training.build) and commit the model with the change"
     )
 

@@ -70,20 +70,23 @@ about 490 s on the machines of 2026-11-29 and in 454 s on an Intel Xeon (903 s t
 LEAD_WINDOW_LABELS = {"ringback": "ringback", "music": "color_ringback"}
 """What a window entirely inside a lead-in teaches (nothing or silence: "silence")."""
 RECIPE_FILES = ("corpus.py", "channel.py", "music.py", "tts.py", "train.py", "network.py", "prompts.json")
-"""What the recipe hash covers, with the feature code. Not ``espeak_engine.py``: it speaks
+"""What the recipe hash covers, with ``PACKAGE_FILES``. Not ``espeak_engine.py``: it speaks
 what ``tts.py``'s command line says, bit for bit (tested), only faster."""
 
-FEATURE_FILES = ("features.py", "pitch.py")
-"""The run-time feature code (``audio_classifier/``) the recipe hash covers."""
+PACKAGE_FILES = ("features.py", "pitch.py", "synth.py", "tone_plans.py", "g711.py", "resample.py")
+"""The code in ``audio_classifier/`` the recipe hash covers: the features, and what the corpus
+is made with (tones and their plans, G.711 round trips, resampling of the voices). Not the
+rest of what the recipe imports (``audio.frames_of``, ``model.accumulate``): that is the
+run-time path itself, which a model must match whenever it changes, not only at a rebuild."""
 
 
 def recipe_hash() -> str:
-    """SHA-256 over the recipe and the feature code: what produced the model."""
+    """SHA-256 over the recipe and the package code it uses: what produced the model."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
     for name in RECIPE_FILES:
         digest.update((here / name).read_bytes())
-    for name in FEATURE_FILES:
+    for name in PACKAGE_FILES:
         digest.update((here.parent / "audio_classifier" / name).read_bytes())
     return digest.hexdigest()
 
