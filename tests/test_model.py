@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
+from audio_classifier.features import FeatureConfig
 from audio_classifier.model import DEFAULT_MODEL, OnnxModel
 from training.train import ENSEMBLE_SIZE
 
@@ -42,6 +43,7 @@ def test_shipped_model_was_built_by_this_recipe(model):
         "shipped model was built: rebuild it "
         "(python -m training.build) and commit the model with the change"
     )
+    assert "recipe_overrides" not in model.card.extra, "the shipped model is a variant, not the recipe"
 
 
 def _copy_model(tmp_path):
@@ -122,30 +124,33 @@ def test_inference_path_does_not_import_scikit_learn():
     assert result.stdout.strip() == "busy_tone"
 
 
-def test_tiny_recipe_end_to_end(tmp_path):
-    """CI runs the whole recipe on a few clips per label: corpus, training, export, card, evaluation."""
-    model_path = tmp_path / "tiny.onnx"
+def _tiny_build(work, model_path, *options: str) -> dict:
+    """``training.build --tiny`` in a subprocess, as CI runs it; the card it wrote."""
+    command = [
+        sys.executable,
+        "-m",
+        "training.build",
+        "--tiny",
+        "--work",
+        str(work),
+        "--model",
+        str(model_path),
+    ]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training.build",
-            "--tiny",
-            "--work",
-            str(tmp_path / "work"),
-            "--model",
-            str(model_path),
-            "--jobs",
-            "2",
-            "--no-progress",
-        ],
+        [*command, "--jobs", "2", "--no-progress", *options],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    card = json.loads(model_path.with_suffix(".json").read_text())
+    return json.loads(model_path.with_suffix(".json").read_text())
+
+
+def test_tiny_recipe_end_to_end(tmp_path):
+    """CI runs the whole recipe on a few clips per label: corpus, training, export, card, evaluation."""
+    model_path = tmp_path / "tiny.onnx"
+    card = _tiny_build(tmp_path / "work", model_path)
     assert card["heldout"]["clips"] > 0 and "macro_f1" in card["heldout"]
     assert (tmp_path / "work" / "evaluation" / "confusion.png").stat().st_size > 1000
     assert (tmp_path / "work" / "evaluation" / "reliability.png").stat().st_size > 1000
@@ -155,6 +160,34 @@ def test_tiny_recipe_end_to_end(tmp_path):
     loaded = OnnxModel(model_path)  # the card matches the exported file
     assert loaded.card.labels == tuple(card["labels"])
     assert loaded.card.bias == tuple(card["bias"][label] for label in card["labels"])
+    assert "recipe_overrides" not in card
+
+    # a variant on the same corpus: its card says how it departs from the recipe
+    variant_path = tmp_path / "variant.onnx"
+    variant = _tiny_build(
+        tmp_path / "work",
+        variant_path,
+        *("--reuse-corpus", "--hidden", "24", "--epochs", "3", "--network-seed", "1", "--pitch"),
+    )
+    assert variant["recipe_overrides"] == {"hidden": [24], "epochs": 3, "network_seed": 1, "pitch": True}
+    assert variant["recipe_sha256"] == card["recipe_sha256"]
+    assert variant["estimator"].endswith("MLPClassifier(24,)")
+    assert variant["network_iterations"] == [3] * ENSEMBLE_SIZE
+    loaded = OnnxModel(variant_path)  # the run time computes the features the variant was trained on
+    assert loaded.card.features.pitch
+    assert loaded.card.features.dimension == FeatureConfig(pitch=True).dimension
+    assert variant["heldout"]["clips"] == card["heldout"]["clips"]
+
+
+def test_build_refuses_a_bad_variant(capsys):
+    from training import build
+
+    for args in (["--hidden", "768,x"], ["--hidden", "0"], ["--epochs", "0"]):
+        with pytest.raises(SystemExit) as stopped:
+            build.main(["--tiny", *args])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert "768,x" in err or "must be" in err, err
 
 
 def test_export_is_byte_for_byte_reproducible(tmp_path, rng):

