@@ -254,12 +254,21 @@ def _parse_thresholds(ctx: click.Context, param: click.Parameter, value: str | N
     "analysed to its end once and every threshold's decisions are replayed from it. "
     "Slower than a plain run (no early stop); writes streams.jsonl.",
 )
+@click.option(
+    "--by",
+    "slices",
+    multiple=True,
+    metavar="COLUMN",
+    help="Also report accuracy and decision time per value of this manifest column "
+    "(e.g. lead, codec, noise; repeatable).",
+)
 @_analysis_options
 def evaluate(
     manifest: str,
     out_dir: str,
     as_json: bool,
     thresholds: tuple[float, ...],
+    slices: tuple[str, ...],
     jobs: int,
     progress: bool | None,
     **analysis,
@@ -270,7 +279,17 @@ def evaluate(
     from pathlib import Path
 
     from .batch import UsageError
-    from .evaluate import compare_thresholds, format_report, plot, predict, replay, score
+    from .evaluate import (
+        check_slices,
+        compare_thresholds,
+        format_report,
+        plot,
+        predict,
+        read_records,
+        replay,
+        score,
+        slice_metrics,
+    )
 
     config = _config(analysis)
     _check_channels(config)
@@ -278,7 +297,9 @@ def evaluate(
     try:
         from .batch import read_manifest
 
-        bar = _progress_bar(len(read_manifest(manifest)), progress)
+        rows = read_manifest(manifest)
+        slices = tuple(check_slices(rows, slices))
+        bar = _progress_bar(len(rows), progress)
         items, written, _ = predict(
             Path(manifest),
             folder,
@@ -297,6 +318,9 @@ def evaluate(
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     metrics = score(items, predictions)
+    if slices:
+        records = read_records(items, predictions)
+        metrics["by"] = {column: slice_metrics(items, records, column) for column in slices}
     if thresholds:
         metrics["thresholds"] = compared
     with open(folder / "metrics.json", "w", encoding="utf-8") as handle:

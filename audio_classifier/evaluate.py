@@ -17,6 +17,7 @@ threshold gives them, and ``metrics["thresholds"]`` compares the others.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -169,6 +170,51 @@ def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict
     }
 
 
+MAX_SLICES = 100
+"""Most values a ``--by`` column may take: a column with more (a path, a seed) is not a slice."""
+
+
+def check_slices(items: list[BatchItem], columns: Sequence[str]) -> list[str]:
+    """The manifest columns that ``--by`` *columns* name (``label`` is carried as
+    ``manifest_label``). Refuses, before any audio is analysed, a column the manifest lacks
+    or one with more than ``MAX_SLICES`` values."""
+    present = list(dict.fromkeys(name for item in items for name in item.extra))
+    resolved = []
+    for column in columns:
+        name = column if column in present else f"manifest_{column}"
+        if name not in present:
+            raise UsageError(f"--by {column}: the manifest has no such column (it has: {', '.join(present)})")
+        count = len({item.extra.get(name, "") for item in items})
+        if count > MAX_SLICES:
+            raise UsageError(f"--by {column}: {count} different values; at most {MAX_SLICES} make slices")
+        resolved.append(name)
+    return resolved
+
+
+def slice_metrics(items: list[BatchItem], records: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    """Metrics per value of the manifest's *column* (lead-in, codec, noise, language, ...), in
+    the values' order: which part of a set is hard. A row without the value counts as ""."""
+    value_of = {item.key: item.extra.get(column, "") for item in items}
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[value_of[record["path"]]].append(record)
+    rows = []
+    for value in sorted(groups):
+        metrics = score_records(items, groups[value])
+        rows.append(
+            {
+                "value": value,
+                "clips": metrics["scored"],
+                "errors": len(metrics["errors"]),
+                "accuracy": metrics["accuracy"],
+                "action_accuracy": metrics["actions"]["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "announcement_decided_after_onset_s": metrics["announcement_decided_after_onset_s"],
+            }
+        )
+    return rows
+
+
 def _action_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     """What the list does with each number (remove, retry_later, ...): labels that share an
     action confuse nobody's list, so the action is right more often than the label."""
@@ -221,6 +267,19 @@ def format_report(metrics: dict[str, Any]) -> str:
         if d.get("count"):
             lines.append(
                 f"{title}: median {d['median']:.2f}, p90 {d['p90']:.2f}, max {d['max']:.2f} (n={d['count']})"
+            )
+    for column, rows in metrics.get("by", {}).items():
+        lines += [
+            "",
+            f"by {column} (announcements: median decision after onset, seconds)",
+            f"{'value':22s}{'clips':>6s}{'accuracy':>10s}{'action':>8s}{'macro-F1':>10s}{'after onset':>13s}",
+        ]
+        for row in rows:
+            onset = row["announcement_decided_after_onset_s"]
+            lines.append(
+                f"{row['value'] or '(empty)':22.22s}{row['clips']:6d}{row['accuracy']:10.4f}"
+                f"{row['action_accuracy']:8.4f}{row['macro_f1']:10.4f}"
+                + (f"{onset['median']:13.2f}" if onset.get("count") else f"{'-':>13s}")
             )
     if metrics.get("thresholds"):
         lines += [

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from audio_classifier import synth
 from audio_classifier.cli import main
+from audio_classifier.labels import ANNOUNCEMENT_LABELS
 
 from .conftest import FIXTURES
 
@@ -234,6 +235,42 @@ def test_evaluate_command(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("path,label\nx.wav,nonsense\n")
     assert run_cli("evaluate", bad, "--out-dir", tmp_path / "e2").exit_code == 2
+
+
+def test_evaluate_by_a_column_scores_each_slice(tmp_path):
+    """``--by kind`` reports each value's clips, accuracy and decision time, as counted from
+    the predictions themselves; a column the manifest lacks is refused before any analysis."""
+    manifest = tmp_path / "m.csv"
+    fixtures = list(csv.DictReader(open(FIXTURES / "manifest.csv")))
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label", "onset_s", "kind"])
+        writer.writeheader()
+        writer.writerows(
+            {**r, "path": str(FIXTURES / r["path"]), "kind": r["path"].split("/")[0]} for r in fixtures
+        )
+    out = tmp_path / "eval"
+    result = run_cli("evaluate", manifest, "--out-dir", out, "--no-asr", "--no-samples", "--by", "kind")
+    assert result.exit_code == 0, result.output
+    assert "by kind" in result.stdout
+    slices = {row["value"]: row for row in json.loads((out / "metrics.json").read_text())["by"]["kind"]}
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    kinds = {str(FIXTURES / r["path"]): r["path"].split("/")[0] for r in fixtures}
+    assert set(slices) == set(kinds.values()) and len(slices) > 1
+    for kind, row in slices.items():
+        mine = [r for r in records if kinds[r["path"]] == kind]
+        assert row["clips"] == len(mine)
+        assert row["accuracy"] == pytest.approx(np.mean([r["label"] == r["manifest_label"] for r in mine]))
+        announcements = [r for r in mine if r["manifest_label"] in ANNOUNCEMENT_LABELS]
+        onset = row["announcement_decided_after_onset_s"]
+        assert onset.get("count", 0) == len(announcements)
+        if announcements:
+            expected = np.median([r["decided_at_s"] - float(r["onset_s"]) for r in announcements])
+            assert onset["median"] == pytest.approx(expected)
+
+    for column, message in (("nope", "no such column"), ("path", "no such column")):
+        refused = run_cli("evaluate", manifest, "--out-dir", tmp_path / column, "--by", column)
+        assert refused.exit_code == 2 and message in refused.output
+        assert not (tmp_path / column / "predictions.jsonl").exists()  # refused before any analysis
 
 
 def test_evaluate_thresholds_replay_what_runs_at_each_threshold_decide(tmp_path):

@@ -1,6 +1,7 @@
 """Replaying decisions at other thresholds from one run to the end of each clip."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.batch import BatchItem, ReadOptions, UsageError, classify_item, confidence_peaks
-from audio_classifier.evaluate import decide_at, score_records
+from audio_classifier.evaluate import MAX_SLICES, check_slices, decide_at, score_records
 
 TONES_ONLY = ClassifierConfig(model_path=None, samples_path=None, asr_model=None)
 
@@ -98,3 +99,15 @@ def test_an_early_decision_replayed_from_a_truncated_stream_is_not_truncated(cal
         early["decided_at_s"],
         False,
     )
+
+
+def test_a_column_with_too_many_values_makes_no_slices():
+    items = [
+        BatchItem(f"{i}.wav", Path(f"{i}.wav"), {"label": "busy_tone", "seed": str(i)}) for i in range(200)
+    ]
+    assert check_slices(items, ["label"]) == ["label"]
+    assert check_slices(items[:MAX_SLICES], ["seed"]) == ["seed"]
+    carried = [BatchItem("a.wav", Path("a.wav"), {"manifest_label": "busy_tone"})]
+    assert check_slices(carried, ["label"]) == ["manifest_label"]  # as classify carries it
+    with pytest.raises(UsageError, match="at most"):
+        check_slices(items[: MAX_SLICES + 1], ["seed"])

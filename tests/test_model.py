@@ -156,6 +156,9 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert (tmp_path / "work" / "evaluation" / "reliability.png").stat().st_size > 1000
     metrics = json.loads((tmp_path / "work" / "evaluation" / "metrics.json").read_text())
     assert metrics["scored"] == card["heldout"]["clips"]
+    assert set(metrics["by"]) == {"lead", "noise", "codec"}
+    for column, rows in metrics["by"].items():  # the report's slices cover every clip
+        assert sum(row["clips"] for row in rows) == metrics["scored"], column
     assert len(card["network_iterations"]) == ENSEMBLE_SIZE  # every network trained and exported
     loaded = OnnxModel(model_path)  # the card matches the exported file
     assert loaded.card.labels == tuple(card["labels"])

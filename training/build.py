@@ -25,12 +25,14 @@ from collections import Counter
 from pathlib import Path
 
 from audio_classifier.config import ClassifierConfig
-from audio_classifier.evaluate import format_report, plot, predict, score
+from audio_classifier.evaluate import format_report, plot, predict, read_records, score, slice_metrics
 
 from . import corpus, train, tts
 
 FULL = {"per_label": 1600, "heldout_per_label": 120}
 TINY = {"per_label": 4, "heldout_per_label": 1}
+REPORT_SLICES = ("lead", "noise", "codec")
+"""Manifest columns the held-out report also breaks its figures down by (``evaluate --by``)."""
 
 
 def corpus_sizes(folder: Path) -> dict[str, int]:
@@ -92,6 +94,8 @@ def build(
         jobs=jobs,
     )
     metrics = score(items, predictions)
+    records = read_records(items, predictions)
+    metrics["by"] = {column: slice_metrics(items, records, column) for column in REPORT_SLICES}
     with open(work / "evaluation" / "metrics.json", "w", encoding="utf-8") as handle:
         json.dump(metrics, handle, indent=2)
     try:
