@@ -287,7 +287,7 @@ def evaluate(
         predict,
         read_records,
         replay,
-        score,
+        score_records,
         slice_metrics,
     )
 
@@ -317,9 +317,9 @@ def evaluate(
             compared = compare_thresholds(items, streams, thresholds + ((threshold,) if threshold else ()))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    metrics = score(items, predictions)
+    records = read_records(items, predictions)
+    metrics = score_records(items, records)
     if slices:
-        records = read_records(items, predictions)
         metrics["by"] = {column: slice_metrics(items, records, column) for column in slices}
     if thresholds:
         metrics["thresholds"] = compared
