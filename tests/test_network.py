@@ -1,12 +1,22 @@
-"""The recipe's network: denormal weights flushed while it trains, nothing else changed."""
+"""The recipe's network: denormal weights flushed while it trains and at export, nothing
+else changed."""
 
+import json
 import warnings
 
 import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from audio_classifier.model import DEFAULT_MODEL, sha256_file
 from training.network import Network, flush_denormals
+from training.train import export_onnx, flush_model_file
 
 TINY = np.finfo(np.float32).tiny
 
@@ -22,17 +32,39 @@ def test_only_denormals_are_zeroed():
     assert flush_denormals([values]) == 0
 
 
-def test_training_flushes_denormals_and_learns_the_same_network():
-    # inputs that carry nothing and weight decay: their weights end as denormals
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2000, 20)).astype(np.float32)
+def graph_denormals(path) -> int:
+    """Denormal numbers among the float initializers of the ONNX file at *path*."""
+    arrays = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer]
+    return denormals([a for a in arrays if a.dtype.kind == "f"])
+
+
+def probabilities(path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probabilities"], {"features": x})[0]
+
+
+# inputs that carry nothing and weight decay: their weights end as denormals
+PARAMS = dict(hidden_layer_sizes=(64, 32), alpha=3e-2, batch_size=16, max_iter=40, random_state=0)
+
+
+def _data(rng, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, 20)).astype(np.float32)
     x[:, 10:] = 0
+    return x
+
+
+def _fit(estimator, x: np.ndarray):
     y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1)
-    params = dict(hidden_layer_sizes=(64, 32), alpha=3e-2, batch_size=16, max_iter=40, random_state=0)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        reference = MLPClassifier(**params).fit(x, y)
-        network = Network(**params).fit(x, y)
+        return estimator.fit(x, y)
+
+
+def test_training_flushes_denormals_and_learns_the_same_network():
+    rng = np.random.default_rng(0)
+    x = _data(rng, 2000)
+    reference = _fit(MLPClassifier(**PARAMS), x)
+    network = _fit(Network(**PARAMS), x)
     assert denormals(reference.coefs_) > 100  # the premise: scikit-learn alone leaves them
     assert network.denormals_flushed_ > 100  # the hook runs (scikit-learn still calls _backprop)
     assert denormals(network.coefs_) < denormals(reference.coefs_)
@@ -40,9 +72,72 @@ def test_training_flushes_denormals_and_learns_the_same_network():
     assert type(plain) is MLPClassifier
     # the flushed weights carried nothing, so the network is the one scikit-learn trains:
     # the same probabilities on the training windows and on new ones
-    unseen = rng.standard_normal((500, 20)).astype(np.float32)
-    unseen[:, 10:] = 0
+    unseen = _data(rng, 500)
     for data in (x, unseen):
         np.testing.assert_allclose(
             plain.predict_proba(data), reference.predict_proba(data), rtol=0, atol=1e-6
         )
+
+
+def test_export_zeroes_denormals_and_keeps_the_probabilities(tmp_path):
+    rng = np.random.default_rng(1)
+    x = _data(rng, 2000)
+    pipeline = _fit(make_pipeline(StandardScaler(), MLPClassifier(**PARAMS)), x)
+    reference = pipeline[-1]  # scikit-learn's own network: denormals left in
+    held = denormals(reference.coefs_) + denormals(reference.intercepts_)
+    assert held > 100
+    path = tmp_path / "m.onnx"
+    assert export_onnx(pipeline, 20, path) == held
+    assert graph_denormals(path) == 0
+    unseen = _data(rng, 500)
+    np.testing.assert_allclose(probabilities(path, unseen), pipeline.predict_proba(unseen), rtol=0, atol=1e-6)
+
+
+def _with_denormals(path, count: int) -> None:
+    """Put *count* denormal weights into the ONNX file at *path* (a model trained before
+    the export zeroed them)."""
+    graph_model = onnx.load(str(path))
+    weights = max(graph_model.graph.initializer, key=lambda i: np.prod(i.dims))
+    values = numpy_helper.to_array(weights).copy()
+    values.flat[:count] = np.float32(3e-40)
+    weights.CopyFrom(numpy_helper.from_array(values, weights.name))
+    path.write_bytes(graph_model.SerializeToString())
+
+
+def test_flush_model_file_rewrites_the_model_and_its_card(tmp_path):
+    rng = np.random.default_rng(2)
+    x = _data(rng, 500)
+    path = tmp_path / "m.onnx"
+    export_onnx(_fit(make_pipeline(StandardScaler(), MLPClassifier(**PARAMS)), x), 20, path)
+    _with_denormals(path, 50)
+    before = probabilities(path, x)
+    card = {"name": "m", "onnx_sha256": sha256_file(path), "onnx_bytes": path.stat().st_size}
+    path.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+
+    assert flush_model_file(path) == 50
+    assert graph_denormals(path) == 0
+    updated = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert updated["onnx_sha256"] == sha256_file(path) != card["onnx_sha256"]
+    assert updated["onnx_bytes"] == path.stat().st_size
+    assert updated["name"] == "m"
+    np.testing.assert_array_equal(probabilities(path, x), before)
+    assert flush_model_file(path) == 0  # nothing left: the file stays as it is
+    assert sha256_file(path) == updated["onnx_sha256"]
+
+
+def test_flush_model_file_refuses_a_model_its_card_does_not_name(tmp_path):
+    path = tmp_path / "m.onnx"
+    x = _data(np.random.default_rng(3), 300)
+    export_onnx(_fit(make_pipeline(StandardScaler(), MLPClassifier(**PARAMS)), x), 20, path)
+    path.with_suffix(".json").write_text(json.dumps({"onnx_sha256": "0" * 64}), encoding="utf-8")
+    data = path.read_bytes()
+    with pytest.raises(ValueError, match="does not match its card"):
+        flush_model_file(path)
+    assert path.read_bytes() == data
+
+
+def test_shipped_model_has_no_denormal_weights():
+    """Each window is one matrix product per layer at run time, and denormal weights make it
+    slow on x86: the second layer's took 230 us with them, 20 us without (docs/design.md,
+    "Denormal weights at run time")."""
+    assert graph_denormals(DEFAULT_MODEL) == 0

@@ -333,7 +333,8 @@ def fit_decision_temperature(
     return best_t
 
 
-def export_onnx(pipeline, dimension: int, path: Path) -> None:
+def export_onnx(pipeline, dimension: int, path: Path) -> int:
+    """Write *pipeline* as ONNX to *path*, free of denormal numbers; return how many were zeroed."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -344,7 +345,62 @@ def export_onnx(pipeline, dimension: int, path: Path) -> None:
         options={id(pipeline): {"zipmap": False}},
         target_opset=17,
     )
+    flushed = flush_graph_denormals(onx)
     path.write_bytes(onx.SerializeToString())
+    return flushed
+
+
+def flush_graph_denormals(graph_model) -> int:
+    """Zero the denormal numbers in an ONNX model's float initializers, in place; return how
+    many there were.
+
+    The run time multiplies one window at a time by the weights, and on x86 CPUs every
+    product with a denormal takes a slow microcode path: the 22,016 denormal weights of the
+    model shipped on 2026-12-02 (a sixth of its second layer, left by training runs before
+    ``network.Network`` flushed them, and by the minibatches after its last flush) made its
+    onnxruntime session 2.2 times slower (docs/design.md, "Denormal weights at run time").
+    A denormal weight times an input of order one is far below what a float32 sum holds, so
+    no output changes.
+    """
+    from onnx import numpy_helper
+
+    from .network import flush_denormals
+
+    flushed = 0
+    for initializer in graph_model.graph.initializer:
+        values = numpy_helper.to_array(initializer)
+        if values.dtype.kind == "f":
+            values = values.copy()  # to_array may return a read-only view of the raw bytes
+            count = flush_denormals([values])
+            if count:
+                initializer.CopyFrom(numpy_helper.from_array(values, initializer.name))
+                flushed += count
+    return flushed
+
+
+def flush_model_file(path: Path) -> int:
+    """Zero the denormals of a built model's ONNX file (``flush_graph_denormals``), and update
+    its card's ``onnx_sha256`` and ``onnx_bytes``; return how many were zeroed. For models
+    built before the recipe did it at export; the outputs stay the same."""
+    import onnx
+
+    if not path.is_file():
+        raise ValueError(f"model file not found: {path}")
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if sha256_file(path) != card.get("onnx_sha256"):
+        raise ValueError(f"{path} does not match its card {card_path.name}: not rewriting either")
+    try:
+        graph_model = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own untyped decode errors
+        raise ValueError(f"{path} is not an ONNX model: {exc}") from None
+    flushed = flush_graph_denormals(graph_model)
+    if flushed:
+        path.write_bytes(graph_model.SerializeToString())
+        card["onnx_sha256"] = sha256_file(path)
+        card["onnx_bytes"] = os.path.getsize(path)
+        write_card(path, card)
+    return flushed
 
 
 def train(
@@ -424,7 +480,7 @@ def train(
     temperature = fit_decision_temperature(replayed, calib_clips, labels, window_temperature, bias)
     x_check = np.concatenate([m for m, _, _ in calib_clips[:20] if len(m)])
     out.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(pipeline, config.dimension, out)
+    flushed_at_export = export_onnx(pipeline, config.dimension, out)
     # the exported graph must agree with scikit-learn
     import onnxruntime as ort
 
@@ -456,7 +512,11 @@ def train(
         "onnx_bytes": os.path.getsize(out),
     }
     write_card(out, card)
-    print(f"calibrated and exported in {time.time() - fitted:.0f} s", file=sys.stderr)
+    print(
+        f"calibrated and exported in {time.time() - fitted:.0f} s "
+        f"({flushed_at_export} denormal numbers zeroed in the exported graph)",
+        file=sys.stderr,
+    )
     return card
 
 
@@ -471,7 +531,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, default=Path("corpus"))
     parser.add_argument("--out", type=Path, default=Path("models/early_media.onnx"))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--flush-denormals",
+        type=Path,
+        metavar="MODEL",
+        help="only zero the denormal weights of a built MODEL.onnx (and update its card), then exit",
+    )
     args = parser.parse_args(argv)
+    if args.flush_denormals:
+        try:
+            flushed = flush_model_file(args.flush_denormals)
+        except (OSError, ValueError) as exc:
+            parser.exit(1, f"error: {exc}\n")
+        print(f"{args.flush_denormals}: {flushed} denormal numbers zeroed")
+        return
     card = train(args.corpus, args.out, args.jobs)
     print(
         json.dumps(
