@@ -120,6 +120,7 @@ def test_flush_model_file_rewrites_the_model_and_its_card(tmp_path):
     assert updated["onnx_sha256"] == sha256_file(path) != card["onnx_sha256"]
     assert updated["onnx_bytes"] == path.stat().st_size
     assert updated["name"] == "m"
+    assert updated["denormals_zeroed"] == 50
     np.testing.assert_array_equal(probabilities(path, x), before)
     assert flush_model_file(path) == 0  # nothing left: the file stays as it is
     assert sha256_file(path) == updated["onnx_sha256"]

@@ -380,7 +380,8 @@ def flush_graph_denormals(graph_model) -> int:
 
 def flush_model_file(path: Path) -> int:
     """Zero the denormals of a built model's ONNX file (``flush_graph_denormals``), and update
-    its card's ``onnx_sha256`` and ``onnx_bytes``; return how many were zeroed. For models
+    its card's ``onnx_sha256`` and ``onnx_bytes``, counting them in ``denormals_zeroed`` (the
+    file is no longer the one its build wrote); return how many were zeroed. For models
     built before the recipe did it at export; the outputs stay the same."""
     import onnx
 
@@ -399,6 +400,7 @@ def flush_model_file(path: Path) -> int:
         path.write_bytes(graph_model.SerializeToString())
         card["onnx_sha256"] = sha256_file(path)
         card["onnx_bytes"] = os.path.getsize(path)
+        card["denormals_zeroed"] = card.get("denormals_zeroed", 0) + flushed
         write_card(path, card)
     return flushed
 
