@@ -355,12 +355,12 @@ def flush_graph_denormals(graph_model) -> int:
     many there were.
 
     The run time multiplies one window at a time by the weights, and on x86 CPUs every
-    product with a denormal takes a slow microcode path: the 22,016 denormal weights of the
-    model shipped on 2026-12-02 (a sixth of its second layer, left by training runs before
-    ``network.Network`` flushed them, and by the minibatches after its last flush) made its
-    onnxruntime session 2.2 times slower (docs/design.md, "Denormal weights at run time").
-    A denormal weight times an input of order one is far below what a float32 sum holds, so
-    no output changes.
+    product with a denormal takes a slow microcode path: the model shipped on 2026-12-02,
+    trained before ``network.Network`` flushed them, held 23,091 (a sixth of its second
+    layer), which made its onnxruntime session 2.2 times slower (docs/design.md, "Denormal
+    weights at run time"). Training now flushes them every ``FLUSH_EVERY_BATCHES``; this
+    catches the few the last minibatches leave. A denormal weight times an input of order
+    one is far below what a float32 sum holds, so no output changes.
     """
     from onnx import numpy_helper
 
