@@ -172,6 +172,19 @@ class StreamConverter:
 
     def push(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
         """Decode one chunk; return the internal-rate samples it completes."""
+        return self.resample(self.decode(chunk))
+
+    def resample(self, mono: np.ndarray) -> np.ndarray:
+        """Decoded input-rate samples (``decode``) -> the internal-rate samples they complete."""
+        return self._resampler.process(mono)
+
+    def ready_after(self, frames: int) -> int:
+        """How many internal-rate samples ``resample`` would return for *frames* more input
+        frames, without computing them."""
+        return self._resampler.ready_after(frames)
+
+    def decode(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+        """Decode one chunk to float32 mono at the input rate, not yet resampled (``resample``)."""
         if isinstance(chunk, np.ndarray):
             floats = chunk.dtype.kind == "f"
             interleaved = self._from_array(chunk)
@@ -192,7 +205,7 @@ class StreamConverter:
             raise InvalidSamplesError(f"audio contains {bad} NaN or infinite sample(s)")
         mono = self._to_mono(interleaved)
         self.frames_in += len(mono)
-        return self._resampler.process(mono)
+        return mono
 
     def _to_mono(self, interleaved: np.ndarray) -> np.ndarray:
         if self.channels == 1:

@@ -97,15 +97,23 @@ class Resampler:
             self._step_cache = np.arange(STEP_CACHE, dtype=np.int64) * self.down
         return self._step_cache[:count]
 
+    def _ready_end(self, received: int) -> int:
+        # output n is ready once its last input index is below the count received
+        return max(((received - 1) * self.up - self._delay) // self.down + 1, self._next_out)
+
+    def ready_after(self, more: int) -> int:
+        """How many output samples ``process`` would return for *more* input samples."""
+        if self.identity:
+            return more
+        return self._ready_end(self._received + more) - self._next_out
+
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Take the next input samples; return every output sample now computable."""
         if self.identity:
             return samples
         self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
         self._received += len(samples)
-        # output n is ready once its last input index is below the count received
-        n_end = ((self._received - 1) * self.up - self._delay) // self.down + 1
-        return self._compute(max(n_end, self._next_out))
+        return self._compute(self._ready_end(self._received))
 
     def flush(self) -> np.ndarray:
         """End of stream: return the remaining outputs (inputs past the end read as zero)."""

@@ -43,6 +43,8 @@ class Session:
         self._boundary = block_phase % self._block or self._block  # where the current block ends
         self._max_samples = int(round(config.max_duration_s * SAMPLE_RATE))
         self._buffer = np.zeros(0, dtype=np.float32)
+        self._waiting: list[np.ndarray] = []  # decoded input-rate audio not yet resampled
+        self._waiting_frames = 0
         self._consumed = 0
         self._evidence: dict[tuple[str, str], Evidence] = strongest(initial_evidence or [])
         self._latest_per_tier = {
@@ -91,7 +93,20 @@ class Session:
             raise SessionClosedError("this session is closed; open a new one for another call")
         if not self.wants_audio:
             return []
-        return self._analyse(self._converter.push(chunk), end=False)
+        decoded = self._converter.decode(chunk)
+        if len(decoded):
+            if isinstance(chunk, np.ndarray) and np.may_share_memory(decoded, chunk):
+                decoded = decoded.copy()  # it waits past this call: callers may reuse their array
+            self._waiting.append(decoded)
+            self._waiting_frames += len(decoded)
+        # Decoded audio waits at its input rate until it completes the next block (or passes
+        # the duration limit): a live stream's 20 ms chunks are resampled once per block, not
+        # one by one (each call costs more than its arithmetic), and every block is analysed
+        # on the same call as if each chunk had been resampled as it came.
+        due = min(self._boundary, self._max_samples + 1) - self._consumed - len(self._buffer)
+        if self._converter.ready_after(self._waiting_frames) < due:
+            return []
+        return self._analyse(self._resample_waiting(), end=False)
 
     def close(self) -> Decision:
         """End the call and return the final decision. Idempotent."""
@@ -99,7 +114,7 @@ class Session:
             assert self._final is not None
             return self._final
         if self._final is None:
-            tail = self._converter.flush()
+            tail = np.concatenate([self._resample_waiting(), self._converter.flush()])
             if self._converter.frames_in == 0:
                 self._closed = True
                 raise EmptyAudioError("the stream ended without any audio")
@@ -112,6 +127,13 @@ class Session:
         return self._final
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _resample_waiting(self) -> np.ndarray:
+        waiting = self._waiting
+        self._waiting, self._waiting_frames = [], 0
+        if not waiting:
+            return np.zeros(0, dtype=np.float32)
+        return self._converter.resample(waiting[0] if len(waiting) == 1 else np.concatenate(waiting))
 
     def _analyse(self, samples: np.ndarray, end: bool) -> list[Decision]:
         room = self._max_samples - self._consumed - len(self._buffer)

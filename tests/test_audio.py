@@ -90,6 +90,21 @@ def test_resampler_output_is_its_polyphase_definition(rate, rng):
         assert y[n] == pytest.approx(float(inputs @ bank[phase]), abs=1e-6)
 
 
+@pytest.mark.parametrize("rate", [8000, 11025, 16000, 48000])
+def test_resampler_says_how_many_outputs_an_input_would_give(rate, rng):
+    """``ready_after`` is what lets a session leave a live stream's chunks unresampled until
+    they complete a block: it must count exactly what ``process`` then returns."""
+    r = Resampler(rate, 8000)
+    x = rng.standard_normal(rate).astype(np.float32)
+    i = 0
+    while i < len(x):
+        chunk = x[i : i + int(rng.integers(0, 700))]
+        expected = r.ready_after(len(chunk))
+        assert len(r.process(chunk)) == expected
+        assert r.ready_after(0) == 0
+        i += len(chunk)
+
+
 def test_resamplers_of_a_ratio_share_one_read_only_filter_bank():
     a, b = Resampler(16000, 8000), Resampler(32000, 16000)
     assert a._bank is b._bank and not a._bank.flags.writeable

@@ -130,6 +130,59 @@ def test_blocks_end_on_the_evidence_grid_however_the_audio_arrives(grid, rng):
     assert ends[0][0] == (phase or 2000)
 
 
+@pytest.mark.parametrize("rate", [8000, 16000, 44100])
+def test_each_block_is_analysed_on_the_call_that_completes_it(rate, rng):
+    """Decoded audio waits unresampled until it completes a block; the block is still
+    analysed on the very call whose audio completes it, as if each chunk had been resampled
+    as it came (what a dialer that hangs up on the decision depends on)."""
+    from audio_classifier.resample import Resampler
+
+    x = synth.cadenced(synth.spec("CN", "busy"), 3.0, sample_rate=rate)
+    recorder = _BlockRecorder()
+    session = Classifier(ClassifierConfig(block_s=0.25), channels=[recorder]).open_session(rate, "float32")
+    reference = Resampler(rate, 8000)
+    ready = 0
+    for i in range(0, len(x), rate // 50):  # 20 ms chunks
+        session.feed(x[i : i + rate // 50])
+        ready += len(reference.process(x[i : i + rate // 50]))
+        assert len(recorder.blocks) == ready // 2000
+    session.close()
+    assert recorder.blocks[-1][1] == ready + len(reference.flush())
+
+
+def test_truncation_is_noticed_on_the_call_that_passes_the_limit():
+    classifier = Classifier(ClassifierConfig(max_duration_s=2.1, early_decision=False))
+    x = synth.cadenced(synth.spec("CN", "ringback"), 3.0, sample_rate=16000)
+    session = classifier.open_session(16000, "float32")
+    fed = 0
+    while session.wants_audio:
+        session.feed(x[fed : fed + 320])
+        fed += 320
+    # the resampler's output for input up to sample n lags it by its filter's delay, so the
+    # limit (2.1 s = 33,600 input samples) is passed a few chunks later, never a block later
+    assert 33_600 < fed <= 33_600 + 5 * 320
+    assert session.close().analysed_s == pytest.approx(2.1)
+
+
+def test_the_callers_array_can_be_reused_after_feed(rng):
+    """Audio may wait inside the session between calls: a caller that refills one array for
+    every chunk must not change what the session analyses."""
+    # tones alone: blocks from the stream's start, so some end exactly where a chunk ends
+    classifier = Classifier(
+        ClassifierConfig(model_path=None, samples_path=None, asr_model=None, early_decision=False)
+    )
+    x = _call(rng).astype(np.float32)
+    reference = _feed(classifier, x, 160, sample_rate=8000, encoding="float32").to_dict()
+    session = classifier.open_session(8000, "float32")
+    frame = np.empty(160, dtype=np.float32)
+    for i in range(0, len(x) - len(x) % 160, 160):
+        frame[:] = x[i : i + 160]
+        session.feed(frame)
+    frame[:] = 0
+    session.feed(x[len(x) - len(x) % 160 :].copy())
+    assert session.close().to_dict() == reference
+
+
 def test_a_model_decision_comes_the_moment_its_window_ends(classifier):
     """With the shipped model, every early decision lands on a window end (2.015 s + k x 0.25 s),
     not on the next block boundary after it."""
