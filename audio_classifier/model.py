@@ -156,9 +156,17 @@ class OnnxModel:
             )
 
     def log_probs(self, features: np.ndarray) -> np.ndarray:
-        """Per-window class log-probabilities, ``(n, len(card.labels))`` for ``(n, dimension)``."""
-        raw = self._session.run([self._output], {self._input: np.asarray(features, dtype=np.float32)})[0]
-        return np.log(np.clip(raw, LOG_PROB_FLOOR, 1.0))
+        """Per-window class log-probabilities, ``(n, len(card.labels))`` for ``(n, dimension)``.
+
+        One window per run (a stream completes one per block anyway): a graph with int8
+        weights quantises its whole input with one scale, so a window scored together with
+        others would not get what it gets alone, and a window's result must not depend on how
+        the audio was chunked.
+        """
+        rows = np.asarray(features, dtype=np.float32)
+        raw = [self._session.run([self._output], {self._input: rows[i : i + 1]})[0] for i in range(len(rows))]
+        out = np.concatenate(raw) if raw else np.zeros((0, len(self.card.labels)), dtype=np.float32)
+        return np.log(np.clip(out, LOG_PROB_FLOOR, 1.0))
 
     @property
     def evidence_grid(self) -> tuple[int, int]:

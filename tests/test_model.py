@@ -10,7 +10,7 @@ import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
 from audio_classifier.features import FeatureConfig
-from audio_classifier.model import DEFAULT_MODEL, OnnxModel
+from audio_classifier.model import DEFAULT_MODEL, LOG_PROB_FLOOR, OnnxModel
 from training.train import ENSEMBLE_SIZE
 
 from .conftest import FIXTURES, ROOT
@@ -170,16 +170,41 @@ def test_tiny_recipe_end_to_end(tmp_path):
     variant = _tiny_build(
         tmp_path / "work",
         variant_path,
-        *("--reuse-corpus", "--hidden", "24", "--epochs", "3", "--network-seed", "1", "--pitch"),
+        *("--reuse-corpus", "--hidden", "24", "--epochs", "3", "--network-seed", "1", "--pitch", "--int8"),
     )
-    assert variant["recipe_overrides"] == {"hidden": [24], "epochs": 3, "network_seed": 1, "pitch": True}
+    assert variant["recipe_overrides"] == {
+        "hidden": [24],
+        "epochs": 3,
+        "network_seed": 1,
+        "pitch": True,
+        "int8": True,
+    }
     assert variant["recipe_sha256"] == card["recipe_sha256"]
-    assert variant["estimator"].endswith("MLPClassifier(24,)")
+    assert variant["estimator"].endswith("MLPClassifier(24,), int8 weights (7-bit, per output unit)")
     assert variant["network_iterations"] == [3] * ENSEMBLE_SIZE
     loaded = OnnxModel(variant_path)  # the run time computes the features the variant was trained on
     assert loaded.card.features.pitch
     assert loaded.card.features.dimension == FeatureConfig(pitch=True).dimension
     assert variant["heldout"]["clips"] == card["heldout"]["clips"]
+    _check_int8(variant_path, loaded)
+
+
+def _check_int8(path, loaded: OnnxModel) -> None:
+    """The exported graph multiplies int8 weights, and the run time scores each window as it
+    would alone, although the graph itself couples the windows of one batch."""
+    import onnx
+    import onnxruntime as ort
+
+    assert "MatMulInteger" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((6, loaded.card.features.dimension)) * [[1], [1], [8], [1], [30], [1]]).astype(
+        np.float32
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    together = session.run(["probabilities"], {"features": x})[0]
+    alone = np.concatenate([session.run(["probabilities"], {"features": x[i : i + 1]})[0] for i in range(6)])
+    assert np.abs(together - alone).max() > 1e-3  # the premise: one input scale per batch
+    np.testing.assert_array_equal(loaded.log_probs(x), np.log(np.clip(alone, LOG_PROB_FLOOR, 1.0)))
 
 
 def test_build_refuses_a_bad_variant(capsys):

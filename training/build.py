@@ -5,7 +5,7 @@
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
     python -m training.build --update-corpus      # after editing prompts.json: remake only the
                                                   # labels whose prompts changed, then retrain
-    python -m training.build --reuse-corpus --hidden 768,256 --pitch --model /tmp/v.onnx
+    python -m training.build --reuse-corpus --hidden 768,256 --pitch --int8 --model /tmp/v.onnx
                                                   # a variant on the same corpus, to compare
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
@@ -187,10 +187,17 @@ def main(argv: list[str] | None = None) -> None:
         "--network-seed", type=int, default=0, help="seed of the networks' weights and minibatches [0]"
     )
     variants.add_argument("--pitch", action="store_true", help="add the pitch contour to the features")
+    variants.add_argument(
+        "--int8", action="store_true", help="export int8 weights, calibrated on the int8 network's outputs"
+    )
     args = parser.parse_args(argv)
     try:
         variant = train.Variant(
-            hidden=args.hidden, epochs=args.epochs, network_seed=args.network_seed, pitch=args.pitch
+            hidden=args.hidden,
+            epochs=args.epochs,
+            network_seed=args.network_seed,
+            pitch=args.pitch,
+            int8=args.int8,
         )
     except ValueError as exc:
         parser.error(str(exc))
