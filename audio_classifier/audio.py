@@ -162,7 +162,7 @@ class StreamConverter:
         elif array.ndim != 1:
             raise UnsupportedEncodingError(f"audio arrays must be 1-D or 2-D, got {array.ndim}-D")
         if array.dtype.kind == "f":
-            return array.astype(np.float32, copy=False)
+            return array.astype(np.float32)  # a copy: callers may reuse their array after the call
         if array.dtype.kind in "iu":
             info = np.iinfo(array.dtype)
             scale = float(info.max) + 1.0
@@ -184,7 +184,8 @@ class StreamConverter:
         return self._resampler.ready_after(frames)
 
     def decode(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-        """Decode one chunk to float32 mono at the input rate, not yet resampled (``resample``)."""
+        """Decode one chunk to float32 mono at the input rate, not yet resampled (``resample``):
+        a new array, never a view of the caller's."""
         if isinstance(chunk, np.ndarray):
             floats = chunk.dtype.kind == "f"
             interleaved = self._from_array(chunk)

@@ -279,17 +279,7 @@ def evaluate(
     from pathlib import Path
 
     from .batch import UsageError
-    from .evaluate import (
-        check_slices,
-        compare_thresholds,
-        format_report,
-        plot,
-        predict,
-        read_records,
-        replay,
-        score_records,
-        slice_metrics,
-    )
+    from .evaluate import check_slices, compare_thresholds, format_report, plot, predict, replay, score
 
     config = _config(analysis)
     _check_channels(config)
@@ -317,10 +307,7 @@ def evaluate(
             compared = compare_thresholds(items, streams, thresholds + ((threshold,) if threshold else ()))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    records = read_records(items, predictions)
-    metrics = score_records(items, records)
-    if slices:
-        metrics["by"] = {column: slice_metrics(items, records, column) for column in slices}
+    metrics = score(items, predictions, by=slices)
     if thresholds:
         metrics["thresholds"] = compared
     with open(folder / "metrics.json", "w", encoding="utf-8") as handle:

@@ -132,9 +132,14 @@ def compare_thresholds(
     return rows
 
 
-def score(items: list[BatchItem], predictions: Path) -> dict[str, Any]:
-    """Metrics of the predictions for *items* (records matched by path)."""
-    return score_records(items, read_records(items, predictions))
+def score(items: list[BatchItem], predictions: Path, by: Sequence[str] = ()) -> dict[str, Any]:
+    """Metrics of the predictions for *items* (records matched by path), and under ``"by"``
+    the same per value of each manifest column in *by* (``slice_metrics``)."""
+    records = read_records(items, predictions)
+    metrics = score_records(items, records)
+    if by:
+        metrics["by"] = {column: slice_metrics(items, records, column) for column in by}
+    return metrics
 
 
 def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -119,6 +119,17 @@ class ModelCard:
         return card
 
 
+def window_probabilities(
+    session, features: np.ndarray, input_name: str, output_name: str, n_labels: int
+) -> np.ndarray:
+    """An onnxruntime *session*'s probabilities for each window of *features* ``(n, dimension)``
+    run alone, ``(n, n_labels)``: one window per run, as the stream calls it. The training
+    recipe calibrates an int8 model through this too, so both see the same numbers."""
+    rows = np.asarray(features, dtype=np.float32)
+    out = [session.run([output_name], {input_name: rows[i : i + 1]})[0] for i in range(len(rows))]
+    return np.concatenate(out) if out else np.zeros((0, n_labels), dtype=np.float32)
+
+
 class OnnxModel:
     """The model channel's shared part: one onnxruntime session per process, thread-safe."""
 
@@ -163,10 +174,10 @@ class OnnxModel:
         others would not get what it gets alone, and a window's result must not depend on how
         the audio was chunked.
         """
-        rows = np.asarray(features, dtype=np.float32)
-        raw = [self._session.run([self._output], {self._input: rows[i : i + 1]})[0] for i in range(len(rows))]
-        out = np.concatenate(raw) if raw else np.zeros((0, len(self.card.labels)), dtype=np.float32)
-        return np.log(np.clip(out, LOG_PROB_FLOOR, 1.0))
+        probs = window_probabilities(
+            self._session, features, self._input, self._output, len(self.card.labels)
+        )
+        return np.log(np.clip(probs, LOG_PROB_FLOOR, 1.0))
 
     @property
     def evidence_grid(self) -> tuple[int, int]:

@@ -93,10 +93,8 @@ class Session:
             raise SessionClosedError("this session is closed; open a new one for another call")
         if not self.wants_audio:
             return []
-        decoded = self._converter.decode(chunk)
+        decoded = self._converter.decode(chunk)  # never the caller's array: it may wait past this call
         if len(decoded):
-            if isinstance(chunk, np.ndarray) and np.may_share_memory(decoded, chunk):
-                decoded = decoded.copy()  # it waits past this call: callers may reuse their array
             self._waiting.append(decoded)
             self._waiting_frames += len(decoded)
         # Decoded audio waits at its input rate until it completes the next block (or passes

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from audio_classifier.config import ClassifierConfig
-from audio_classifier.evaluate import format_report, plot, predict, read_records, score_records, slice_metrics
+from audio_classifier.evaluate import format_report, plot, predict, score
 
 from . import corpus, train, tts
 
@@ -93,9 +93,7 @@ def build(
         config=ClassifierConfig(model_path=str(model), samples_path=None, asr_model=None),
         jobs=jobs,
     )
-    records = read_records(items, predictions)
-    metrics = score_records(items, records)
-    metrics["by"] = {column: slice_metrics(items, records, column) for column in REPORT_SLICES}
+    metrics = score(items, predictions, by=REPORT_SLICES)
     with open(work / "evaluation" / "metrics.json", "w", encoding="utf-8") as handle:
         json.dump(metrics, handle, indent=2)
     try:

@@ -26,7 +26,14 @@ import soundfile as sf
 from audio_classifier.config import FusionConfig
 from audio_classifier.features import FeatureConfig, clip_windows, window_ends
 from audio_classifier.labels import LABELS
-from audio_classifier.model import CARD_FORMAT, LOG_PROB_FLOOR, accumulate, posterior, sha256_file
+from audio_classifier.model import (
+    CARD_FORMAT,
+    LOG_PROB_FLOOR,
+    accumulate,
+    posterior,
+    sha256_file,
+    window_probabilities,
+)
 
 from .corpus import MODEL_LABELS
 from .parallel import map_in_order
@@ -291,18 +298,11 @@ def _onnx_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_predict_proba(path: Path):
+def onnx_predict_proba(path: Path, n_labels: int):
     """The exported model at *path* as a ``predict_proba``, one window per run as the run time
     calls it (an int8 graph quantises its whole input with one scale)."""
     session = _onnx_session(path)
-
-    def predict_proba(matrix: np.ndarray) -> np.ndarray:
-        rows = np.asarray(matrix, dtype=np.float32)
-        return np.concatenate(
-            [session.run(["probabilities"], {"features": rows[i : i + 1]})[0] for i in range(len(rows))]
-        )
-
-    return predict_proba
+    return lambda matrix: window_probabilities(session, matrix, "features", "probabilities", n_labels)
 
 
 INT8_MIN_AGREEMENT = 0.95
@@ -540,7 +540,7 @@ def train(
     predict_proba = pipeline.predict_proba
     if variant.int8:
         quantize_int8(out)
-        predict_proba = onnx_predict_proba(out)  # calibrated on what the run time will compute
+        predict_proba = onnx_predict_proba(out, len(labels))  # calibrated on what the run time computes
         agreement = float(np.mean(predict_proba(x_check).argmax(axis=1) == onnx_probs.argmax(axis=1)))
         if agreement < INT8_MIN_AGREEMENT:
             raise RuntimeError(
@@ -552,6 +552,7 @@ def train(
     bias = np.round(bias, 4)  # as the card stores it
     window_accuracy = float(np.mean((scores + bias).argmax(axis=1) == y_calib))
     temperature = fit_decision_temperature(replayed, calib_clips, labels, window_temperature, bias)
+    overrides = variant.overrides()
     card = {
         "card_format": CARD_FORMAT,
         "name": out.stem,
@@ -566,7 +567,7 @@ def train(
         + (", int8 weights (7-bit, per output unit)" if variant.int8 else ""),
         "network_iterations": [int(m.steps[-1][1].n_iter_) for m in pipeline.estimators_],
         "recipe_sha256": recipe_hash(),
-        **({"recipe_overrides": variant.overrides()} if variant.overrides() else {}),
+        **({"recipe_overrides": overrides} if overrides else {}),
         "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
         "calibration_stream_accuracy": round(window_accuracy, 4),
         "training_seconds": round(time.time() - started, 1),
