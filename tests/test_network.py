@@ -1,5 +1,5 @@
-"""The recipe's network: denormal weights flushed while it trains and at export, nothing
-else changed."""
+"""The recipe's network: denormal weights flushed while it trains and at export, its Adam
+step and weight decay compiled, nothing else changed."""
 
 import json
 import warnings
@@ -11,11 +11,12 @@ import pytest
 from onnx import numpy_helper
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from audio_classifier.model import DEFAULT_MODEL, sha256_file
-from training.network import Network, flush_denormals
+from training.network import FusedAdam, Network, flush_denormals
 from training.train import export_onnx, flush_model_file
 
 TINY = np.finfo(np.float32).tiny
@@ -142,3 +143,63 @@ def test_shipped_model_has_no_denormal_weights():
     slow on x86: the second layer's took 230 us with them, 20 us without (docs/design.md,
     "Denormal weights at run time")."""
     assert graph_denormals(DEFAULT_MODEL) == 0
+
+
+class _StockArithmetic(Network):
+    """``Network`` with scikit-learn's own Adam step and weight decay."""
+
+    def _backprop(self, *args, **kwargs):
+        result = super()._backprop(*args, **kwargs)
+        if type(self._optimizer) is FusedAdam:
+            self._optimizer.__class__ = AdamOptimizer
+        return result
+
+    def _compute_loss_grad(self, *args):
+        return MLPClassifier._compute_loss_grad(self, *args)
+
+
+def test_compiled_adam_and_decay_train_the_same_network_bit_for_bit():
+    rng = np.random.default_rng(4)
+    x = _data(rng, 1500)
+    params = dict(PARAMS, max_iter=8, early_stopping=True, n_iter_no_change=20)
+    fused = _fit(Network(**params), x)
+    stock = _fit(_StockArithmetic(**params), x)
+    assert type(fused._optimizer) is FusedAdam  # the hook still fires
+    assert type(stock._optimizer) is AdamOptimizer
+    assert fused.n_iter_ == stock.n_iter_ == 8
+    for a, b in zip(fused.coefs_ + fused.intercepts_, stock.coefs_ + stock.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fused.loss_curve_ == stock.loss_curve_
+    assert fused.validation_scores_ == stock.validation_scores_
+
+
+def test_fused_adam_matches_scikit_learns_step_by_step():
+    rng = np.random.default_rng(5)
+    shapes = [(37, 19), (19,), (19, 3)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    fused_params = [p.copy() for p in start]
+    stock_params = [p.copy() for p in start]
+    fused = FusedAdam(fused_params, 1e-3, 0.9, 0.999, 1e-8)
+    stock = AdamOptimizer(stock_params, 1e-3, 0.9, 0.999, 1e-8)
+    for step in range(50):
+        grads = [rng.standard_normal(s).astype(np.float32) * 10.0 ** -(step % 6) for s in shapes]
+        grads[0][0] = 0  # a weight with no gradient (a unit that never fires)
+        fused.update_params(fused_params, [g.copy() for g in grads])
+        stock.update_params(stock_params, grads)
+        for a, b in zip(fused_params + fused.ms + fused.vs, stock_params + stock.ms + stock.vs, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert fused.learning_rate == stock.learning_rate
+
+
+def test_fused_adam_refuses_float64_weights():
+    params = [np.zeros((3, 2))]
+    with pytest.raises(TypeError, match="float32"):
+        FusedAdam(params, 1e-3, 0.9, 0.999, 1e-8).update_params(params, [np.ones((3, 2))])
+
+
+def test_the_plain_network_carries_scikit_learns_optimizer():
+    network = _fit(Network(**dict(PARAMS, max_iter=2)), _data(np.random.default_rng(6), 300))
+    plain = network.plain()
+    assert type(plain._optimizer) is AdamOptimizer
+    assert type(network._optimizer) is FusedAdam
+    assert plain._optimizer.ms is network._optimizer.ms
