@@ -66,12 +66,10 @@ class FeatureConfig:
     an announcement that fills only the end of the window is seen at its own scale."""
     pitch: bool = False
     """Summarise the window's pitch contour too (``pitch.PitchStream``; 63 more values, at
-    the end): Mandarin syllables differ by tone as much as by their sounds. Off in the
-    shipped model: against a build without it on the same corpus (two corpora, 2026-12-02)
-    it was more accurate on every check set and decided 0.06-0.10 s sooner, but the
-    from-scratch build scored held-out macro-F1 0.9691, under 0.97 and under the shipped
-    model, and it costs tones + model a fifth of its speed (304x -> 242x real time on one
-    machine, 257x -> 182x on another; docs/design.md, "Pitch")."""
+    the end): Mandarin syllables differ by tone as much as by their sounds. Off here, on in
+    the recipe (``training.train.PITCH``) and so in the shipped model since 2026-12-02: more
+    accurate on every check set and sooner, at about half the features' cost per audio
+    second (docs/design.md, "Pitch"); a model's card says which it was trained with."""
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
 from audio_classifier.features import FeatureConfig
 from audio_classifier.model import DEFAULT_MODEL, LOG_PROB_FLOOR, OnnxModel
-from training.train import ENSEMBLE_SIZE
+from training.train import ENSEMBLE_SIZE, PITCH, WEIGHTS_INT8
 
 from .conftest import FIXTURES, ROOT
 
@@ -164,38 +164,44 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert loaded.card.labels == tuple(card["labels"])
     assert loaded.card.bias == tuple(card["bias"][label] for label in card["labels"])
     assert "recipe_overrides" not in card
+    assert loaded.card.features.pitch == PITCH
+    int8_suffix = ", int8 weights (7-bit, per output unit)"
+    assert card["estimator"].endswith(int8_suffix) == WEIGHTS_INT8
+    _check_graph(model_path, loaded, int8=WEIGHTS_INT8)
 
-    # a variant on the same corpus: its card says how it departs from the recipe
+    # a variant on the same corpus, the other way round: its card says how it departs from the recipe
     variant_path = tmp_path / "variant.onnx"
+    flip = ("--no-pitch" if PITCH else "--pitch", "--no-int8" if WEIGHTS_INT8 else "--int8")
     variant = _tiny_build(
         tmp_path / "work",
         variant_path,
-        *("--reuse-corpus", "--hidden", "24", "--epochs", "3", "--network-seed", "1", "--pitch", "--int8"),
+        *("--reuse-corpus", "--hidden", "24", "--epochs", "3", "--network-seed", "1", *flip),
     )
     assert variant["recipe_overrides"] == {
         "hidden": [24],
         "epochs": 3,
         "network_seed": 1,
-        "pitch": True,
-        "int8": True,
+        "pitch": not PITCH,
+        "int8": not WEIGHTS_INT8,
     }
     assert variant["recipe_sha256"] == card["recipe_sha256"]
-    assert variant["estimator"].endswith("MLPClassifier(24,), int8 weights (7-bit, per output unit)")
+    assert variant["estimator"].endswith("MLPClassifier(24,)" + ("" if WEIGHTS_INT8 else int8_suffix))
     assert variant["network_iterations"] == [3] * ENSEMBLE_SIZE
     loaded = OnnxModel(variant_path)  # the run time computes the features the variant was trained on
-    assert loaded.card.features.pitch
-    assert loaded.card.features.dimension == FeatureConfig(pitch=True).dimension
+    assert loaded.card.features.pitch == (not PITCH)
+    assert loaded.card.features.dimension == FeatureConfig(pitch=not PITCH).dimension
     assert variant["heldout"]["clips"] == card["heldout"]["clips"]
-    _check_int8(variant_path, loaded)
+    _check_graph(variant_path, loaded, int8=not WEIGHTS_INT8)
 
 
-def _check_int8(path, loaded: OnnxModel) -> None:
-    """The exported graph multiplies int8 weights, and the run time scores each window as it
-    would alone, although the graph itself couples the windows of one batch."""
+def _check_graph(path, loaded: OnnxModel, int8: bool) -> None:
+    """The exported graph multiplies int8 weights if *int8*, float32 ones if not; either way
+    the run time scores each window as it would alone, although an int8 graph itself couples
+    the windows of one batch (one input scale per batch)."""
     import onnx
     import onnxruntime as ort
 
-    assert "MatMulInteger" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert ("MatMulInteger" in {node.op_type for node in onnx.load(str(path)).graph.node}) == int8
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((6, loaded.card.features.dimension)) * [[1], [1], [8], [1], [30], [1]]).astype(
         np.float32
@@ -203,7 +209,10 @@ def _check_int8(path, loaded: OnnxModel) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     together = session.run(["probabilities"], {"features": x})[0]
     alone = np.concatenate([session.run(["probabilities"], {"features": x[i : i + 1]})[0] for i in range(6)])
-    assert np.abs(together - alone).max() > 1e-3  # the premise: one input scale per batch
+    if int8:
+        assert np.abs(together - alone).max() > 1e-3  # the premise
+    else:
+        np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(loaded.log_probs(x), np.log(np.clip(alone, LOG_PROB_FLOOR, 1.0)))
 
 

@@ -1,11 +1,11 @@
 """Rebuild everything from scratch: corpus -> features -> model -> card -> evaluation.
 
-    python -m training.build                      # the shipped model (28-30 min on 2 cores)
+    python -m training.build                      # the shipped model (about 25 min on 2 cores)
     python -m training.build --tiny --work /tmp/t # a few clips per label: the CI smoke run
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
     python -m training.build --update-corpus      # after editing prompts.json: remake only the
                                                   # labels whose prompts changed, then retrain
-    python -m training.build --reuse-corpus --hidden 768,256 --pitch --int8 --model /tmp/v.onnx
+    python -m training.build --reuse-corpus --hidden 512,256 --no-pitch --no-int8 --model /tmp/v.onnx
                                                   # a variant on the same corpus, to compare
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
@@ -184,9 +184,18 @@ def main(argv: list[str] | None = None) -> None:
     variants.add_argument(
         "--network-seed", type=int, default=0, help="seed of the networks' weights and minibatches [0]"
     )
-    variants.add_argument("--pitch", action="store_true", help="add the pitch contour to the features")
     variants.add_argument(
-        "--int8", action="store_true", help="export int8 weights, calibrated on the int8 network's outputs"
+        "--pitch",
+        action=argparse.BooleanOptionalAction,
+        default=train.PITCH,
+        help=f"summarise the pitch contour in the features [{'on' if train.PITCH else 'off'}]",
+    )
+    variants.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=train.WEIGHTS_INT8,
+        help="export int8 weights, calibrated on the int8 network's outputs "
+        f"[{'on' if train.WEIGHTS_INT8 else 'off'}]",
     )
     args = parser.parse_args(argv)
     try:

@@ -50,7 +50,14 @@ MAX_WINDOWS_PER_CLIP = 24
 0.952 -> 0.955 at 1,200 clips per label, within noise, for 1.5 min more training)."""
 CALIBRATION_SHARE = 0.15
 """Share of training clips kept aside to fit the calibration temperature."""
-HIDDEN_LAYERS = (512, 256)
+HIDDEN_LAYERS = (768, 256)
+"""Hidden layer sizes. (512, 256) until 2026-12-02: with pitch, two seeds of (768, 256)
+scored 0.9768 / 0.9749 on the held-out split and 0.9773 / 0.9759 on 2,000 fresh clips, two
+of (512, 256) 0.9691 / 0.9728 and 0.9688 / 0.9755 (docs/design.md, "A wider network")."""
+PITCH = True
+"""Summarise each window's pitch contour too (``FeatureConfig.pitch``): more accurate on
+every check set and sooner (docs/design.md, "Pitch"). Off until 2026-12-02, when it cost
+tones + model too much of its speed; int8 weights (``WEIGHTS_INT8``) pay for it."""
 ENSEMBLE_SIZE = 1
 """Networks trained with different seeds on the same windows; the model averages their
 probabilities. On 2 s window features (FEATURE_VERSION 2), two networks scored held-out
@@ -74,11 +81,14 @@ accuracy levels off after about 12 epochs (0.631 and 0.627 for two seeds; best 0
 0.628 by epoch 21 and 18, stopping at 28 and 25; 2 s features). Trained to the stop, the
 version-2 pair scored 0.973 instead of 0.971. One version-3 network trains 16 epochs in
 about 490 s on the machines of 2026-11-29 and in 454 s on an Intel Xeon (903 s there before
-``network.py`` zeroed denormal weights); to the stop it would not fit the 30-minute build."""
-WEIGHTS_INT8 = False
-"""Export the network with int8 weights (``quantize_int8``) instead of float32. Off in the
-recipe: the shipped network gains 5-10 % of throughput from it and its median decision moves
-2.84 -> 2.86 s; on the wider network with pitch it is what keeps tones + model over 200x
+``network.py`` zeroed denormal weights); the recipe's (768, 256) network with pitch, 815 s
+with scikit-learn's Adam step and 474 s with ``network.FusedAdam`` (2026-12-02). To the stop
+it would not fit the 30-minute build."""
+WEIGHTS_INT8 = True
+"""Export the network with int8 weights (7-bit, per output unit: ``quantize_int8``) instead
+of float32, calibrated on the int8 network's own outputs. The wider network with pitch
+costs 163 us a window in float32 and 33-34 us in int8, which keeps tones + model over 200x
+real time; on the held-out split it scored 0.9768 in float32 and 0.9755 in int8
 (docs/design.md, "Weights in int8")."""
 LEAD_WINDOW_LABELS = {"ringback": "ringback", "music": "color_ringback"}
 """What a window entirely inside a lead-in teaches (nothing or silence: "silence")."""
@@ -107,8 +117,8 @@ class Variant:
     """Added to the seed of the networks' initial weights and minibatch order only: the
     windows drawn and the calibration clips stay those of ``train``'s seed, so variants are
     paired."""
-    pitch: bool = FeatureConfig.pitch
-    """``FeatureConfig.pitch``."""
+    pitch: bool = PITCH
+    """``PITCH``."""
     int8: bool = WEIGHTS_INT8
     """``WEIGHTS_INT8``."""
 
