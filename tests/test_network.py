@@ -146,10 +146,13 @@ def test_shipped_model_has_no_denormal_weights():
 
 
 class _StockArithmetic(Network):
-    """``Network`` with scikit-learn's own Adam step and weight decay."""
+    """``Network`` with scikit-learn's own backward pass, Adam step and weight decay."""
 
-    def _backprop(self, *args, **kwargs):
-        result = super()._backprop(*args, **kwargs)
+    def _relu_softmax_backprop(self, *args):
+        return MLPClassifier._backprop(self, *args)
+
+    def _backprop(self, *args):
+        result = super()._backprop(*args)
         if type(self._optimizer) is FusedAdam:
             self._optimizer.__class__ = AdamOptimizer
         return result
@@ -158,13 +161,14 @@ class _StockArithmetic(Network):
         return MLPClassifier._compute_loss_grad(self, *args)
 
 
-def test_compiled_adam_and_decay_train_the_same_network_bit_for_bit():
+def test_compiled_backprop_adam_and_decay_train_the_same_network_bit_for_bit():
     rng = np.random.default_rng(4)
     x = _data(rng, 1500)
     params = dict(PARAMS, max_iter=8, early_stopping=True, n_iter_no_change=20)
     fused = _fit(Network(**params), x)
     stock = _fit(_StockArithmetic(**params), x)
     assert type(fused._optimizer) is FusedAdam  # the hook still fires
+    assert fused._compiled_backprop(None)  # and the compiled backward pass ran
     assert type(stock._optimizer) is AdamOptimizer
     assert fused.n_iter_ == stock.n_iter_ == 8
     for a, b in zip(fused.coefs_ + fused.intercepts_, stock.coefs_ + stock.intercepts_, strict=True):

@@ -19,7 +19,9 @@ scikit-learn's Adam step makes about a dozen passes over the weights with a temp
 array each, half of them float64 (its learning rate is a numpy float64 scalar): for the
 recipe's networks that was 43 % of the training time (measured on a (768, 256) network,
 2026-12-02; docs/design.md, "Training time"). ``FusedAdam`` computes the same numbers, bit
-for bit, in one compiled pass, as ``Network`` does its weight decay.
+for bit, in one compiled pass, as ``Network`` does its weight decay and, in its own copy of
+scikit-learn's backward pass, the ReLU derivative (a boolean mask and a masked assignment
+there, a tenth of the training time).
 
 Imports scikit-learn and numba: import this module only where a network is trained.
 """
@@ -32,6 +34,7 @@ from collections.abc import Iterable
 import numpy as np
 from numba import njit
 from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network._base import LOSS_FUNCTIONS
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 
 FLUSH_EVERY_BATCHES = 64
@@ -74,6 +77,14 @@ def _decayed(grad, weights, alpha, count):
     """``grad = (grad + alpha * weights) / count`` in place, as scikit-learn computes it."""
     for i in range(grad.size):
         grad[i] = (grad[i] + alpha * weights[i]) / count
+
+
+@njit(nogil=True)
+def _relu_backward(activation, delta):
+    """``delta[activation == 0] = 0`` in place (scikit-learn's ReLU derivative)."""
+    for i in range(delta.size):
+        if activation[i] == 0:
+            delta[i] = 0
 
 
 def _flat(values: np.ndarray) -> np.ndarray:
@@ -120,13 +131,46 @@ class Network(MLPClassifier):
     would train slowly again, not wrongly).
     """
 
-    def _backprop(self, *args, **kwargs):
+    def _backprop(self, *args):
         if type(self._optimizer) is AdamOptimizer and self.coefs_[0].dtype == np.float32:
             self._optimizer.__class__ = FusedAdam  # the same state; only update_params differs
         self.batches_seen_ = getattr(self, "batches_seen_", 0) + 1
         if self.batches_seen_ % FLUSH_EVERY_BATCHES == 0:
             self.denormals_flushed_ = getattr(self, "denormals_flushed_", 0) + flush_denormals(self.coefs_)
-        return super()._backprop(*args, **kwargs)
+        if len(args) != 7 or not self._compiled_backprop(args[2]):
+            return super()._backprop(*args)
+        return self._relu_softmax_backprop(*args)
+
+    def _compiled_backprop(self, sample_weight) -> bool:
+        """Whether this minibatch takes ``_relu_softmax_backprop`` (else scikit-learn's own)."""
+        return (
+            sample_weight is None
+            and self.activation == "relu"
+            and self.out_activation_ == "softmax"
+            and self.loss == "log_loss"
+            and self.coefs_[0].dtype == np.float32
+        )
+
+    def _relu_softmax_backprop(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads):
+        """scikit-learn 1.9's ``_backprop`` for ReLU units, a softmax output and no sample
+        weights, step for step, with the ReLU derivative compiled (``tests/test_network.py``
+        compares it with scikit-learn's, which it must follow if that changes)."""
+        n_samples = X.shape[0]
+        activations = self._forward_pass(activations)
+        loss = LOSS_FUNCTIONS["log_loss"](y, activations[-1], None)
+        values = 0
+        for s in self.coefs_:
+            s = s.ravel()
+            values += np.dot(s, s)
+        loss += (0.5 * self.alpha) * values / n_samples
+        last = self.n_layers_ - 2
+        deltas[last] = activations[-1] - y
+        self._compute_loss_grad(last, n_samples, activations, deltas, coef_grads, intercept_grads)
+        for i in range(last, 0, -1):
+            deltas[i - 1] = deltas[i] @ self.coefs_[i].T
+            _relu_backward(_flat(activations[i]), _flat(deltas[i - 1]))
+            self._compute_loss_grad(i - 1, n_samples, activations, deltas, coef_grads, intercept_grads)
+        return loss, coef_grads, intercept_grads
 
     def plain(self) -> MLPClassifier:
         """The trained network as a plain ``MLPClassifier`` (what skl2onnx converts)."""
