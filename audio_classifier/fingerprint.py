@@ -293,6 +293,12 @@ class Matcher:
         while self._recent and self._recent[0][0].max() < horizon:
             self._recent.pop(0)
 
+    @property
+    def best_votes(self) -> int:
+        """Aligned votes of the best-aligned recording so far (0: none), without the work
+        of ``best``."""
+        return self._best_total
+
     def best(self, label_of: dict[int, str] | None = None) -> MatchState | None:
         """The best-aligned recording so far, with the recent votes the margin is judged on.
         Without *label_of* every other recording counts as another label."""

@@ -314,6 +314,8 @@ class FingerprintStream:
         return self._judge(None)
 
     def _judge(self, now_s: float | None) -> list[Evidence]:
+        if self._matcher.best_votes < MIN_VOTES:  # nothing to report: skip the recent-vote margin
+            return []
         best = self._matcher.best(self._labels)
         if best is None:
             return []
