@@ -123,9 +123,10 @@ class FusedAdam(AdamOptimizer):
 
 class Network(MLPClassifier):
     """``MLPClassifier`` whose weights are flushed of denormals while it trains, and whose
-    Adam step and weight decay run compiled (float32 inputs, the solver ``adam``).
+    Adam step, weight decay and ReLU derivative run compiled (float32 inputs, the solver
+    ``adam``, ReLU units and a softmax output; anything else trains as scikit-learn does).
 
-    Both hooks run from ``_backprop``, which scikit-learn calls once per minibatch with the
+    The hooks run from ``_backprop``, which scikit-learn calls once per minibatch with the
     weights as the optimizer left them, just after it has made its optimizer
     (``tests/test_network.py`` checks that it still does: a scikit-learn that renamed it
     would train slowly again, not wrongly).
