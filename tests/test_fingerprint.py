@@ -11,7 +11,7 @@ import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.errors import ConfigError, ModelError
-from audio_classifier.fingerprint import Index, LandmarkStream, Matcher, _running_max, landmarks
+from audio_classifier.fingerprint import LandmarkStream, Matcher, _running_max, landmarks
 from audio_classifier.resample import Resampler
 from audio_classifier.samples import FingerprintChannel, SampleLibrary
 from training.channel import gsm_round_trip
@@ -262,10 +262,12 @@ def test_shipped_library_matches_its_reference_prompt():
     assert decision.label == "powered_off"
 
 
-def test_best_votes_is_what_best_reports(prompts):
+def test_best_votes_is_what_best_reports(prompts, library_path):
     """``FingerprintStream`` skips ``Matcher.best`` while ``best_votes`` is under the vote
     floor; the shortcut must be the number ``best`` would give."""
-    index = Index(*_index_arrays({1: prompts["vacant"], 2: prompts["suspended"]}))
+    with SampleLibrary(library_path) as library:
+        index, infos = library.load_index()
+    vacant = next(i for i, info in infos.items() if info.label == "vacant")
     matcher = Matcher(index)
     assert matcher.best_votes == 0 and matcher.best() is None
     x = prompts["vacant"][4000:]  # the recording from 0.5 s in
@@ -276,14 +278,4 @@ def test_best_votes_is_what_best_reports(prompts):
         best = matcher.best()
         assert matcher.best_votes == (best.votes if best else 0)
         seen.append(matcher.best_votes)
-    assert seen[-1] > 50 and best.sample_id == 1 and seen == sorted(seen)
-
-
-def _index_arrays(recordings: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    hashes, ids, times = [], [], []
-    for sample_id, audio in recordings.items():
-        h, t = landmarks(audio)
-        hashes.append(h)
-        ids.append(np.full(len(h), sample_id))
-        times.append(t)
-    return np.concatenate(hashes), np.concatenate(ids), np.concatenate(times)
+    assert seen[-1] > 50 and best.sample_id == vacant and seen == sorted(seen)

@@ -88,10 +88,10 @@ def _relu_backward(activation, delta):
 
 
 def _flat(values: np.ndarray) -> np.ndarray:
-    flat = values.reshape(-1)
-    if not np.shares_memory(flat, values):
+    """A flat view of *values*, which the compiled loops update in place."""
+    if not values.flags.c_contiguous:
         raise ValueError("expected a contiguous array")
-    return flat
+    return values.reshape(-1)
 
 
 class FusedAdam(AdamOptimizer):
