@@ -11,7 +11,7 @@ import pytest
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
 from audio_classifier.features import FeatureConfig
 from audio_classifier.model import DEFAULT_MODEL, LOG_PROB_FLOOR, OnnxModel
-from training.train import ENSEMBLE_SIZE, PITCH, WEIGHTS_INT8
+from training.train import ENSEMBLE_SIZE, MERGE_NODE, PITCH, WEIGHTS_INT8, WORDING_TARGETS
 
 from .conftest import FIXTURES, ROOT
 
@@ -167,11 +167,17 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert loaded.card.features.pitch == PITCH
     int8_suffix = ", int8 weights (7-bit, per output unit)"
     assert card["estimator"].endswith(int8_suffix) == WEIGHTS_INT8
-    _check_graph(model_path, loaded, int8=WEIGHTS_INT8)
+    # announcements are taught by wording: more classes than labels, summed in the graph
+    assert (card["training_classes"] > len(card["labels"])) == WORDING_TARGETS
+    _check_graph(model_path, loaded, int8=WEIGHTS_INT8, merged=WORDING_TARGETS)
 
     # a variant on the same corpus, the other way round: its card says how it departs from the recipe
     variant_path = tmp_path / "variant.onnx"
-    flip = ("--no-pitch" if PITCH else "--pitch", "--no-int8" if WEIGHTS_INT8 else "--int8")
+    flip = (
+        "--no-pitch" if PITCH else "--pitch",
+        "--no-int8" if WEIGHTS_INT8 else "--int8",
+        "--no-wordings" if WORDING_TARGETS else "--wordings",
+    )
     variant = _tiny_build(
         tmp_path / "work",
         variant_path,
@@ -183,25 +189,34 @@ def test_tiny_recipe_end_to_end(tmp_path):
         "network_seed": 1,
         "pitch": not PITCH,
         "int8": not WEIGHTS_INT8,
+        "wordings": not WORDING_TARGETS,
     }
     assert variant["recipe_sha256"] == card["recipe_sha256"]
-    assert variant["estimator"].endswith("MLPClassifier(24,)" + ("" if WEIGHTS_INT8 else int8_suffix))
+    assert variant["estimator"].startswith("StandardScaler + MLPClassifier(24,)")
+    assert variant["estimator"].endswith(int8_suffix) == (not WEIGHTS_INT8)
+    assert (variant["training_classes"] > len(variant["labels"])) == (not WORDING_TARGETS)
     assert variant["network_iterations"] == [3] * ENSEMBLE_SIZE
     loaded = OnnxModel(variant_path)  # the run time computes the features the variant was trained on
     assert loaded.card.features.pitch == (not PITCH)
     assert loaded.card.features.dimension == FeatureConfig(pitch=not PITCH).dimension
     assert variant["heldout"]["clips"] == card["heldout"]["clips"]
-    _check_graph(variant_path, loaded, int8=not WEIGHTS_INT8)
+    _check_graph(variant_path, loaded, int8=not WEIGHTS_INT8, merged=not WORDING_TARGETS)
 
 
-def _check_graph(path, loaded: OnnxModel, int8: bool) -> None:
-    """The exported graph multiplies int8 weights if *int8*, float32 ones if not; either way
-    the run time scores each window as it would alone, although an int8 graph itself couples
-    the windows of one batch (one input scale per batch)."""
+def _check_graph(path, loaded: OnnxModel, int8: bool, merged: bool) -> None:
+    """The exported graph multiplies int8 weights if *int8*, float32 ones if not; if
+    *merged*, it sums its classes' probabilities into the labels' in float32, never int8.
+    Either way the run time scores each window as it would alone, although an int8 graph
+    itself couples the windows of one batch (one input scale per batch)."""
     import onnx
     import onnxruntime as ort
 
-    assert ("MatMulInteger" in {node.op_type for node in onnx.load(str(path)).graph.node}) == int8
+    nodes = onnx.load(str(path)).graph.node
+    assert ("MatMulInteger" in {node.op_type for node in nodes}) == int8
+    merge = [node for node in nodes if node.name == MERGE_NODE]
+    assert len(merge) == merged
+    if merged:
+        assert merge[0].op_type == "MatMul" and list(merge[0].output) == ["probabilities"]
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((6, loaded.card.features.dimension)) * [[1], [1], [8], [1], [30], [1]]).astype(
         np.float32
@@ -210,7 +225,9 @@ def _check_graph(path, loaded: OnnxModel, int8: bool) -> None:
     together = session.run(["probabilities"], {"features": x})[0]
     alone = np.concatenate([session.run(["probabilities"], {"features": x[i : i + 1]})[0] for i in range(6)])
     if int8:
-        assert np.abs(together - alone).max() > 1e-3  # the premise
+        # the premise, in log-probabilities: the run time's evidence, where small ones count too
+        floor = LOG_PROB_FLOOR
+        assert np.abs(np.log(np.clip(together, floor, 1)) - np.log(np.clip(alone, floor, 1))).max() > 1e-2
     else:
         np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(loaded.log_probs(x), np.log(np.clip(alone, LOG_PROB_FLOOR, 1.0)))

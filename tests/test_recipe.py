@@ -294,3 +294,33 @@ def test_fresh_clips_after_a_forced_lead_in(tmp_path):
         fresh.draw(tmp_path, first=0, per_label=1, jobs=1, progress=False, lead="jingle")
     with pytest.raises(ValueError, match="'busy_tone' clips have no lead-in"):
         corpus.make_clip("busy_tone", np.random.default_rng(0), heldout=True, lead="music")
+
+
+def test_announcement_windows_teach_the_wording_and_the_part_they_are_in():
+    from training import corpus
+    from training.train import SENTENCE_PARTS, label_of, speech_spans, window_target
+
+    _, facts = corpus.make_clip("vacant", np.random.default_rng(3), heldout=False, lead="ringback")
+    row = {"label": "vacant", **facts}  # as the corpus's manifest records it
+    spans, texts = speech_spans(row), row["texts"].split("|")
+    assert len(spans) == len(texts) >= 2  # a sentence per span: Mandarin, English, ...
+    prompts = corpus.load_prompts()["announcements"]["vacant"]
+    for (a, b), text in zip(spans, texts, strict=True):
+        assert text in prompts["zh"] + prompts["en"]
+        parts = [window_target(row, end - 2.0, end, spans) for end in np.linspace(a + 0.31, b - 0.01, 40)]
+        assert parts[0] == f"vacant|{text}#0" and parts[-1] == f"vacant|{text}#{SENTENCE_PARTS - 1}"
+        assert sorted(set(parts)) == [f"vacant|{text}#{k}" for k in range(SENTENCE_PARTS)]
+        assert parts == sorted(parts)  # in order through the sentence
+        assert {label_of(target) for target in parts} == {"vacant"}
+    assert window_target(row, spans[0][1] - 1.9, spans[0][1] + 0.1, spans).endswith(f"#{SENTENCE_PARTS - 1}")
+    assert window_target(row, spans[0][0] - 2.1, spans[0][0] - 0.1, spans) == "ringback"  # the lead-in
+
+    greeting = {
+        "label": "voicemail",
+        "speech": "1.00-4.00;4.50-4.90",
+        "text": "Hi, leave a message",
+        "texts": "",
+    }
+    assert window_target(greeting, 2.0, 4.0).startswith("voicemail|Hi, leave a message#")  # the beep too
+    answer = {"label": "human", "speech": "1.00-1.60", "text": "hello?", "texts": "hello?"}
+    assert window_target(answer, 0.0, 2.0) == "human"  # answers: one class, whatever was said

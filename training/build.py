@@ -5,7 +5,8 @@
     python -m training.build --reuse-corpus       # retrain and evaluate on the corpus in --work
     python -m training.build --update-corpus      # after editing prompts.json: remake only the
                                                   # labels whose prompts changed, then retrain
-    python -m training.build --reuse-corpus --hidden 512,256 --no-pitch --no-int8 --model /tmp/v.onnx
+    python -m training.build --reuse-corpus --hidden 512,256 --no-pitch --no-int8 --no-wordings \
+        --model /tmp/v.onnx
                                                   # a variant on the same corpus, to compare
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
@@ -197,6 +198,13 @@ def main(argv: list[str] | None = None) -> None:
         help="export int8 weights, calibrated on the int8 network's outputs "
         f"[{'on' if train.WEIGHTS_INT8 else 'off'}]",
     )
+    variants.add_argument(
+        "--wordings",
+        action=argparse.BooleanOptionalAction,
+        default=train.WORDING_TARGETS,
+        help="teach each wording of a label as a class of its own, summed into the label "
+        f"[{'on' if train.WORDING_TARGETS else 'off'}]",
+    )
     args = parser.parse_args(argv)
     try:
         variant = train.Variant(
@@ -205,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             network_seed=args.network_seed,
             pitch=args.pitch,
             int8=args.int8,
+            wordings=args.wordings,
         )
     except ValueError as exc:
         parser.error(str(exc))
