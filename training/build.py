@@ -185,26 +185,21 @@ def main(argv: list[str] | None = None) -> None:
     variants.add_argument(
         "--network-seed", type=int, default=0, help="seed of the networks' weights and minibatches [0]"
     )
-    variants.add_argument(
-        "--pitch",
-        action=argparse.BooleanOptionalAction,
-        default=train.PITCH,
-        help=f"summarise the pitch contour in the features [{'on' if train.PITCH else 'off'}]",
-    )
-    variants.add_argument(
-        "--int8",
-        action=argparse.BooleanOptionalAction,
-        default=train.WEIGHTS_INT8,
-        help="export int8 weights, calibrated on the int8 network's outputs "
-        f"[{'on' if train.WEIGHTS_INT8 else 'off'}]",
-    )
-    variants.add_argument(
-        "--wordings",
-        action=argparse.BooleanOptionalAction,
-        default=train.WORDING_TARGETS,
-        help="teach each wording of a label as a class of its own, summed into the label "
-        f"[{'on' if train.WORDING_TARGETS else 'off'}]",
-    )
+    for flag, default, text in (
+        ("--pitch", train.PITCH, "summarise the pitch contour in the features"),
+        ("--int8", train.WEIGHTS_INT8, "export int8 weights, calibrated on the int8 network's outputs"),
+        (
+            "--wordings",
+            train.WORDING_TARGETS,
+            "teach each wording of a label as a class of its own, summed into the label",
+        ),
+    ):
+        variants.add_argument(
+            flag,
+            action=argparse.BooleanOptionalAction,
+            default=default,
+            help=f"{text} [{'on' if default else 'off'}]",
+        )
     args = parser.parse_args(argv)
     try:
         variant = train.Variant(

@@ -588,11 +588,14 @@ def train(
     started = time.time()
     fit_clips, calib_clips, taught = load_clips(corpus, rows, config, jobs, progress, seed, variant.wordings)
     n_calib = len(calib_clips)
-    labels = [label for label in MODEL_LABELS if label in {label_of(target) for target in taught}]
+    taught_labels = {label_of(target) for target in taught}
+    labels = [label for label in MODEL_LABELS if label in taught_labels]
     index = {label: i for i, label in enumerate(labels)}
     targets = sorted(taught, key=lambda target: (index[label_of(target)], target))
-    merge = np.zeros((len(targets), len(labels)), dtype=np.float32)  # targets' probabilities -> labels'
-    merge[np.arange(len(targets)), [index[label_of(target)] for target in targets]] = 1.0
+    merge = None  # one class per label: nothing to sum
+    if len(targets) > len(labels):
+        merge = np.zeros((len(targets), len(labels)), dtype=np.float32)  # classes' probabilities -> labels'
+        merge[np.arange(len(targets)), [index[label_of(target)] for target in targets]] = 1.0
     # a label no training window teaches (a tiny corpus) cannot be calibrated either
     calib_clips = [(m, [lb if lb in index else "" for lb in lbs], c) for m, lbs, c in calib_clips]
     x, y = training_set(fit_clips, {target: i for i, target in enumerate(targets)})
@@ -647,8 +650,6 @@ def train(
     )
     x_check = np.concatenate([m for m, _, _ in calib_clips[:20] if len(m)])
     out.parent.mkdir(parents=True, exist_ok=True)
-    if len(targets) == len(labels):
-        merge = None  # one class per label: nothing to sum
     flushed_at_export = export_onnx(pipeline, config.dimension, out, merge)
     predict_proba = pipeline.predict_proba
     if merge is not None:
