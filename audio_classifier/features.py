@@ -52,7 +52,8 @@ class FeatureConfig:
     fmin_hz: float = 100.0
     fmax_hz: float = 3800.0
     window_s: float = 2.0
-    """Context of one prediction, seconds."""
+    """Context of one prediction, seconds. The recipe's is ``training.train.WINDOW_S`` (1.5 s
+    since 2026-12-03); a model's card says which it was trained with."""
     step_s: float = 0.25
     """A prediction is made every this many seconds."""
     sub_blocks: int = 4

@@ -49,11 +49,11 @@ that usually follows it, however sure the model is that it heard a SIT."""
 CADENCED_PROGRESS = frozenset({"ringback"})
 """Progress tones the tone channel recognises by their cadence. Their gaps are silence (CN
 ringback: 1 s on, 4 s off), so while the tone channel claims one, another channel's
-"silence" is the gap, not a rival: the trained model, whose 2 s window can fall wholly in a
-gap, otherwise ends a ringing call as "silence" (measured on ringback of every plan through
-a 3.7 kHz low-pass, as a line's codec filters its noise: 13 of 96 calls, none with the
-rule; no label changed on the recipe's check sets). The tone channel's own silence claim
-still competes."""
+"silence" is the gap, not a rival: the trained model, whose window (1.5 s in the shipped
+model) can fall wholly in a gap, otherwise ends a ringing call as "silence" (measured on
+ringback of every plan through a 3.7 kHz low-pass, as a line's codec filters its noise: 13
+of 96 calls, none with the rule; no label changed on the recipe's check sets). The tone
+channel's own silence claim still competes."""
 
 
 @dataclass(frozen=True)

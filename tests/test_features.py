@@ -34,10 +34,16 @@ def test_mel_filterbank_equals_librosa():
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-8)
 
 
+WINDOWS_S = [2.0, 1.5]
+"""The config's default window, and the recipe's (``training.train.WINDOW_S``), whose 150
+frames split unevenly into the sub-blocks."""
+
+
+@pytest.mark.parametrize("window_s", WINDOWS_S)
 @pytest.mark.parametrize("pitch", [False, True])
 @pytest.mark.parametrize("chunk", [80, 160, 333, 1601])
-def test_streaming_features_are_identical_to_whole_clip(chunk, pitch, rng):
-    config = FeatureConfig(pitch=pitch)
+def test_streaming_features_are_identical_to_whole_clip(chunk, pitch, window_s, rng):
+    config = FeatureConfig(pitch=pitch, window_s=window_s)
     x = np.concatenate([synth.speech_like(3.0, rng), synth.cadenced(synth.spec("CN", "busy"), 2.0)])
     whole = clip_windows(x, config)
     stream = WindowFeatures(config)
@@ -53,12 +59,13 @@ def test_streaming_features_are_identical_to_whole_clip(chunk, pitch, rng):
     assert np.allclose(steps, config.step_s)
 
 
+@pytest.mark.parametrize("window_s", WINDOWS_S)
 @pytest.mark.parametrize("pitch", [False, True])
-@pytest.mark.parametrize("seconds", [0.0, 0.4, 0.7, 2.0, 2.015, 2.5, 7.3])
-def test_chosen_windows_are_the_same_numbers_and_their_ends_known_in_advance(seconds, pitch, rng):
+@pytest.mark.parametrize("seconds", [0.0, 0.4, 0.7, 1.515, 2.0, 2.015, 2.5, 7.3])
+def test_chosen_windows_are_the_same_numbers_and_their_ends_known_in_advance(seconds, pitch, window_s, rng):
     """Training computes features only for the windows it keeps, from the clip's length:
     a clip shorter than the minimum, one padded short window, exactly one window, many."""
-    config = FeatureConfig(pitch=pitch)
+    config = FeatureConfig(pitch=pitch, window_s=window_s)
     x = synth.speech_like(seconds, rng) if seconds else np.zeros(0, dtype=np.float32)
     whole = clip_windows(x, config)
     assert window_ends(len(x), config) == [t for t, _ in whole]
@@ -172,9 +179,10 @@ def _cepstral_pattern_one(centred: np.ndarray, config: FeatureConfig) -> list[np
     return [pattern.ravel(), spread / (spread + CEPSTRAL_STD_FLOOR)]
 
 
+@pytest.mark.parametrize("window_s", WINDOWS_S)
 @pytest.mark.parametrize("pitch", [False, True])
-def test_vectorised_summary_keeps_the_definition(pitch, rng):
-    config = FeatureConfig(pitch=pitch)
+def test_vectorised_summary_keeps_the_definition(pitch, window_s, rng):
+    config = FeatureConfig(pitch=pitch, window_s=window_s)
     x = np.concatenate(
         [
             synth.add_noise(synth.speech_like(4.0, rng), 20.0, rng),

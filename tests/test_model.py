@@ -11,9 +11,12 @@ import pytest
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
 from audio_classifier.features import FeatureConfig
 from audio_classifier.model import DEFAULT_MODEL, LOG_PROB_FLOOR, OnnxModel
-from training.train import ENSEMBLE_SIZE, MERGE_NODE, PITCH, WEIGHTS_INT8, WORDING_TARGETS
+from training.train import ENSEMBLE_SIZE, MERGE_NODE, PITCH, WEIGHTS_INT8, WINDOW_S, WORDING_TARGETS
 
 from .conftest import FIXTURES, ROOT
+
+OTHER_WINDOW_S = 2.0 if WINDOW_S != 2.0 else 1.5
+"""A window length other than the recipe's, for the variant the tiny build flips to."""
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +168,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert loaded.card.bias == tuple(card["bias"][label] for label in card["labels"])
     assert "recipe_overrides" not in card
     assert loaded.card.features.pitch == PITCH
+    assert loaded.card.features.window_s == WINDOW_S
     int8_suffix = ", int8 weights (7-bit, per output unit)"
     assert card["estimator"].endswith(int8_suffix) == WEIGHTS_INT8
     # announcements are taught by wording: more classes than labels, summed in the graph
@@ -182,6 +186,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
         tmp_path / "work",
         variant_path,
         *("--reuse-corpus", "--hidden", "24", "--epochs", "3", "--network-seed", "1", *flip),
+        *("--window-s", str(OTHER_WINDOW_S)),
     )
     assert variant["recipe_overrides"] == {
         "hidden": [24],
@@ -190,6 +195,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
         "pitch": not PITCH,
         "int8": not WEIGHTS_INT8,
         "wordings": not WORDING_TARGETS,
+        "window_s": OTHER_WINDOW_S,
     }
     assert variant["recipe_sha256"] == card["recipe_sha256"]
     assert variant["estimator"].startswith("StandardScaler + MLPClassifier(24,)")
@@ -198,7 +204,10 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert variant["network_iterations"] == [3] * ENSEMBLE_SIZE
     loaded = OnnxModel(variant_path)  # the run time computes the features the variant was trained on
     assert loaded.card.features.pitch == (not PITCH)
-    assert loaded.card.features.dimension == FeatureConfig(pitch=not PITCH).dimension
+    assert loaded.card.features.window_s == OTHER_WINDOW_S
+    assert loaded.card.features.dimension == FeatureConfig(pitch=not PITCH, window_s=OTHER_WINDOW_S).dimension
+    first_end, _ = loaded.evidence_grid  # its windows are as long as it was trained on
+    assert first_end == round((OTHER_WINDOW_S + 0.015) * 8000)  # 25 ms frames every 10 ms
     assert variant["heldout"]["clips"] == card["heldout"]["clips"]
     _check_graph(variant_path, loaded, int8=not WEIGHTS_INT8, merged=not WORDING_TARGETS)
 
@@ -236,7 +245,7 @@ def _check_graph(path, loaded: OnnxModel, int8: bool, merged: bool) -> None:
 def test_build_refuses_a_bad_variant(capsys):
     from training import build
 
-    for args in (["--hidden", "768,x"], ["--hidden", "0"], ["--epochs", "0"]):
+    for args in (["--hidden", "768,x"], ["--hidden", "0"], ["--epochs", "0"], ["--window-s", "0.5"]):
         with pytest.raises(SystemExit) as stopped:
             build.main(["--tiny", *args])
         assert stopped.value.code == 2

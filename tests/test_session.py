@@ -184,7 +184,7 @@ def test_the_callers_array_can_be_reused_after_feed(rng):
 
 
 def test_a_model_decision_comes_the_moment_its_window_ends(classifier):
-    """With the shipped model, every early decision lands on a window end (2.015 s + k x 0.25 s),
+    """With the shipped model, every early decision lands on a window end (1.515 s + k x 0.25 s),
     not on the next block boundary after it."""
     first, step = next(c for c in classifier.channels if c.name == "model").evidence_grid
     decided = []

@@ -6,7 +6,7 @@
     python -m training.build --update-corpus      # after editing prompts.json: remake only the
                                                   # labels whose prompts changed, then retrain
     python -m training.build --reuse-corpus --hidden 512,256 --no-pitch --no-int8 --no-wordings \
-        --model /tmp/v.onnx
+        --window-s 2.0 --model /tmp/v.onnx
                                                   # a variant on the same corpus, to compare
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
@@ -174,17 +174,14 @@ def main(argv: list[str] | None = None) -> None:
         "train something other than the recipe on the same corpus, to measure it (the card records "
         "what differs as recipe_overrides; with --reuse-corpus the pairs share every window)",
     )
-    variants.add_argument(
-        "--hidden",
-        type=_sizes,
-        default=train.HIDDEN_LAYERS,
-        metavar="N[,N...]",
-        help=f"hidden layer sizes [{','.join(map(str, train.HIDDEN_LAYERS))}]",
-    )
-    variants.add_argument("--epochs", type=int, default=train.MAX_EPOCHS, help=f"[{train.MAX_EPOCHS}]")
-    variants.add_argument(
-        "--network-seed", type=int, default=0, help="seed of the networks' weights and minibatches [0]"
-    )
+    for flag, kind, default, metavar, text in (
+        ("--hidden", _sizes, train.HIDDEN_LAYERS, "N[,N...]", "hidden layer sizes"),
+        ("--epochs", int, train.MAX_EPOCHS, "N", "epochs per network"),
+        ("--network-seed", int, 0, "N", "seed of the networks' weights and minibatches"),
+        ("--window-s", float, train.WINDOW_S, "S", "seconds of audio in each window of the model"),
+    ):
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        variants.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} [{shown}]")
     for flag, default, text in (
         ("--pitch", train.PITCH, "summarise the pitch contour in the features"),
         ("--int8", train.WEIGHTS_INT8, "export int8 weights, calibrated on the int8 network's outputs"),
@@ -209,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             pitch=args.pitch,
             int8=args.int8,
             wordings=args.wordings,
+            window_s=args.window_s,
         )
     except ValueError as exc:
         parser.error(str(exc))
