@@ -8,7 +8,7 @@ SIT, music ringback, answer types.
 
 from .audio import ENCODINGS, SAMPLE_RATE
 from .classifier import Classifier
-from .config import ClassifierConfig, FusionConfig
+from .config import ClassifierConfig, DecisionConfig, FusionConfig
 from .errors import (
     AudioClassifierError,
     AudioInputError,
@@ -38,6 +38,7 @@ __all__ = [
     "ClassifierConfig",
     "ConfigError",
     "Decision",
+    "DecisionConfig",
     "EmptyAudioError",
     "Evidence",
     "FusionConfig",

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .channels import STRONGEST
+from .channels import ChannelInfo
 from .errors import ModelError
 from .evidence import Evidence
 from .lexicon import EXACT_SCORE, FILLER, ONE_EDIT_SCORE, Lexicon, segment
@@ -57,10 +57,15 @@ def check_model_dir(path: Path) -> None:
         )
 
 
+INFO = ChannelInfo(CHANNEL, cost="heavy")
+"""Speech recognition costs seconds of CPU per call; its claims are located where the
+utterance that matched began and ended."""
+
+
 class VoskChannel:
     """Process-wide speech recognition resources: the model, its vocabulary, the grammar."""
 
-    name = CHANNEL
+    info = INFO
 
     def __init__(
         self, path: str | os.PathLike[str], lexicon: Lexicon | None = None, *, grammar: str = "auto"
@@ -139,12 +144,14 @@ class VoskChannel:
     def open(self) -> AsrStream:
         return AsrStream(self)
 
+    def reload(self) -> None:
+        return None
+
 
 class AsrStream:
     """One call's recogniser. Feed 8 kHz float32 samples in order."""
 
-    name = CHANNEL
-    claims = STRONGEST
+    info = INFO
 
     def __init__(self, channel: VoskChannel) -> None:
         self._channel = channel
@@ -167,6 +174,10 @@ class AsrStream:
         evidence = self._feed(self._resampler.flush())
         text = json.loads(self._recognizer.FinalResult()).get("text", "")
         return evidence + self._on_text(text, final=True)
+
+    def pending(self) -> None:
+        """A partial result is reported as a claim (below the decision threshold), not held."""
+        return None
 
     def _feed(self, samples: np.ndarray) -> list[Evidence]:
         if not len(samples):

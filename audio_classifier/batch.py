@@ -34,8 +34,10 @@ DECISION_FIELDS = (
     "confidence",
     "number_state",
     "action",
+    "withheld_action",
     "decided_at_s",
     "final",
+    "hold",
     "analysed_s",
     "truncated",
     "evidence",
@@ -76,8 +78,8 @@ class ReadOptions:
 
 def confidence_peaks() -> tuple[list[list[Any]], Callable[[Decision], None]]:
     """A list and the ``on_update`` callback that fills it with ``[analysed_s, label,
-    confidence]`` for every decision of an outcome label (not a progress label: ringback,
-    silence) whose confidence beats every earlier one's.
+    confidence]`` for every decision that could have become final (no ``hold``; no progress
+    label: ringback, silence) whose confidence beats every earlier such one's.
 
     An early decision at threshold *t* is the first of these with a confidence of at least
     *t*, made at its ``analysed_s`` (without one, the final decision): so a session run to
@@ -87,7 +89,7 @@ def confidence_peaks() -> tuple[list[list[Any]], Callable[[Decision], None]]:
     peaks: list[list[Any]] = []
 
     def on_update(decision: Decision) -> None:
-        if LABELS[decision.label].tier == "progress":  # as Session._maybe_update
+        if decision.hold or LABELS[decision.label].tier == "progress":  # as Session._maybe_update
             return
         if not peaks or decision.confidence > peaks[-1][2]:
             peaks.append([round(decision.analysed_s, 3), decision.label, decision.confidence])

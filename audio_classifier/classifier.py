@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter, open_file
-from .channels import ChannelFactory, ToneChannel
+from .channels import ChannelFactory
 from .config import ClassifierConfig
 from .errors import EmptyAudioError, UnsupportedEncodingError
 from .evidence import Decision
 from .hints import Hints
 from .session import Session
+from .tones import ToneChannel
 
 HintsLike = Hints | Mapping[str, Any] | None
 
@@ -98,14 +99,14 @@ class Classifier:
                 *_fingerprint_channel(self.config.samples_path, notes),
             ]
         self.channels: tuple[ChannelFactory, ...] = tuple(channels)
-        grid = next((g for c in self.channels if (g := getattr(c, "evidence_grid", None))), None)
+        grid = next((g for c in self.channels if (g := c.info.evidence_grid)), None)
         self._block_phase = grid[0] if grid else 0
         self.notes: tuple[str, ...] = tuple(notes)
         """Facts about this classifier worth reporting once per run (missing channels...)."""
 
     @property
     def channel_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.channels)
+        return tuple(c.info.name for c in self.channels)
 
     def open_session(
         self,

@@ -22,6 +22,8 @@ def _config(options: dict) -> ClassifierConfig:
         config = ClassifierConfig().with_options(
             max_duration_s=options.pop("max_duration"),
             decision_threshold=options.pop("threshold"),
+            act_threshold=options.pop("act_threshold"),
+            sit_wait_s=options.pop("sit_wait"),
             early_decision=False if options.pop("no_early") else None,
             model_path=options.pop("model"),
             asr_model=options.pop("asr_model"),
@@ -67,6 +69,17 @@ def _analysis_options(function):
         ),
         click.option(
             "--threshold", type=float, help="Confidence at which a decision becomes final [default: 0.9]."
+        ),
+        click.option(
+            "--act-threshold",
+            type=float,
+            help="Confidence a destructive list action (remove, suppress) needs; below it the "
+            "action is review and the record says why [default: 0.95].",
+        ),
+        click.option(
+            "--sit-wait",
+            type=float,
+            help="Seconds a SIT waits for the announcement it announces before deciding alone [default: 2.5].",
         ),
         click.option(
             "--no-early",
@@ -301,10 +314,13 @@ def evaluate(
         bar.close()
         predictions = written
         if thresholds:
-            threshold = config.fusion.decision_threshold if config.early_decision else None
+            threshold = config.decision.decision_threshold if config.early_decision else None
             predictions = folder / "predictions.jsonl"
-            streams = replay(items, written, predictions, threshold)
-            compared = compare_thresholds(items, streams, thresholds + ((threshold,) if threshold else ()))
+            act = config.decision.act_threshold
+            streams = replay(items, written, predictions, threshold, act)
+            compared = compare_thresholds(
+                items, streams, thresholds + ((threshold,) if threshold else ()), act
+            )
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     metrics = score(items, predictions, by=slices)

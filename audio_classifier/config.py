@@ -9,17 +9,30 @@ from .errors import ConfigError
 
 
 @dataclass(frozen=True)
-class FusionConfig:
-    """How evidence from the channels becomes one decision (see ``fusion.py``)."""
+class DecisionConfig:
+    """How the channels' claims become one decision (see ``decision.py``)."""
 
     decision_threshold: float = 0.9
     """Confidence at which a session becomes final and a dialer may hang up."""
+
+    act_threshold: float = 0.95
+    """Confidence a destructive list action (remove, suppress) needs; below it the decision
+    keeps its label and its action becomes ``review`` (``Decision.withheld_action``)."""
 
     outcome_floor: float = 0.5
     """Score from which an outcome (generic or specific label) supersedes progress
     labels (ringback, silence) and a specific label supersedes generic ones. An outcome
     heard after every progress sound had stopped supersedes progress at any score
-    (``fusion._after_progress``)."""
+    (``decision._after_progress``)."""
+
+    sit_wait_s: float = 2.5
+    """After a SIT, how long the decision waits for an outcome claim to begin (the
+    announcement that usually follows) before the SIT decides alone. The model's first
+    window wholly after the SIT ends 1.5 s after it, on a 0.25 s grid."""
+
+    pending_wait_s: float = 1.0
+    """How long a decision waits for a channel that outranks the others (the fingerprint
+    channel) while it accumulates a claim for another label."""
 
     channel_weights: dict[str, float] = field(
         default_factory=lambda: {
@@ -86,32 +99,40 @@ class ClassifierConfig:
     """Sample library for the fingerprint channel: ``"default"`` ($AUDIO_CLASSIFIER_SAMPLES,
     else the shipped library), a path, or ``None`` to run without the channel."""
 
-    fusion: FusionConfig = field(default_factory=FusionConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
 
     def __post_init__(self) -> None:
         if not self.max_duration_s > 0:
             raise ConfigError(f"max_duration_s must be > 0 seconds, got {self.max_duration_s}")
         if not 0.01 <= self.block_s <= 1.0:
             raise ConfigError(f"block_s must be within 0.01..1.0 seconds, got {self.block_s}")
-        if not 0.0 < self.fusion.decision_threshold <= 1.0:
-            raise ConfigError(
-                f"decision_threshold must be within (0, 1], got {self.fusion.decision_threshold}"
-            )
+        for name in ("decision_threshold", "act_threshold"):
+            value = getattr(self.decision, name)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"{name} must be within (0, 1], got {value}")
+        for name in ("sit_wait_s", "pending_wait_s"):
+            value = getattr(self.decision, name)
+            if not 0.0 <= value <= 30.0:
+                raise ConfigError(f"{name} must be within 0..30 seconds, got {value}")
 
     def with_options(self, **options: Any) -> ClassifierConfig:
-        """Return a copy with top-level or fusion options replaced (``None`` keeps the value)."""
+        """Return a copy with top-level or decision options replaced (``None`` keeps the value)."""
         top = {f.name for f in fields(self)}
-        fusion_names = {f.name for f in fields(FusionConfig)}
+        decision_names = {f.name for f in fields(DecisionConfig)}
         top_changes: dict[str, Any] = {}
-        fusion_changes: dict[str, Any] = {}
+        decision_changes: dict[str, Any] = {}
         for name, value in options.items():
             if value is None:
                 continue
             if name in top:
                 top_changes[name] = value
-            elif name in fusion_names:
-                fusion_changes[name] = value
+            elif name in decision_names:
+                decision_changes[name] = value
             else:
                 raise ConfigError(f"unknown option {name!r}")
-        fusion = replace(self.fusion, **fusion_changes) if fusion_changes else self.fusion
-        return replace(self, fusion=fusion, **top_changes)
+        decision = replace(self.decision, **decision_changes) if decision_changes else self.decision
+        return replace(self, decision=decision, **top_changes)
+
+
+FusionConfig = DecisionConfig
+"""The former name of :class:`DecisionConfig`, kept for code written against it."""

@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, read_manifest, run
-from .config import ClassifierConfig
-from .evidence import Decision
-from .labels import ANNOUNCEMENT_LABELS, LABEL_IDS, LABELS
+from .config import ClassifierConfig, DecisionConfig
+from .evidence import REVIEW, Decision
+from .labels import ANNOUNCEMENT_LABELS, DESTRUCTIVE_ACTIONS, LABEL_IDS, LABELS, withheld_action
 from .metrics import calibration, confusion_matrix, distribution, macro_f1, per_class
+
+KEEP = "keep"
+"""The list action of a reachable number (ringback, music ringback, voicemail, human)."""
 
 
 def _truth_column(items: list[BatchItem]) -> str:
@@ -82,7 +85,9 @@ def read_records(items: list[BatchItem], path: Path) -> list[dict[str, Any]]:
     return list(records.values())
 
 
-def decide_at(record: dict[str, Any], threshold: float | None) -> dict[str, Any]:
+def decide_at(
+    record: dict[str, Any], threshold: float | None, act_threshold: float = DecisionConfig.act_threshold
+) -> dict[str, Any]:
     """A ``streams.jsonl`` record as a session with early decisions at *threshold* would
     have decided it: its first confidence peak at or above the threshold, else its final
     decision (the end of the stream; always, for ``None``: no early decisions). An early
@@ -94,30 +99,47 @@ def decide_at(record: dict[str, Any], threshold: float | None) -> dict[str, Any]
     whole = {k: v for k, v in record.items() if k != "peaks"}
     for analysed_s, label, confidence in record["peaks"] if threshold is not None else ():
         if confidence >= threshold:
-            early = Decision(label, confidence, final=True, decided_at_s=analysed_s, analysed_s=analysed_s)
+            withheld = withheld_action(label, confidence, act_threshold)
+            early = Decision(
+                label,
+                confidence,
+                final=True,
+                decided_at_s=analysed_s,
+                analysed_s=analysed_s,
+                withheld_action=withheld,
+            )
             # the decision's own fields, as the session would have written them
             return whole | {k: v for k, v in early.to_dict().items() if k not in ("evidence", "notes")}
     return whole
 
 
-def replay(items: list[BatchItem], streams: Path, predictions: Path, threshold: float | None) -> list[dict]:
+def replay(
+    items: list[BatchItem],
+    streams: Path,
+    predictions: Path,
+    threshold: float | None,
+    act_threshold: float = DecisionConfig.act_threshold,
+) -> list[dict]:
     """Write *predictions* as decided at *threshold* (see :func:`decide_at`) from the
     *streams* file; return the stream records."""
     records = read_records(items, streams)
     with open(predictions, "w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(decide_at(record, threshold), ensure_ascii=False) + "\n")
+            handle.write(json.dumps(decide_at(record, threshold, act_threshold), ensure_ascii=False) + "\n")
     return records
 
 
 def compare_thresholds(
-    items: list[BatchItem], records: list[dict], thresholds: Sequence[float]
+    items: list[BatchItem],
+    records: list[dict],
+    thresholds: Sequence[float],
+    act_threshold: float = DecisionConfig.act_threshold,
 ) -> list[dict]:
     """Accuracy, macro-F1, ECE and decision times at each threshold, replayed from
     ``streams.jsonl`` *records*."""
     rows = []
     for threshold in sorted(set(thresholds)):
-        m = score_records(items, [decide_at(r, threshold) for r in records])
+        m = score_records(items, [decide_at(r, threshold, act_threshold) for r in records])
         rows.append(
             {
                 "threshold": threshold,
@@ -171,7 +193,7 @@ def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict
         "calibration": calibration([r["confidence"] for r in scored], correct),
         "decided_at_s": distribution([r["decided_at_s"] for r in scored]),
         "announcement_decided_after_onset_s": distribution(after_onset),
-        "actions": _action_metrics(truth, predicted),
+        "actions": _action_metrics(truth, [r.get("action") or LABELS[r["label"]].action for r in scored]),
     }
 
 
@@ -220,18 +242,25 @@ def slice_metrics(items: list[BatchItem], records: list[dict[str, Any]], column:
     return rows
 
 
-def _action_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
-    """What the list does with each number (remove, retry_later, ...): labels that share an
-    action confuse nobody's list, so the action is right more often than the label."""
+def _action_metrics(truth: list[str], predicted_actions: list[str]) -> dict[str, Any]:
+    """What the list does with each number (remove, retry_later, ...), as the records say
+    (``review`` where a destructive action was withheld): labels that share an action
+    confuse nobody's list, so the action is right more often than the label. Also how often
+    a reachable number (its label's action ``keep``) was given a destructive action, the
+    costliest error a list can make."""
     true_actions = [LABELS[t].action for t in truth]
-    predicted_actions = [LABELS[p].action for p in predicted]
-    actions = list(dict.fromkeys(label.action for label in LABELS.values()))
-    present = [a for a in actions if a in set(true_actions) | set(predicted_actions)]
+    actions = [*dict.fromkeys(label.action for label in LABELS.values()), REVIEW]
+    present = [a for a in dict.fromkeys(actions) if a in set(true_actions) | set(predicted_actions)]
     matrix = confusion_matrix(true_actions, predicted_actions, present)
     right = [t == p for t, p in zip(true_actions, predicted_actions, strict=True)]
+    reachable = [p for t, p in zip(true_actions, predicted_actions, strict=True) if t == KEEP]
+    destroyed = sum(p in DESTRUCTIVE_ACTIONS for p in reachable)
     return {
         "accuracy": float(sum(right) / len(right)) if right else 0.0,
         "per_action": [vars(r) for r in per_class(matrix, present)],
+        "reachable": len(reachable),
+        "reachable_destructive": destroyed,
+        "reachable_destructive_rate": destroyed / len(reachable) if reachable else 0.0,
     }
 
 
@@ -257,7 +286,8 @@ def format_report(metrics: dict[str, Any]) -> str:
     if actions and actions["per_action"]:
         lines += [
             "",
-            f"list action right {actions['accuracy']:.4f}",
+            f"list action right {actions['accuracy']:.4f}; reachable numbers given remove or suppress: "
+            f"{actions['reachable_destructive']} of {actions['reachable']}",
             *_score_table("action", actions["per_action"]),
         ]
     labels = metrics["confusion"]["labels"]

@@ -1,4 +1,4 @@
-"""The plain data that flows between stages: evidence from channels, decisions from fusion."""
+"""The plain data that flows between stages: evidence from channels, decisions from the decision model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .labels import get_label
+
+REVIEW = "review"
+"""The list action of a decision a person should look at."""
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,8 @@ class Evidence:
     ``score`` is the channel's probability in [0, 1] that the claim is right; ``start_s``
     and ``end_s`` locate it in the analysed audio (seconds from the start of the stream).
     ``detail`` holds channel-specific facts (tone plan, SIT subtype, transcript, ...) and
-    must stay JSON-serialisable.
+    must stay JSON-serialisable. ``preamble`` marks a claim made from a preamble (a SIT,
+    whose subtype may name a label) rather than from the outcome itself.
     """
 
     channel: str
@@ -24,6 +28,7 @@ class Evidence:
     start_s: float
     end_s: float
     detail: dict[str, Any] = field(default_factory=dict)
+    preamble: bool = False
 
     def __post_init__(self) -> None:
         get_label(self.label)
@@ -43,6 +48,7 @@ class Evidence:
             "start_s": round(self.start_s, 3),
             "end_s": round(self.end_s, 3),
             "detail": self.detail,
+            "preamble": self.preamble,
         }
 
 
@@ -51,7 +57,11 @@ class Decision:
     """The classifier's answer for a call, interim or final.
 
     ``decided_at_s`` is the amount of audio (seconds) consumed when the decision became
-    final, ``None`` while it is not. ``analysed_s`` is the audio analysed so far.
+    final, ``None`` while it is not. ``analysed_s`` is the audio analysed so far. ``hold``
+    says why an interim decision may not become final yet, whatever its confidence (see
+    ``decision.py``). ``withheld_action`` is the label's own list action when it was held
+    back: a destructive action (remove, suppress) below the act threshold becomes
+    ``review``.
     """
 
     label: str
@@ -63,6 +73,8 @@ class Decision:
     truncated: bool = False
     notes: tuple[str, ...] = ()
     error: str | None = None
+    hold: str | None = None
+    withheld_action: str | None = None
 
     @property
     def number_state(self) -> str:
@@ -70,7 +82,7 @@ class Decision:
 
     @property
     def action(self) -> str:
-        return get_label(self.label).action
+        return REVIEW if self.withheld_action else get_label(self.label).action
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as the JSON object the CLI and the server emit."""
@@ -81,12 +93,14 @@ class Decision:
             "label_en": info.en,
             "confidence": round(self.confidence, 4),
             "number_state": info.number_state,
-            "action": info.action,
+            "action": self.action,
+            "withheld_action": self.withheld_action,
             "decided_at_s": None if self.decided_at_s is None else round(self.decided_at_s, 3),
             "final": self.final,
             "analysed_s": round(self.analysed_s, 3),
             "truncated": self.truncated,
             "evidence": [e.to_dict() for e in self.evidence],
             "notes": list(self.notes),
+            "hold": self.hold,
             "error": self.error,
         }

@@ -1,8 +1,10 @@
-"""Signalling hints (SIP final status, Q.850 cause) as evidence for fusion.
+"""Signalling hints (SIP final status, Q.850 cause) as evidence for the decision model.
 
 Mapping after RFC 3398 and ../shared/reference/telephony.md §4. Carriers often send a
-late, generic status for every failure, so a hint is weak evidence: it enters fusion
-through the ``signalling`` channel with a weight below 1 and can never decide alone.
+late, generic status for every failure, so a hint is weak evidence: it enters the decision
+through the ``signalling`` channel with a weight below 1. It chooses the label only when the
+audio holds nothing but progress (ringback, silence) and nothing that names the signalled
+outcome; otherwise it only raises the audio's labels it agrees with (``decision.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .channels import ChannelInfo
 from .errors import ConfigError
 from .evidence import Evidence
-from .fusion import SIGNALLING
+
+SIGNALLING = "signalling"
+"""Channel name of evidence that comes from SIP / Q.850 hints rather than audio."""
+
+SIGNALLING_INFO = ChannelInfo(SIGNALLING, ends_progress=False)
+"""Hints are no audio: they support or weaken what the audio shows and never end progress."""
 
 Q850_LABELS: dict[int, tuple[tuple[str, ...], float]] = {
     1: (("vacant",), 0.8),

@@ -1,7 +1,7 @@
 """The label taxonomy: stable IDs, display names, number state and list action.
 
 The IDs are part of the public output format: never rename one. Each label also has a
-*tier* that fusion uses to order evidence in time-dependent call shapes:
+*tier* that the decision model (``decision.py``) uses to order evidence in time-dependent call shapes:
 
 - ``progress``: what a call sounds like before its outcome is known (ringback, music
   ringback, silence). Never ends a session early; superseded by any later outcome.
@@ -73,6 +73,22 @@ ANNOUNCEMENT_LABELS: tuple[str, ...] = (
     "line_fault",
 )
 """Labels a carrier announcement can carry (what the speech channels recognise)."""
+
+
+PREAMBLE_LABELS: frozenset[str] = frozenset({"sit"})
+"""Labels of a preamble: a Special Information Tone says the call failed and that an
+announcement saying why usually follows (telephony.md §2)."""
+
+DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"remove", "suppress"})
+"""List actions that take a number off a calling list: a wrong one loses a reachable
+customer, so they need a certainty of their own (``DecisionConfig.act_threshold``)."""
+
+
+def withheld_action(label: str, confidence: float, act_threshold: float) -> str | None:
+    """*label*'s list action when it is destructive and *confidence* is below
+    *act_threshold* (the decision then says ``review``), else ``None``."""
+    action = get_label(label).action
+    return action if action in DESTRUCTIVE_ACTIONS and confidence < act_threshold else None
 
 
 def get_label(label_id: str) -> Label:

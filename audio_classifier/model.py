@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .channels import LATEST_PER_TIER
+from .channels import LATEST_PER_TIER, ChannelInfo
 from .errors import ModelError
 from .evidence import Evidence
 from .features import FEATURE_VERSION, FeatureConfig, WindowFeatures
@@ -133,8 +133,6 @@ def window_probabilities(
 class OnnxModel:
     """The model channel's shared part: one onnxruntime session per process, thread-safe."""
 
-    name = CHANNEL
-
     def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int = 1) -> None:
         self.path = Path(path or os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
         if not self.path.is_file():
@@ -185,8 +183,21 @@ class OnnxModel:
         f = self.card.features
         return f.frame_end_sample(f.window_frames), f.step_frames * f.hop
 
+    @property
+    def info(self) -> ChannelInfo:
+        """A running belief over windows of the card's length, on the windows' grid."""
+        return ChannelInfo(
+            CHANNEL,
+            window_s=self.card.features.window_s,
+            claims=LATEST_PER_TIER,
+            evidence_grid=self.evidence_grid,
+        )
+
     def open(self) -> ModelStream:
         return ModelStream(self)
+
+    def reload(self) -> None:
+        return None
 
 
 def accumulate(
@@ -218,11 +229,9 @@ def posterior(
 class ModelStream:
     """One call's model state: window features as audio arrives, accumulated evidence."""
 
-    name = CHANNEL
-    claims = LATEST_PER_TIER
-
     def __init__(self, model: OnnxModel) -> None:
         self._model = model
+        self.info = model.info
         self._features = WindowFeatures(model.card.features)
         self._state: np.ndarray | None = None
         self._window_s = model.card.features.window_s
@@ -232,6 +241,10 @@ class ModelStream:
 
     def finish(self) -> list[Evidence]:
         return self._judge(self._features.finish())
+
+    def pending(self) -> None:
+        """Every window is judged when its last sample arrives: nothing is pending."""
+        return None
 
     def _judge(self, windows: list[tuple[float, np.ndarray]]) -> list[Evidence]:
         if not windows:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter
-from .channels import LATEST_PER_TIER, STRONGEST, ChannelStream
+from .channels import LATEST_PER_TIER, ChannelInfo, ChannelStream
 from .config import ClassifierConfig
+from .decision import TIMED_HOLDS, Verdict, decide, keep_strongest
 from .errors import EmptyAudioError, SessionClosedError
 from .evidence import Decision, Evidence
-from .fusion import fuse, strongest
-from .labels import LABELS, UNKNOWN
+from .hints import SIGNALLING_INFO
+from .labels import LABELS, UNKNOWN, withheld_action
 
 
 class Session:
@@ -46,11 +47,12 @@ class Session:
         self._waiting: list[np.ndarray] = []  # decoded input-rate audio not yet resampled
         self._waiting_frames = 0
         self._consumed = 0
-        self._evidence: dict[tuple[str, str], Evidence] = strongest(initial_evidence or [])
-        self._latest_per_tier = {
-            s.name for s in streams if getattr(s, "claims", STRONGEST) == LATEST_PER_TIER
-        }
+        self._evidence: dict[tuple[str, str], Evidence] = keep_strongest(initial_evidence or [])
+        self._infos: dict[str, ChannelInfo] = {SIGNALLING_INFO.name: SIGNALLING_INFO}
+        self._infos.update({s.info.name: s.info for s in streams})
+        self._latest_per_tier = {s.info.name for s in streams if s.info.claims == LATEST_PER_TIER}
         self._last_emitted: Decision | None = None
+        self._held_for_time = False  # the last verdict waits for time to pass (decision.TIMED_HOLDS)
         self._final: Decision | None = None
         self._truncated = False
         self._closed = False
@@ -75,7 +77,7 @@ class Session:
     @property
     def decision(self) -> Decision:
         """The current decision (final or interim)."""
-        return self._final or self._decide(final=False)
+        return self._final or self._decision(self._verdict(ended=False), final=False)
 
     def add_note(self, note: str) -> None:
         """Attach a note to the decision (for example what the caller truncated)."""
@@ -121,7 +123,7 @@ class Session:
         if self._final is None:
             for stream in self._streams:
                 self._add(stream.finish())
-            self._final = self._decide(final=True)
+            self._final = self._decision(self._verdict(ended=True), final=True)
         return self._final
 
     # -- internals ---------------------------------------------------------------------------
@@ -154,7 +156,7 @@ class Session:
             for stream in self._streams:
                 new += stream.process(block, self._consumed)
             self._consumed += len(block)
-            if new:
+            if new or self._held_for_time:
                 self._add(new)
                 update = self._maybe_update()
                 if update is not None:
@@ -177,36 +179,57 @@ class Session:
                 self._evidence[item.key] = item
 
     def _maybe_update(self) -> Decision | None:
-        early = self._config.early_decision
-        candidate = self._decide(final=False)
-        threshold = self._config.fusion.decision_threshold
-        if early and candidate.confidence >= threshold and LABELS[candidate.label].tier != "progress":
-            self._final = self._decide(final=True)
+        verdict = self._verdict(ended=False)
+        self._held_for_time = verdict.hold in TIMED_HOLDS
+        threshold = self._config.decision.decision_threshold
+        if self._config.early_decision and verdict.confidence >= threshold and verdict.hold is None:
+            self._final = self._decision(verdict, final=True)
             self._last_emitted = self._final
             return self._final
+        candidate = self._decision(verdict, final=False)
         last = self._last_emitted
         if (
             last is None
             or last.label != candidate.label
+            or last.hold != candidate.hold
             or abs(last.confidence - candidate.confidence) >= self._config.update_min_delta
         ):
             self._last_emitted = candidate
             return candidate
         return None
 
-    def _decide(self, final: bool) -> Decision:
+    def _verdict(self, ended: bool) -> Verdict:
+        pending = [p for stream in self._streams if (p := stream.pending()) is not None]
+        return decide(
+            self._evidence.values(),
+            self._infos,
+            self._config.decision,
+            now_s=self.analysed_s,
+            ended=ended,
+            pending=pending,
+        )
+
+    def _decision(self, verdict: Verdict, final: bool) -> Decision:
         evidence = sorted(self._evidence.values(), key=lambda e: (-e.score, e.start_s, e.channel))
-        result = fuse(evidence, self._config.fusion)
         notes = list(self._notes)
-        if final and result.label == UNKNOWN and not evidence:
+        if final and verdict.label == UNKNOWN and not evidence:
             notes.append("no channel recognised anything in the audio")
+        act_threshold = self._config.decision.act_threshold
+        withheld = withheld_action(verdict.label, verdict.confidence, act_threshold)
+        if withheld:
+            notes.append(
+                f"action {withheld} withheld: confidence {verdict.confidence:.2f} is below the act "
+                f"threshold {act_threshold:g}; review"
+            )
         return Decision(
-            label=result.label,
-            confidence=result.confidence,
+            label=verdict.label,
+            confidence=verdict.confidence,
             final=final,
             decided_at_s=self.analysed_s if final else None,
             analysed_s=self.analysed_s,
             evidence=tuple(evidence),
             truncated=self._truncated,
             notes=tuple(notes),
+            hold=None if final else verdict.hold,
+            withheld_action=withheld,
         )

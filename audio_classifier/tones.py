@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import SAMPLE_RATE, frames_of
+from .channels import ChannelInfo
 from .evidence import Evidence
 from .tone_plans import (
     CADENCE_TOLERANCE,
@@ -96,6 +97,26 @@ it is consistent but proves nothing."""
 SILENCE_SHARE = 0.95
 """Share of silent frames at the end of the stream that makes it 'silence'."""
 SILENCE_SCORE = 0.95
+STEADY_TONE_S = 3.0
+"""A steady tone this long that no plan's continuous tone explains is no call-progress
+sound of any plan: longer than every cadenced burst (NANP ringback's 2 s, with tolerance)."""
+STEADY_LEVEL_SPREAD_DB = 0.75
+"""... and whose level holds within this (standard deviation of its frames' levels, dB): a
+generated tone under 10 dB SNR white or pink noise spreads 0.2-0.35 dB; music that holds a
+chord for seconds spreads 1.1-1.8 dB (notes start and fade on the beat)."""
+STEADY_TONE_SCORE = 0.85
+"""Score of the "unknown" claim for such a tone (dial tone, an unlisted plan's tone, a
+test tone): below the decision threshold, so it decides only when nothing else is heard,
+and any announcement after it explains it; it keeps a steady tone from passing for music
+ringback."""
+
+INFO = ChannelInfo(
+    CHANNEL,
+    exact_labels=frozenset({"fax", "busy_tone", "congestion_tone", "sit"}),
+    gapped_labels=frozenset({"ringback"}),
+)
+"""The tone channel measures tones by frequency and cadence: its busy, congestion, SIT and
+fax claims are exact, and ringback's gaps are part of ringback."""
 
 
 @dataclass
@@ -113,6 +134,8 @@ class Segment:
     """Closed by the stream's end while still sounding (or within the hangover)."""
     specs: frozenset[int] = frozenset()
     """Indices of the tone specs whose frequencies this segment matches."""
+    level_spread_db: float = 0.0
+    """Standard deviation of its frames' levels (dB)."""
 
     @property
     def duration_s(self) -> float:
@@ -188,10 +211,22 @@ class _FrameTrack:
     last_check_frames: int = 0
 
 
+class ToneChannel:
+    """Factory of the DSP tone channel (it has no shared resources)."""
+
+    info = INFO
+
+    def open(self) -> ToneDetector:
+        return ToneDetector()
+
+    def reload(self) -> None:
+        return None
+
+
 class ToneDetector:
     """Streaming tone channel. Feed float32 mono samples at ``SAMPLE_RATE``."""
 
-    name = CHANNEL
+    info = INFO
 
     def __init__(self, specs: tuple[ToneSpec, ...] = TONE_SPECS) -> None:
         self.specs = specs
@@ -208,7 +243,7 @@ class ToneDetector:
         self._history_start = 0
         self._track: _FrameTrack | None = None
         self._segments: list[Segment] = []
-        self._best: dict[tuple[str, str], float] = {}
+        self._best: dict[tuple[str, str], tuple[float, float]] = {}  # (score, end_s) claimed
         self._frames = 0
         self._silent_frames = 0
         self._heard_before = False  # any tonal frame or loud frame so far
@@ -246,6 +281,10 @@ class ToneDetector:
                 {"tone": "silence", "silent_share": round(self._silent_frames / self._frames, 3)},
             )
         return evidence
+
+    def pending(self) -> None:
+        """Tones are claimed as they are measured: nothing is ever pending."""
+        return None
 
     # -- stage 1: frames -------------------------------------------------------------------
 
@@ -363,7 +402,8 @@ class ToneDetector:
         freqs = tuple(float(f) for f in measure_components(excerpt))
         cut = start_s <= CUT_START_S and not self._heard_before
         specs = frozenset(i for i, s in enumerate(self.specs) if matches_freqs(freqs, s.freqs_hz))
-        return Segment(start_s, end_s, freqs, float(np.median(levels)), cut, closed, at_end, specs)
+        spread = float(np.std(levels[keep]))
+        return Segment(start_s, end_s, freqs, float(np.median(levels)), cut, closed, at_end, specs, spread)
 
     def _close_track(self, at_end: bool = False) -> list[Evidence]:
         track, self._track = self._track, None
@@ -432,6 +472,7 @@ class ToneDetector:
                     "bursts": len(chain),
                     "matched_elements": count,
                 },
+                extend=now is None,
             )
         return evidence
 
@@ -481,6 +522,24 @@ class ToneDetector:
                         "duration_s": round(segment.duration_s, 3),
                     },
                 )
+        if (
+            not evidence
+            and segment.duration_s >= STEADY_TONE_S
+            and segment.level_spread_db <= STEADY_LEVEL_SPREAD_DB
+        ):
+            evidence += self._emit(
+                "unknown",
+                "steady",
+                STEADY_TONE_SCORE,
+                segment.start_s,
+                segment.end_s,
+                {
+                    "tone": "steady",
+                    "frequencies_hz": [round(f, 1) for f in segment.freqs_hz],
+                    "duration_s": round(segment.duration_s, 3),
+                    "level_spread_db": round(segment.level_spread_db, 2),
+                },
+            )
         return evidence
 
     def _match_sit(self) -> list[Evidence]:
@@ -495,7 +554,7 @@ class ToneDetector:
                 "frequencies_hz": [round(float(s.freqs_hz[0]), 1) for s in (s1, s2, s3)],
                 "durations_ms": [round(1000 * s.duration_s) for s in (s1, s2, s3)],
             }
-            return self._emit(label, "sit", score, s1.start_s, s3.end_s, detail)
+            return self._emit(label, "sit", score, s1.start_s, s3.end_s, detail, preamble=True)
         if len(segs) == 2 and segs[0].cut and _is_sit_tail(segs):
             s2, s3 = segs
             detail = {
@@ -505,17 +564,30 @@ class ToneDetector:
                 "frequencies_hz": [round(s.freqs_hz[0], 1) for s in (s2, s3)],
                 "durations_ms": [round(1000 * s.duration_s) for s in (s2, s3)],
             }
-            return self._emit("sit", "sit_partial", PARTIAL_SIT_SCORE, s2.start_s, s3.end_s, detail)
+            return self._emit(
+                "sit", "sit_partial", PARTIAL_SIT_SCORE, s2.start_s, s3.end_s, detail, preamble=True
+            )
         return []
 
     def _emit(
-        self, label: str, key: str, score: float, start_s: float, end_s: float, detail: dict
+        self,
+        label: str,
+        key: str,
+        score: float,
+        start_s: float,
+        end_s: float,
+        detail: dict,
+        preamble: bool = False,
+        extend: bool = False,
     ) -> list[Evidence]:
-        """Evidence for *label* if it is stronger than what this detector said before."""
-        if score <= self._best.get((label, key), 0.0):
+        """Evidence for *label* if it is stronger than what this detector said before, or,
+        with *extend*, as strong but reaching further (a cadenced tone's next burst: the
+        claim's span follows the tone for as long as it sounds)."""
+        best, end = self._best.get((label, key), (0.0, 0.0))
+        if score < best or (score == best and not (extend and end_s > end)):
             return []
-        self._best[(label, key)] = score
-        return [Evidence(CHANNEL, label, score, round(start_s, 3), round(end_s, 3), detail)]
+        self._best[(label, key)] = (score, end_s)
+        return [Evidence(CHANNEL, label, score, round(start_s, 3), round(end_s, 3), detail, preamble)]
 
 
 def _continues(previous: tuple[float, ...], current: tuple[float, ...]) -> bool:

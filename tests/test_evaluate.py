@@ -33,7 +33,7 @@ def test_peaks_are_rising_outcomes_and_the_first_over_the_threshold_is_the_early
     assert all(label not in {"ringback", "silence", "color_ringback"} for _, label, _ in peaks)
     assert all(a[2] < b[2] and a[0] < b[0] for a, b in itertools.pairwise(peaks))
     early = Classifier(TONES_ONLY).classify_file(call)
-    first = next(p for p in peaks if p[2] >= TONES_ONLY.fusion.decision_threshold)
+    first = next(p for p in peaks if p[2] >= TONES_ONLY.decision.decision_threshold)
     assert (early.decided_at_s, early.label, early.confidence) == (
         pytest.approx(first[0]),
         first[1],
@@ -93,7 +93,7 @@ def test_an_early_decision_replayed_from_a_truncated_stream_is_not_truncated(cal
     )
     early = classify_item(Classifier(limited), BatchItem(str(call), call), ReadOptions())
     assert full["truncated"] and not early["truncated"]
-    replayed = decide_at(full, limited.fusion.decision_threshold)
+    replayed = decide_at(full, limited.decision.decision_threshold)
     assert (replayed["label"], replayed["decided_at_s"], replayed["truncated"]) == (
         early["label"],
         early["decided_at_s"],

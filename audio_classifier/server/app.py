@@ -185,7 +185,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         loop = asyncio.get_running_loop()
         classifier = await loop.run_in_executor(None, classifier_factory)
-        heavy = any(channel.name == "asr" for channel in classifier.channels)
+        heavy = any(channel.info.cost == "heavy" for channel in classifier.channels)
         executor = ThreadPoolExecutor(settings.analysis_threads, "analysis")
         state = ServerState(classifier, settings, executor=executor, inline=not heavy)
         if heavy:
@@ -274,11 +274,12 @@ def create_app(
         state = server(request)
         if not state.authorized(request.headers, request.query_params):
             return error_response(401, "unauthorized", "missing or unknown API key")
+        loop = asyncio.get_running_loop()
         reloaded = {}
         for channel in state.classifier.channels:
-            if hasattr(channel, "reload"):
-                loop = asyncio.get_running_loop()
-                reloaded[channel.name] = await loop.run_in_executor(None, channel.reload)
+            count = await loop.run_in_executor(None, channel.reload)
+            if count is not None:
+                reloaded[channel.info.name] = count
         if not reloaded:
             return error_response(409, "no_library", "the fingerprint channel is not running")
         return JSONResponse({"reloaded": reloaded})
