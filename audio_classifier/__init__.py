@@ -7,6 +7,7 @@ SIT, music ringback, answer types.
 """
 
 from .audio import ENCODINGS, SAMPLE_RATE
+from .channels.signalling import Hints
 from .classifier import Classifier
 from .config import ClassifierConfig, DecisionConfig, FusionConfig
 from .errors import (
@@ -21,7 +22,6 @@ from .errors import (
     UnsupportedEncodingError,
 )
 from .evidence import Decision, Evidence
-from .hints import Hints
 from .labels import LABEL_IDS, LABELS, Label
 from .session import Session
 

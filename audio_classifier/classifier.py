@@ -10,18 +10,19 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter, open_file
 from .channels import ChannelFactory
+from .channels.signalling import Hints
+from .channels.tone import ToneChannel
 from .config import ClassifierConfig
 from .errors import EmptyAudioError, UnsupportedEncodingError
 from .evidence import Decision
-from .hints import Hints
 from .session import Session
-from .tones import ToneChannel
 
 HintsLike = Hints | Mapping[str, Any] | None
 
 
 def _fingerprint_channel(samples_path: str | None, notes: list[str]) -> list[ChannelFactory]:
-    from .samples import FingerprintChannel, resolve_library
+    from .channels.fingerprint import FingerprintChannel
+    from .samples import resolve_library
 
     if samples_path is None:
         notes.append("fingerprint channel off")
@@ -53,7 +54,7 @@ def _asr_channel(config: ClassifierConfig, notes: list[str]) -> list[ChannelFact
             raise ModelError(message.replace("running without", "cannot run without"))
         notes.append(message)
         return []
-    from .asr import VoskChannel
+    from .channels.asr import VoskChannel
     from .lexicon import Lexicon
 
     channel = VoskChannel(path, Lexicon.load(config.lexicon_dirs), grammar=config.asr_grammar)
@@ -63,7 +64,8 @@ def _asr_channel(config: ClassifierConfig, notes: list[str]) -> list[ChannelFact
 
 def _model_channel(model_path: str | None, notes: list[str]) -> list[ChannelFactory]:
     """The trained-model channel as configured; the shipped default may be absent."""
-    from .model import DEFAULT_MODEL, MODEL_ENV, OnnxModel
+    from .channels.model import ModelChannel
+    from .model import DEFAULT_MODEL, MODEL_ENV
 
     if model_path is None:
         notes.append("model channel off: running without the trained model")
@@ -72,8 +74,8 @@ def _model_channel(model_path: str | None, notes: list[str]) -> list[ChannelFact
         if not os.environ.get(MODEL_ENV) and not DEFAULT_MODEL.is_file():
             notes.append(f"model channel off: the shipped model {DEFAULT_MODEL} is not installed")
             return []
-        return [OnnxModel()]  # $AUDIO_CLASSIFIER_MODEL, else the shipped model
-    return [OnnxModel(model_path)]
+        return [ModelChannel()]  # $AUDIO_CLASSIFIER_MODEL, else the shipped model
+    return [ModelChannel(model_path)]
 
 
 class Classifier:

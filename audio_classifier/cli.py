@@ -497,7 +497,7 @@ def lexicon_check(asr_model: str | None, folders: tuple[str, ...]) -> None:
         click.echo(problem)
     missing = []
     if asr_model:
-        from .asr import VoskChannel
+        from .channels.asr import VoskChannel
         from .model_store import resolve_asr_model
 
         try:

@@ -17,13 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .channels import LATEST_PER_TIER, ChannelInfo
 from .errors import ModelError
-from .evidence import Evidence
-from .features import FEATURE_VERSION, FeatureConfig, WindowFeatures
+from .features import FEATURE_VERSION, FeatureConfig
 from .labels import LABELS
 
-CHANNEL = "model"
 CARD_FORMAT = 1
 """Version of the model-card layout."""
 
@@ -39,9 +36,6 @@ window adds what it heard, and what was heard ~1.5 s ago fades (ringback -> prom
 
 LOG_PROB_FLOOR = 1e-6
 """Window probabilities are floored here: one window can not veto a class on its own."""
-
-MIN_EVIDENCE_SCORE = 0.3
-"""Window posteriors below this are not reported as evidence."""
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -131,7 +125,8 @@ def window_probabilities(
 
 
 class OnnxModel:
-    """The model channel's shared part: one onnxruntime session per process, thread-safe."""
+    """The trained model at run time: its card and one onnxruntime session per process,
+    thread-safe (``channels.model`` makes it a channel)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int = 1) -> None:
         self.path = Path(path or os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
@@ -183,22 +178,6 @@ class OnnxModel:
         f = self.card.features
         return f.frame_end_sample(f.window_frames), f.step_frames * f.hop
 
-    @property
-    def info(self) -> ChannelInfo:
-        """A running belief over windows of the card's length, on the windows' grid."""
-        return ChannelInfo(
-            CHANNEL,
-            window_s=self.card.features.window_s,
-            claims=LATEST_PER_TIER,
-            evidence_grid=self.evidence_grid,
-        )
-
-    def open(self) -> ModelStream:
-        return ModelStream(self)
-
-    def reload(self) -> None:
-        return None
-
 
 def accumulate(
     log_probs: np.ndarray, state: np.ndarray | None = None, decay: float = EVIDENCE_DECAY
@@ -224,48 +203,3 @@ def posterior(
     z = z - z.max(axis=-1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(axis=-1, keepdims=True)
-
-
-class ModelStream:
-    """One call's model state: window features as audio arrives, accumulated evidence."""
-
-    def __init__(self, model: OnnxModel) -> None:
-        self._model = model
-        self.info = model.info
-        self._features = WindowFeatures(model.card.features)
-        self._state: np.ndarray | None = None
-        self._window_s = model.card.features.window_s
-
-    def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
-        return self._judge(self._features.push(samples))
-
-    def finish(self) -> list[Evidence]:
-        return self._judge(self._features.finish())
-
-    def pending(self) -> None:
-        """Every window is judged when its last sample arrives: nothing is pending."""
-        return None
-
-    def _judge(self, windows: list[tuple[float, np.ndarray]]) -> list[Evidence]:
-        if not windows:
-            return []
-        scores = accumulate(self._model.log_probs(np.stack([f for _, f in windows])), self._state)
-        self._state = scores[-1]
-        probs = posterior(scores, self._model.card.temperature, self._model.card.bias)
-        labels = self._model.card.labels
-        evidence = []
-        for (end_s, _), p in zip(windows, probs, strict=True):
-            top = int(np.argmax(p))
-            if p[top] >= MIN_EVIDENCE_SCORE:
-                start_s = round(max(0.0, end_s - self._window_s), 3)
-                evidence.append(
-                    Evidence(
-                        CHANNEL,
-                        labels[top],
-                        float(p[top]),
-                        start_s,
-                        round(end_s, 3),
-                        {"window_s": self._window_s},
-                    )
-                )
-        return evidence

@@ -13,11 +13,11 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter
 from .channels import LATEST_PER_TIER, ChannelInfo, ChannelStream
+from .channels.signalling import SIGNALLING_INFO
 from .config import ClassifierConfig
 from .decision import TIMED_HOLDS, Verdict, decide, keep_strongest
 from .errors import EmptyAudioError, SessionClosedError
 from .evidence import Decision, Evidence
-from .hints import SIGNALLING_INFO
 from .labels import LABELS, UNKNOWN, withheld_action
 
 

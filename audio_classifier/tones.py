@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import SAMPLE_RATE, frames_of
-from .channels import ChannelInfo
 from .evidence import Evidence
 from .tone_plans import (
     CADENCE_TOLERANCE,
@@ -109,14 +108,6 @@ STEADY_TONE_SCORE = 0.85
 test tone): below the decision threshold, so it decides only when nothing else is heard,
 and any announcement after it explains it; it keeps a steady tone from passing for music
 ringback."""
-
-INFO = ChannelInfo(
-    CHANNEL,
-    exact_labels=frozenset({"fax", "busy_tone", "congestion_tone", "sit"}),
-    gapped_labels=frozenset({"ringback"}),
-)
-"""The tone channel measures tones by frequency and cadence: its busy, congestion, SIT and
-fax claims are exact, and ringback's gaps are part of ringback."""
 
 
 @dataclass
@@ -211,22 +202,8 @@ class _FrameTrack:
     last_check_frames: int = 0
 
 
-class ToneChannel:
-    """Factory of the DSP tone channel (it has no shared resources)."""
-
-    info = INFO
-
-    def open(self) -> ToneDetector:
-        return ToneDetector()
-
-    def reload(self) -> None:
-        return None
-
-
 class ToneDetector:
-    """Streaming tone channel. Feed float32 mono samples at ``SAMPLE_RATE``."""
-
-    info = INFO
+    """Streaming tone detection. Feed float32 mono samples at ``SAMPLE_RATE``."""
 
     def __init__(self, specs: tuple[ToneSpec, ...] = TONE_SPECS) -> None:
         self.specs = specs
@@ -281,10 +258,6 @@ class ToneDetector:
                 {"tone": "silence", "silent_share": round(self._silent_frames / self._frames, 3)},
             )
         return evidence
-
-    def pending(self) -> None:
-        """Tones are claimed as they are measured: nothing is ever pending."""
-        return None
 
     # -- stage 1: frames -------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from audio_classifier import synth
+from audio_classifier.channels.fingerprint import FingerprintChannel, FingerprintStream
 from audio_classifier.fingerprint import Index
-from audio_classifier.samples import FingerprintChannel, FingerprintStream, SampleLibrary
+from audio_classifier.samples import SampleLibrary
 from tests.test_fingerprint import KINDS, degrade
 from training import samples as recipe
 from training import tts

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, ModelError
-from audio_classifier.asr import UNKNOWN_WORD, VoskChannel
+from audio_classifier.channels.asr import UNKNOWN_WORD, VoskChannel
 from audio_classifier.lexicon import Lexicon
 from audio_classifier.resample import Resampler
 

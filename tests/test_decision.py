@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, Evidence, Hints, synth
-from audio_classifier.asr import INFO as ASR
 from audio_classifier.channels import LATEST_PER_TIER, ChannelInfo
+from audio_classifier.channels.asr import INFO as ASR
+from audio_classifier.channels.fingerprint import INFO as FINGERPRINT
+from audio_classifier.channels.signalling import SIGNALLING_INFO
+from audio_classifier.channels.tone import INFO as TONE
 from audio_classifier.config import DecisionConfig
 from audio_classifier.decision import (
     HOLD_PENDING,
@@ -19,10 +22,7 @@ from audio_classifier.decision import (
     decide,
 )
 from audio_classifier.errors import ConfigError
-from audio_classifier.hints import SIGNALLING_INFO
 from audio_classifier.resample import Resampler
-from audio_classifier.samples import INFO as FINGERPRINT
-from audio_classifier.tones import INFO as TONE
 
 CFG = DecisionConfig()
 MODEL = ChannelInfo("model", window_s=1.5, claims=LATEST_PER_TIER)

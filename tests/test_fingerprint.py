@@ -10,10 +10,11 @@ import pytest
 import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
+from audio_classifier.channels.fingerprint import FingerprintChannel
 from audio_classifier.errors import ConfigError, ModelError
 from audio_classifier.fingerprint import LandmarkStream, Matcher, _running_max, landmarks
 from audio_classifier.resample import Resampler
-from audio_classifier.samples import FingerprintChannel, SampleLibrary
+from audio_classifier.samples import SampleLibrary
 from training.channel import gsm_round_trip
 
 ENROLLED = {

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
+from audio_classifier.channels.model import ModelChannel
 from audio_classifier.features import FeatureConfig
 from audio_classifier.model import DEFAULT_MODEL, LOG_PROB_FLOOR, OnnxModel
 from training.train import ENSEMBLE_SIZE, MERGE_NODE, PITCH, WEIGHTS_INT8, WINDOW_S, WORDING_TARGETS
@@ -95,14 +96,14 @@ def test_card_offsets_reach_the_model_channel(tmp_path):
     card = json.loads(target.with_suffix(".json").read_text())
     card["bias"] = {"fax": 100.0}
     target.with_suffix(".json").write_text(json.dumps(card))
-    stream = OnnxModel(target).open()
+    stream = ModelChannel(target).open()
     busy = synth.cadenced(synth.spec("CN", "busy"), 4.0)
     evidence = stream.process(busy, 0) + stream.finish()
     assert evidence and {e.label for e in evidence} == {"fax"}
 
 
 def test_model_channel_contributes_evidence(model, rng):
-    classifier = Classifier(channels=[model])
+    classifier = Classifier(channels=[ModelChannel(model.path)])
     decision = classifier.classify_array(synth.cadenced(synth.spec("CN", "busy"), 6.0), 8000)
     assert decision.evidence and {e.channel for e in decision.evidence} == {"model"}
     assert decision.label in ("busy_tone", "congestion_tone")

@@ -28,10 +28,10 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
+from ..channels.signalling import Hints
 from ..classifier import Classifier
 from ..errors import AudioClassifierError, AudioInputError, EmptyAudioError
 from ..evidence import Decision
-from ..hints import Hints
 from ..session import Session
 from .metrics import Metrics
 from .protocol import SUBPROTOCOLS, ProtocolError, StreamStart, decision_message, error_message, parse_start

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..audio import ENCODINGS, SAMPLE_RATE, check_rate_and_channels, normalise_encoding
+from ..channels.signalling import Hints
 from ..errors import AudioClassifierError
 from ..evidence import Decision
-from ..hints import Hints
 
 SUBPROTOCOLS = ("audio.drachtio.org", "audio.jambonz.org")
 """WebSocket subprotocols of mod_audio_fork and jambonz, accepted when offered."""

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .channels import ChannelInfo
-from .errors import ConfigError
-from .evidence import Evidence
+from ..errors import ConfigError
+from ..evidence import Evidence
+from .base import ChannelInfo
 
 SIGNALLING = "signalling"
 """Channel name of evidence that comes from SIP / Q.850 hints rather than audio."""

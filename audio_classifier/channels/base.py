@@ -10,13 +10,12 @@ server read those facts and never ask a channel by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
-from .evidence import Evidence
+from ..evidence import Evidence
 
 STRONGEST = "strongest"
 """Claim policy of detectors: a claim, once made, stands at its strongest (a busy tone that
@@ -108,8 +107,3 @@ class ChannelFactory(Protocol):
         streams already open keep what they had. Returns how many items are loaded, or
         ``None`` when the channel has nothing to reload."""
         ...
-
-
-def infos_by_name(infos: list[ChannelInfo] | tuple[ChannelInfo, ...]) -> Mapping[str, ChannelInfo]:
-    """The channels' facts keyed by their evidence's channel name."""
-    return {info.name: info for info in infos}

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-from .channels import ChannelInfo
-from .errors import ModelError
-from .evidence import Evidence
-from .lexicon import EXACT_SCORE, FILLER, ONE_EDIT_SCORE, Lexicon, segment
-from .resample import Resampler
+from ..audio import SAMPLE_RATE
+from ..errors import ModelError
+from ..evidence import Evidence
+from ..lexicon import EXACT_SCORE, FILLER, ONE_EDIT_SCORE, Lexicon, segment
+from ..resample import Resampler
+from .base import ChannelInfo
 
 CHANNEL = "asr"
 UNKNOWN_WORD = "[unk]"

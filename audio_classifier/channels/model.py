@@ -1,0 +1,83 @@
+"""The model channel: the trained model's running belief over windows (``model.py`` runs
+the network; ``features.py`` and ``pitch.py`` make its inputs)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..evidence import Evidence
+from ..features import WindowFeatures
+from ..model import OnnxModel, accumulate, posterior
+from .base import LATEST_PER_TIER, ChannelInfo
+
+CHANNEL = "model"
+
+MIN_EVIDENCE_SCORE = 0.3
+"""Window posteriors below this are not reported as evidence."""
+
+
+class ModelChannel:
+    """The model channel's shared part: the loaded model, read-only."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int = 1) -> None:
+        self.model = OnnxModel(path, threads=threads)
+        self.info = ChannelInfo(
+            CHANNEL,
+            window_s=self.model.card.features.window_s,
+            claims=LATEST_PER_TIER,
+            evidence_grid=self.model.evidence_grid,
+        )
+        """A running belief over windows of the card's length, on the windows' grid."""
+
+    def open(self) -> ModelStream:
+        return ModelStream(self.model, self.info)
+
+    def reload(self) -> None:
+        return None
+
+
+class ModelStream:
+    """One call's model state: window features as audio arrives, accumulated evidence."""
+
+    def __init__(self, model: OnnxModel, info: ChannelInfo) -> None:
+        self._model = model
+        self.info = info
+        self._features = WindowFeatures(model.card.features)
+        self._state: np.ndarray | None = None
+        self._window_s = model.card.features.window_s
+
+    def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
+        return self._judge(self._features.push(samples))
+
+    def finish(self) -> list[Evidence]:
+        return self._judge(self._features.finish())
+
+    def pending(self) -> None:
+        """Every window is judged when its last sample arrives: nothing is pending."""
+        return None
+
+    def _judge(self, windows: list[tuple[float, np.ndarray]]) -> list[Evidence]:
+        if not windows:
+            return []
+        scores = accumulate(self._model.log_probs(np.stack([f for _, f in windows])), self._state)
+        self._state = scores[-1]
+        probs = posterior(scores, self._model.card.temperature, self._model.card.bias)
+        labels = self._model.card.labels
+        evidence = []
+        for (end_s, _), p in zip(windows, probs, strict=True):
+            top = int(np.argmax(p))
+            if p[top] >= MIN_EVIDENCE_SCORE:
+                start_s = round(max(0.0, end_s - self._window_s), 3)
+                evidence.append(
+                    Evidence(
+                        CHANNEL,
+                        labels[top],
+                        float(p[top]),
+                        start_s,
+                        round(end_s, 3),
+                        {"window_s": self._window_s},
+                    )
+                )
+        return evidence
