@@ -70,7 +70,7 @@ class FeatureConfig:
     the end): Mandarin syllables differ by tone as much as by their sounds. Off here, on in
     the recipe (``training.train.PITCH``) and so in the shipped model since 2026-12-02: more
     accurate on every check set and sooner, at about half the features' cost per audio
-    second (docs/design.md, "Pitch"); a model's card says which it was trained with."""
+    second (docs/history.md, "Pitch"); a model's card says which it was trained with."""
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:

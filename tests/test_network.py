@@ -140,7 +140,7 @@ def test_flush_model_file_refuses_a_model_its_card_does_not_name(tmp_path):
 
 def test_shipped_model_has_no_denormal_weights():
     """Each window is one matrix product per layer at run time, and denormal weights make it
-    slow on x86: the second layer's took 230 us with them, 20 us without (docs/design.md,
+    slow on x86: the second layer's took 230 us with them, 20 us without (docs/history.md,
     "Denormal weights at run time")."""
     assert graph_denormals(DEFAULT_MODEL) == 0
 

@@ -26,7 +26,7 @@ from .parallel import map_in_order
 DEFAULT_FIRST = 680
 """The build holds out indices 0..119. Drawn and looked at since: 120..199 (2026-11-28),
 200..279 and 280..359 (2026-11-29), 360..439 and, after music (``--lead music``), 400..549
-and 600..679 (2026-12-01; the figures in training/README.md and docs/design.md name them).
+and 600..679 (2026-12-01; the figures in training/README.md and docs/history.md name them).
 A new judgement starts here."""
 
 

@@ -7,7 +7,7 @@ denormals (below 1.2e-38). There they stay: the decay's own gradient underflows 
 Arithmetic on denormals takes a slow microcode path on x86 CPUs, and every matrix product
 that touches one pays for it. On the recipe's 659,095 training windows an epoch took 20.5 s
 with none, and 73 s by the fifth epoch with about 10,000 of the 600,000 weights denormal;
-the build's 16 epochs took 903 s (measured 2026-12-02; docs/design.md, "Denormal weights").
+the build's 16 epochs took 903 s (measured 2026-12-02; docs/history.md, "Denormal weights").
 
 Such a weight times an input of order one is far below what a float32 sum can hold, so
 setting it to zero changes no activation: the network computes what it did, only faster
@@ -18,7 +18,7 @@ weights that carry nothing end differently). Once trained it is exported as a pl
 scikit-learn's Adam step makes about a dozen passes over the weights with a temporary
 array each, half of them float64 (its learning rate is a numpy float64 scalar): for the
 recipe's networks that was 43 % of the training time (measured on a (768, 256) network,
-2026-12-02; docs/design.md, "Training time"). ``FusedAdam`` computes the same numbers, bit
+2026-12-02; docs/history.md, "Training time"). ``FusedAdam`` computes the same numbers, bit
 for bit, in one compiled pass, as ``Network`` does its weight decay and, in its own copy of
 scikit-learn's backward pass, the ReLU derivative (a boolean mask and a masked assignment
 there, a tenth of the training time).

@@ -56,10 +56,10 @@ CALIBRATION_SHARE = 0.15
 HIDDEN_LAYERS = (768, 256)
 """Hidden layer sizes. (512, 256) until 2026-12-02: with pitch, two seeds of (768, 256)
 scored 0.9768 / 0.9749 on the held-out split and 0.9773 / 0.9759 on 2,000 fresh clips, two
-of (512, 256) 0.9691 / 0.9728 and 0.9688 / 0.9755 (docs/design.md, "A wider network")."""
+of (512, 256) 0.9691 / 0.9728 and 0.9688 / 0.9755 (docs/history.md, "A wider network")."""
 PITCH = True
 """Summarise each window's pitch contour too (``FeatureConfig.pitch``): more accurate on
-every check set and sooner (docs/design.md, "Pitch"). Off until 2026-12-02, when it cost
+every check set and sooner (docs/history.md, "Pitch"). Off until 2026-12-02, when it cost
 tones + model too much of its speed; int8 weights (``WEIGHTS_INT8``) pay for it."""
 ENSEMBLE_SIZE = 1
 """Networks trained with different seeds on the same windows; the model averages their
@@ -92,7 +92,7 @@ WEIGHTS_INT8 = True
 of float32, calibrated on the int8 network's own outputs. The wider network with pitch
 costs 163 us a window in float32 and 33-34 us in int8, which keeps tones + model over 200x
 real time; on the held-out split it scored 0.9768 in float32 and 0.9755 in int8
-(docs/design.md, "Weights in int8")."""
+(docs/history.md, "Weights in int8")."""
 WORDING_TARGETS = True
 """Teach the network each wording of an announcement or greeting (each sentence of
 ``prompts.json``, by ``SENTENCE_PARTS``) as a class of its own, and export it with those
@@ -103,7 +103,7 @@ one corpus ((768, 256) with pitch, float32, tones + model), wordings alone moved
 held-out split from 0.9768 / 0.9749 at 2.77 s (seeds 0 / 1) to 0.9781 / 0.9743 at 2.67 /
 2.71 s. Built with five parts (2026-12-02): 0.9836 at 2.53 s against 0.9755 at 2.77 s, and
 English prompts in engines training never hears 0.942 / 0.917 against 0.900 / 0.888
-(docs/design.md, "Wordings as classes")."""
+(docs/history.md, "Wordings as classes")."""
 SENTENCE_PARTS = 5
 """With ``WORDING_TARGETS``, each sentence is taught as this many classes, by where in it
 the window ends (its first fifth, second, ...): the network learns how far into a wording
@@ -117,7 +117,7 @@ tones + model: held-out split 0.9839 / ECE 0.039 at 2.48 s against 0.9836 / 0.04
 with 2 s windows, 2,000 fresh clips 0.9832 at 2.43 s against 0.9844 at 2.52 s, English in
 engines training never hears 0.967 / 0.925 against 0.942 / 0.917: the words that tell the
 prompts apart weigh more in a shorter window, and the first window ends 0.5 s sooner
-(docs/design.md, "Shorter windows, with wordings")."""
+(docs/history.md, "Shorter windows, with wordings")."""
 SINGLE_TARGET_LABELS = frozenset({"human"})
 """Labels taught as one class whatever was said: the answers are hundreds of short phrases."""
 TARGET_SEPARATOR = "|"
@@ -543,7 +543,7 @@ def flush_graph_denormals(graph_model) -> int:
     The run time multiplies one window at a time by the weights, and on x86 CPUs every
     product with a denormal takes a slow microcode path: the model shipped on 2026-12-02,
     trained before ``network.Network`` flushed them, held 23,091 (a sixth of its second
-    layer), which made its onnxruntime session 2.2 times slower (docs/design.md, "Denormal
+    layer), which made its onnxruntime session 2.2 times slower (docs/history.md, "Denormal
     weights at run time"). Training now flushes them every ``FLUSH_EVERY_BATCHES``; this
     catches the few the last minibatches leave. A denormal weight times an input of order
     one is far below what a float32 sum holds, so no output changes.
