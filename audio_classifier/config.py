@@ -15,7 +15,7 @@ class DecisionConfig:
     decision_threshold: float = 0.9
     """Confidence at which a session becomes final and a dialer may hang up."""
 
-    act_threshold: float = 0.95
+    act_threshold: float = 0.96
     """Confidence a destructive list action (remove, suppress) needs; below it the decision
     keeps its label and its action becomes ``review`` (``Decision.withheld_action``)."""
 
@@ -26,9 +26,14 @@ class DecisionConfig:
     (``decision._after_progress``)."""
 
     sit_wait_s: float = 2.5
-    """After a SIT, how long the decision waits for an outcome claim to begin (the
-    announcement that usually follows) before the SIT decides alone. The model's first
-    window wholly after the SIT ends 1.5 s after it, on a 0.25 s grid."""
+    """After a SIT, how long the decision waits for anything to begin (the announcement
+    that usually follows) before the SIT decides alone. The model's first window wholly
+    after the SIT ends 1.5 s after it, on a 0.25 s grid."""
+
+    announcement_wait_s: float = 8.0
+    """When something began after a SIT but is not yet recognised, how long after the SIT
+    the decision waits for it to be (the shipped model recognises 90 % of announcements
+    within 3.9 s of their start) before the SIT decides alone."""
 
     pending_wait_s: float = 1.0
     """How long a decision waits for a channel that outranks the others (the fingerprint
@@ -110,7 +115,7 @@ class ClassifierConfig:
             value = getattr(self.decision, name)
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name} must be within (0, 1], got {value}")
-        for name in ("sit_wait_s", "pending_wait_s"):
+        for name in ("sit_wait_s", "announcement_wait_s", "pending_wait_s"):
             value = getattr(self.decision, name)
             if not 0.0 <= value <= 30.0:
                 raise ConfigError(f"{name} must be within 0..30 seconds, got {value}")

@@ -512,6 +512,7 @@ class ToneDetector:
                     "duration_s": round(segment.duration_s, 3),
                     "level_spread_db": round(segment.level_spread_db, 2),
                 },
+                extend=True,  # the claim's span follows the tone while it sounds
             )
         return evidence
 

@@ -19,6 +19,7 @@ from audio_classifier.decision import (
     HOLD_PREAMBLE,
     HOLD_PROGRESS,
     HOLD_TRANSITION,
+    NOTHING_HEARD_CONFIDENCE,
     decide,
 )
 from audio_classifier.errors import ConfigError
@@ -49,8 +50,9 @@ def test_single_claim_keeps_its_score_and_channels_combine():
     assert disagree.label == "vacant" and disagree.confidence < alone
 
 
-def test_no_evidence_is_unknown():
-    assert verdict([]).label == "unknown"
+def test_no_evidence_is_unknown_and_says_how_rarely_that_is_right():
+    nothing = verdict([])
+    assert nothing.label == "unknown" and nothing.confidence == NOTHING_HEARD_CONFIDENCE < 0.5
 
 
 # -- rule 1: exact labels ----------------------------------------------------------------
@@ -71,11 +73,31 @@ def test_rule_exact_an_unconfirmed_tone_label_pushes_no_progress_aside():
     assert result.label == "ringback" and result.confidence > 0.9
     # heard by the tone channel too, fax wins
     assert verdict([*ringing, ev("fax", 0.88, "model", 6.0, 7.5), ev("fax", 0.6, end=7.0)]).label == "fax"
-    # an announcement is not tone-defined: the model's claim supersedes ringback
-    assert verdict([*ringing, ev("vacant", 0.7, "model", 6.0, 7.5)]).label == "vacant"
+    # an announcement is not tone-defined: the model's claim supersedes ringback (once the
+    # ringing stopped: within the ringing's span, the tone channel outranks it)
+    stopped = [ev("ringback", 0.93, end=5.0), ev("ringback", 0.95, "model", 3.5, 5.0)]
+    assert verdict([*stopped, ev("vacant", 0.7, "model", 5.0, 6.5)]).label == "vacant"
+
+
+def test_rule_exact_a_tone_the_tone_channel_never_heard_is_a_guess():
+    # the model taking pink noise for ringback: no ringing was heard, so not a sure "keep"
+    guess = verdict([ev("ringback", 0.97, "model", 7.0, 8.5)], ended=True)
+    assert guess.label == "ringback" and guess.confidence <= CFG.outcome_floor
+    heard = verdict([ev("ringback", 0.97, "model", 7.0, 8.5), ev("ringback", 0.8, end=8.0)], ended=True)
+    assert heard.confidence == pytest.approx(0.97)
 
 
 # -- rule 2: authority over a span -------------------------------------------------------
+
+
+def test_rule_authority_a_measured_tone_outranks_the_model_within_its_span():
+    # a steady test tone the model takes for a voicemail greeting
+    steady = ev("unknown", 0.85, "tone", 0.0, 8.0, detail={"tone": "steady"})
+    result = verdict([steady, ev("voicemail", 0.99, "model", 6.5, 8.0)], ended=True)
+    assert result.label == "unknown" and result.confidence == pytest.approx(0.85)
+    # an identified recording outranks the tone channel in turn
+    prompt = ev("voicemail", 0.95, "fingerprint", 1.0, 7.5)
+    assert verdict([steady, prompt], ended=True).label == "voicemail"
 
 
 def test_rule_authority_an_identified_recording_outranks_the_model_within_its_span():
@@ -107,7 +129,7 @@ def test_rule_cadence_gaps_the_gaps_of_ringback_are_not_silence():
 
 def test_rule_phases_an_outcome_supersedes_progress_and_specific_explains_generic():
     assert verdict([ev("ringback", 0.97), ev("busy_tone", 0.92)]).label == "busy_tone"
-    result = verdict([ev("busy_tone", 0.97), ev("vacant", 0.85, "asr")])
+    result = verdict([ev("busy_tone", 0.97, start=4.0, end=6.0), ev("vacant", 0.85, "asr", 0.5, 3.5)])
     assert result.label == "vacant" and result.confidence == pytest.approx(0.85, abs=0.01)
     assert verdict([ev("ringback", 0.9), ev("busy_tone", 0.4)]).label == "ringback"
 
@@ -161,6 +183,17 @@ def test_rule_preamble_a_sit_alone_waits_then_decides():
         assert verdict(claims, now=3.5, ended=True).hold is None
     # the wait is configurable
     assert verdict([sit()], now=3.6, config=DecisionConfig(sit_wait_s=0.5)).hold is None
+
+
+def test_rule_preamble_something_heard_after_a_sit_is_waited_for_longer():
+    # an announcement the model is not yet sure of: the SIT does not decide alone at the
+    # first wait, but at the second, unless the words become clear first
+    faint = ev("unreachable", 0.5, "model", 3.1, 4.6)
+    at_first_wait = verdict([sit("vacant", 0.93), faint], now=3.0 + CFG.sit_wait_s + 0.5)
+    assert at_first_wait.label == "vacant" and at_first_wait.hold == HOLD_PREAMBLE
+    assert verdict([sit("vacant", 0.93), faint], now=3.0 + CFG.announcement_wait_s).hold is None
+    clear = ev("unreachable", 0.97, "model", 4.0, 5.5)
+    assert verdict([sit("vacant", 0.93), faint, clear], now=5.5).label == "unreachable"
 
 
 # -- rule 6: signalling hints ------------------------------------------------------------
@@ -298,7 +331,53 @@ def test_a_destructive_action_needs_the_act_threshold():
 
 def test_rule_preamble_an_outcome_long_after_the_sit_did_not_follow_it():
     # a vacant-code SIT, silence, and a busy tone starting well after the wait: the SIT decided
-    late_tone = ev("busy_tone", 0.95, "tone", 3.0 + CFG.sit_wait_s + 1.0, 3.0 + CFG.sit_wait_s + 3.0)
+    late = 3.0 + CFG.announcement_wait_s + 1.0
+    late_tone = ev("busy_tone", 0.95, "tone", late, late + 2.0)
     assert verdict([sit("vacant", 0.93), late_tone]).label == "vacant"
     soon_tone = ev("busy_tone", 0.95, "tone", 3.2, 5.0)
     assert verdict([sit("vacant", 0.93), soon_tone]).label == "busy_tone"
+
+
+# -- end to end, on a real human voice ---------------------------------------------------
+
+REAL_PROMPT = "/usr/share/asterisk/sounds/fr_CA_f_June/ss-noservice.wav"
+"""A real announcement voice (asterisk-core-sounds-fr-wav, CC-BY-SA-3.0; .ci/run installs
+it): "the number you dialled is not in service", in French, which the model cannot read."""
+
+
+def _real_call(rng, sit_code):
+    """NANP ringback, a SIT, the real prompt through mu-law, white noise at 20 dB SNR."""
+    import soundfile as sf
+
+    prompt, rate = sf.read(REAL_PROMPT, dtype="float32")
+    assert rate == 8000
+    parts = [synth.cadenced(synth.spec("NANP", "ringback"), 4.5), synth.silence(0.4), synth.sit(sit_code)]
+    parts += [synth.silence(0.3), prompt, synth.silence(1.0)]
+    onset = sum(len(p) for p in parts[:-2]) / 8000
+    x = synth.g711_channel(synth.add_noise(np.concatenate(parts), 20.0, rng))
+    return x, onset
+
+
+def test_an_enrolled_real_prompt_after_ringback_and_a_contrary_sit_is_found(tmp_path, rng):
+    """Enrolled clean, heard call-shaped: the identified recording decides, whatever the SIT
+    said (RO: wrong_number_format) and whatever the model makes of a French voice."""
+    from audio_classifier.samples import SampleLibrary
+
+    library = tmp_path / "library.sqlite"
+    with SampleLibrary(library, create=True) as samples:
+        samples.add_file(REAL_PROMPT, label="vacant", carrier="test")
+    x, onset = _real_call(rng, "ro")
+    enrolled = Classifier(ClassifierConfig(samples_path=str(library), asr_model=None)).classify_array(x, 8000)
+    assert enrolled.label == "vacant" and enrolled.final
+    match = next(e for e in enrolled.evidence if e.channel == "fingerprint")
+    assert abs(match.start_s - onset) < 0.1  # located where the recording starts
+    assert onset < enrolled.decided_at_s == match.end_s <= onset + 3.0  # decided the moment it matched
+
+
+def test_a_real_prompt_nobody_enrolled_is_not_removed(rng):
+    """The same call without the library: the model cannot read French, the SIT says the
+    number cannot be reached as dialled; no destructive action either way."""
+    x, _ = _real_call(rng, "vc")
+    decision = Classifier(ClassifierConfig(samples_path=None, asr_model=None)).classify_array(x, 8000)
+    assert decision.action not in ("remove", "suppress") or decision.confidence >= CFG.act_threshold
+    assert decision.label in ("vacant", "sit") or decision.confidence < CFG.decision_threshold

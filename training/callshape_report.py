@@ -11,7 +11,7 @@ made from ``enrol.csv``). Prints, hardest first, the figures the decision model 
 - false sample matches: clips whose fingerprint evidence names a label other than theirs;
 - a SIT followed by an announcement (its label), a SIT alone (the SIT's label);
 - reachable calls (ringback, music ringback, voicemail, human) given remove or suppress;
-- steady tones, noise: ``keep`` at confidence 0.9 or more;
+- steady and off-plan tones, noise: ``keep`` at confidence 0.9 or more;
 - calibration (ECE) of the final decisions.
 """
 
@@ -100,7 +100,8 @@ def figures(plain: list[dict], enrolled: list[dict] | None, nonenrolled: list[di
     lines.append(f"reachable calls given remove or suppress: {_share(len(destroyed), len(reachable))}")
     for r in destroyed[:10]:
         lines.append(f"  {r['path']}: {_truth(r)} -> {r['label']} {r['confidence']:.2f} {r['action']}")
-    negatives = [r for r in scored if r.get("group") == "negative"]
+    # music is what a music ringback is: the negatives are the tones and noise
+    negatives = [r for r in scored if r.get("group") == "negative" and LABELS[_truth(r)].action != "keep"]
     kept = [r for r in negatives if r["action"] == "keep" and r["confidence"] >= CONFIDENT]
     lines.append(
         f"steady tones and noise kept at confidence >= {CONFIDENT}: {_share(len(kept), len(negatives))}"

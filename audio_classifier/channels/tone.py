@@ -8,11 +8,15 @@ from .base import ChannelInfo
 
 INFO = ChannelInfo(
     CHANNEL,
-    exact_labels=frozenset({"fax", "busy_tone", "congestion_tone", "sit"}),
+    exact_labels=frozenset({"fax", "busy_tone", "congestion_tone", "sit", "ringback"}),
     gapped_labels=frozenset({"ringback"}),
+    authority=1,
 )
-"""The tone channel measures tones by frequency and cadence: its busy, congestion, SIT and
-fax claims are exact, and ringback's gaps are part of ringback."""
+"""The tone channel measures tones by frequency and cadence: its ringback, busy, congestion,
+SIT and fax claims are exact, and ringback's gaps are part of ringback. Over the span of a
+tone it measured, what another channel hears there is the tone (the model calling a steady
+test tone "voicemail"): it outranks the model and speech recognition, not an identified
+recording."""
 
 
 class ToneStream(ToneDetector):
