@@ -34,15 +34,14 @@ DECISION_FIELDS = (
     "confidence",
     "number_state",
     "action",
-    "withheld_action",
     "decided_at_s",
     "final",
-    "hold",
     "analysed_s",
     "truncated",
     "evidence",
     "notes",
     "error",
+    "withheld_action",
 )
 """Fields of every output record after ``path`` and the manifest's own columns."""
 

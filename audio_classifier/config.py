@@ -119,6 +119,11 @@ class ClassifierConfig:
             value = getattr(self.decision, name)
             if not 0.0 <= value <= 30.0:
                 raise ConfigError(f"{name} must be within 0..30 seconds, got {value}")
+        if self.decision.announcement_wait_s < self.decision.sit_wait_s:
+            raise ConfigError(
+                f"announcement_wait_s ({self.decision.announcement_wait_s:g} s) must be at least "
+                f"sit_wait_s ({self.decision.sit_wait_s:g} s): it is the longer wait"
+            )
 
     def with_options(self, **options: Any) -> ClassifierConfig:
         """Return a copy with top-level or decision options replaced (``None`` keeps the value)."""

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .channels import ChannelInfo
 from .config import DecisionConfig
@@ -63,6 +63,14 @@ from .evidence import Evidence
 from .labels import LABELS, PREAMBLE_LABELS, UNKNOWN
 
 _TIER_RANK = {"progress": 0, "generic": 1, "specific": 2}
+
+REACHABLE = "reachable"
+"""The number state of an answer (human, voicemail) and of ringing."""
+
+FOLLOWING_SCORE = 0.9
+"""An outcome claim follows a SIT when it is as strong as the SIT or this strong (the
+default decision threshold; a constant, so that which claims follow a SIT does not depend
+on the threshold, and evaluate can replay other thresholds from one run)."""
 
 PREAMBLE_OVERLAP_S = 0.3
 """An outcome claim that begins this close before a SIT's end still counts as following it:
@@ -85,6 +93,15 @@ HOLD_PENDING = "pending: a channel that outranks is still identifying the audio"
 TIMED_HOLDS = frozenset({HOLD_PREAMBLE, HOLD_PENDING})
 """Holds that time alone can release: the session asks again after every block while one
 holds, even when no channel said anything new."""
+
+
+@dataclass
+class Memory:
+    """What one call's decisions remember that its standing claims may no longer show: a
+    channel that keeps only its latest claim (the model) forgets what it said earlier."""
+
+    heard_after_preamble: set[float] = field(default_factory=set)
+    """Ends (s) of SITs after which something other than silence was claimed in time."""
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,14 @@ def decide(
     now_s: float,
     ended: bool = False,
     pending: Sequence[Evidence] = (),
+    memory: Memory | None = None,
 ) -> Verdict:
     """The verdict on *claims* (each channel's standing claims) at *now_s* seconds of audio.
 
     *infos* are the facts of the channels present in the session (a channel missing from it
     is treated as an audio channel with no declared facts); *ended* is true once the audio
-    is over; *pending* holds claims channels are still accumulating (``ChannelStream.pending``).
+    is over; *pending* holds claims channels are still accumulating (``ChannelStream.pending``);
+    *memory* is the call's own record of what was heard before (one per session).
     """
     claims = list(claims)
     if not claims:
@@ -131,9 +150,10 @@ def decide(
     audio = _cadence_gaps([c for c in claims if _info(infos, c.channel).ends_progress], infos)
     audio = _outranked(audio, infos, config.outcome_floor)
     audio, unconfirmed, confirmed = _exact(audio, infos, config.outcome_floor)
-    audio, preamble = _preamble(audio, unconfirmed, config)
+    audio, preamble = _preamble(audio, unconfirmed, config, memory if memory is not None else Memory())
 
-    counted = [c for c in audio if c not in unconfirmed]  # the claims that can end progress
+    unconfirmed_ids = {id(c) for c in unconfirmed}
+    counted = [c for c in audio if id(c) not in unconfirmed_ids]  # the claims that can end progress
     top_rank = _top_rank(counted, config.outcome_floor)
     odds: dict[str, float] = {}
     competing = 0.0
@@ -194,10 +214,13 @@ def _cadence_gaps(audio: list[Evidence], infos: Mapping[str, ChannelInfo]) -> li
 
 
 def _outranked(audio: list[Evidence], infos: Mapping[str, ChannelInfo], floor: float) -> list[Evidence]:
-    """Rule 2: *audio* without claims lying within the span of a claim, at *floor* or more,
-    of a channel of higher authority for another label."""
+    """Rule 2: *audio* without claims lying within the span of an outcome claim, at *floor*
+    or more, of a channel of higher authority for another label. A progress claim outranks
+    nothing: silence over a whole call must not erase the answer heard in it."""
     ranks = {c.channel: _info(infos, c.channel).authority for c in audio}
-    spans = [c for c in audio if ranks[c.channel] > 0 and c.score >= floor]
+    spans = [
+        c for c in audio if ranks[c.channel] > 0 and c.score >= floor and LABELS[c.label].tier != "progress"
+    ]
     if not spans:
         return audio
 
@@ -243,12 +266,13 @@ class _Preamble:
     followed: bool = False
     """An outcome as strong as the SIT began after it: the outcome decides."""
     heard: bool = False
-    """Something other than silence was claimed after it within ``sit_wait_s``, however
-    faintly: it may be the announcement, still being recognised."""
+    """An outcome or an answer was claimed after it by the time ``sit_wait_s`` had passed,
+    however faintly: a voice plays, and it may be the announcement, still being
+    recognised."""
 
 
 def _preamble(
-    audio: list[Evidence], unconfirmed: list[Evidence], config: DecisionConfig
+    audio: list[Evidence], unconfirmed: list[Evidence], config: DecisionConfig, memory: Memory
 ) -> tuple[list[Evidence], _Preamble]:
     """Rule 5: (claims that compete, what the SIT means).
 
@@ -259,34 +283,42 @@ def _preamble(
     ``announcement_wait_s``: the preamble's claims then stop competing (``decide`` lets them
     support the labels they name). While the SIT stands, weaker claims begun after it for
     other labels are what it explains (babble, a voice the model cannot place) and do not
-    compete; an outcome that begins after the wait did not follow it and competes with it."""
-    claims = [c for c in audio if c.preamble or c.label in PREAMBLE_LABELS]
+    compete; an outcome that begins after the wait did not follow it and competes with it.
+    An answer (human, voicemail) never follows a SIT: a claim of one after it is dropped."""
+    unconfirmed_ids = {id(c) for c in unconfirmed}
+    claims = [c for c in audio if id(c) not in unconfirmed_ids and (c.preamble or c.label in PREAMBLE_LABELS)]
     if not claims:
         return audio, _Preamble([])
     end = _preamble_end(claims)
-    floor = min(max(c.score for c in claims), config.decision_threshold)
+    floor = min(max(c.score for c in claims), FOLLOWING_SCORE)
     named = {c.label for c in claims}
+    claim_ids = {id(c) for c in claims}
     outcomes = [
         c
         for c in audio
-        if c not in claims
-        and c not in unconfirmed
+        if id(c) not in claim_ids
+        and id(c) not in unconfirmed_ids
         and LABELS[c.label].tier != "progress"
         and c.start_s >= end - PREAMBLE_OVERLAP_S
     ]
-    # what a live session knows when the first wait ends: a claim made by then, of anything
-    # but silence or the SIT itself (a model's running belief may still say "ringback")
-    heard = any(
-        c.label != "silence" and c.start_s >= end - PREAMBLE_OVERLAP_S and c.end_s <= end + config.sit_wait_s
-        for c in audio
-        if c not in claims
-    )
+
+    # an outcome or an answer claimed by the time the first wait ends (a voice plays: what a
+    # live session knows then), remembered (``memory``) once the claim is replaced
+    key = round(end, 3)
+    heard = key in memory.heard_after_preamble or any(c.end_s <= end + config.sit_wait_s for c in outcomes)
+    if heard:
+        memory.heard_after_preamble.add(key)
+    # a SIT announces a network's announcement or tone, never an answer: a voice after it
+    # that a channel takes for a person or a voicemail greeting is the announcement misread
+    answers = [c for c in outcomes if LABELS[c.label].number_state == REACHABLE]
+    outcomes = [c for c in outcomes if LABELS[c.label].number_state != REACHABLE]
     limit = end + (config.announcement_wait_s if heard else config.sit_wait_s)
     after = [c for c in outcomes if c.start_s <= limit]
     if any(c.score >= floor for c in after):
-        return [c for c in audio if c not in claims], _Preamble(claims, end, True, heard)
-    explained = [c for c in after if c.label not in named]
-    return [c for c in audio if c not in explained], _Preamble(claims, end, False, heard)
+        dropped = claim_ids | {id(c) for c in answers}
+        return [c for c in audio if id(c) not in dropped], _Preamble(claims, end, True, heard)
+    explained = {id(c) for c in after if c.label not in named} | {id(c) for c in answers}
+    return [c for c in audio if id(c) not in explained], _Preamble(claims, end, False, heard)
 
 
 def _preamble_end(preamble: list[Evidence]) -> float:

@@ -25,8 +25,15 @@ from typing import Any
 
 from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, read_manifest, run
 from .config import ClassifierConfig, DecisionConfig
-from .evidence import REVIEW, Decision
-from .labels import ANNOUNCEMENT_LABELS, DESTRUCTIVE_ACTIONS, LABEL_IDS, LABELS, withheld_action
+from .evidence import Decision
+from .labels import (
+    ANNOUNCEMENT_LABELS,
+    DESTRUCTIVE_ACTIONS,
+    LABEL_IDS,
+    LABELS,
+    withheld_action,
+    withheld_note,
+)
 from .metrics import calibration, confusion_matrix, distribution, macro_f1, per_class
 
 KEEP = "keep"
@@ -91,7 +98,8 @@ def decide_at(
     """A ``streams.jsonl`` record as a session with early decisions at *threshold* would
     have decided it: its first confidence peak at or above the threshold, else its final
     decision (the end of the stream; always, for ``None``: no early decisions). An early
-    decision is never truncated; its evidence and notes stay those of the whole stream."""
+    decision is never truncated; its evidence and notes stay those of the whole stream, but
+    for the note on a withheld action, which is its own."""
     if record.get("error"):
         return record
     if "peaks" not in record:
@@ -109,7 +117,14 @@ def decide_at(
                 withheld_action=withheld,
             )
             # the decision's own fields, as the session would have written them
-            return whole | {k: v for k, v in early.to_dict().items() if k not in ("evidence", "notes")}
+            notes = list(whole.get("notes") or [])
+            if whole.get("withheld_action"):
+                stale = withheld_note(whole["withheld_action"], whole["confidence"], act_threshold)
+                notes = [n for n in notes if n != stale]
+            if withheld:
+                notes.append(withheld_note(withheld, confidence, act_threshold))
+            fields = {k: v for k, v in early.to_dict().items() if k not in ("evidence", "notes")}
+            return whole | fields | {"notes": notes}
     return whole
 
 
@@ -249,8 +264,8 @@ def _action_metrics(truth: list[str], predicted_actions: list[str]) -> dict[str,
     a reachable number (its label's action ``keep``) was given a destructive action, the
     costliest error a list can make."""
     true_actions = [LABELS[t].action for t in truth]
-    actions = [*dict.fromkeys(label.action for label in LABELS.values()), REVIEW]
-    present = [a for a in dict.fromkeys(actions) if a in set(true_actions) | set(predicted_actions)]
+    actions = dict.fromkeys(label.action for label in LABELS.values())  # review among them
+    present = [a for a in actions if a in set(true_actions) | set(predicted_actions)]
     matrix = confusion_matrix(true_actions, predicted_actions, present)
     right = [t == p for t, p in zip(true_actions, predicted_actions, strict=True)]
     reachable = [p for t, p in zip(true_actions, predicted_actions, strict=True) if t == KEEP]

@@ -91,6 +91,14 @@ def withheld_action(label: str, confidence: float, act_threshold: float) -> str 
     return action if action in DESTRUCTIVE_ACTIONS and confidence < act_threshold else None
 
 
+def withheld_note(action: str, confidence: float, act_threshold: float) -> str:
+    """The note a decision carries when its destructive *action* was withheld."""
+    return (
+        f"action {action} withheld: confidence {confidence:.2f} is below the act threshold "
+        f"{act_threshold:g}; review"
+    )
+
+
 def get_label(label_id: str) -> Label:
     """Return the label for *label_id*; raise ``KeyError`` naming the valid IDs."""
     try:

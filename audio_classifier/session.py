@@ -15,10 +15,10 @@ from .audio import SAMPLE_RATE, StreamConverter
 from .channels import LATEST_PER_TIER, ChannelInfo, ChannelStream
 from .channels.signalling import SIGNALLING_INFO
 from .config import ClassifierConfig
-from .decision import TIMED_HOLDS, Verdict, decide, keep_strongest
+from .decision import TIMED_HOLDS, Memory, Verdict, decide, keep_strongest
 from .errors import EmptyAudioError, SessionClosedError
 from .evidence import Decision, Evidence
-from .labels import LABELS, UNKNOWN, withheld_action
+from .labels import LABELS, UNKNOWN, withheld_action, withheld_note
 
 
 class Session:
@@ -53,6 +53,7 @@ class Session:
         self._latest_per_tier = {s.info.name for s in streams if s.info.claims == LATEST_PER_TIER}
         self._last_emitted: Decision | None = None
         self._held_for_time = False  # the last verdict waits for time to pass (decision.TIMED_HOLDS)
+        self._memory = Memory()
         self._final: Decision | None = None
         self._truncated = False
         self._closed = False
@@ -180,8 +181,11 @@ class Session:
 
     def _maybe_update(self) -> Decision | None:
         verdict = self._verdict(ended=False)
-        self._held_for_time = verdict.hold in TIMED_HOLDS
         threshold = self._config.decision.decision_threshold
+        # a verdict that would be final but for a timed hold is worth asking again each block
+        # (without early decisions, any threshold's replay may need the moment it is released)
+        early = self._config.early_decision
+        self._held_for_time = verdict.hold in TIMED_HOLDS and (not early or verdict.confidence >= threshold)
         if self._config.early_decision and verdict.confidence >= threshold and verdict.hold is None:
             self._final = self._decision(verdict, final=True)
             self._last_emitted = self._final
@@ -207,6 +211,7 @@ class Session:
             now_s=self.analysed_s,
             ended=ended,
             pending=pending,
+            memory=self._memory,
         )
 
     def _decision(self, verdict: Verdict, final: bool) -> Decision:
@@ -217,10 +222,7 @@ class Session:
         act_threshold = self._config.decision.act_threshold
         withheld = withheld_action(verdict.label, verdict.confidence, act_threshold)
         if withheld:
-            notes.append(
-                f"action {withheld} withheld: confidence {verdict.confidence:.2f} is below the act "
-                f"threshold {act_threshold:g}; review"
-            )
+            notes.append(withheld_note(withheld, verdict.confidence, act_threshold))
         return Decision(
             label=verdict.label,
             confidence=verdict.confidence,

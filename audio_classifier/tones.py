@@ -1,4 +1,5 @@
-"""Tone detection channel: call-progress tones, SIT, fax tones and silence (pure numpy).
+"""Tone detection: call-progress tones, SIT, fax tones and silence (pure numpy; the channel
+around it is ``channels/tone.py``).
 
 Three stages, all streaming:
 
@@ -9,7 +10,8 @@ Three stages, all streaming:
    tone gives 4 Hz resolution, enough to tell 425 from 440 Hz or resolve 440 + 480 Hz).
 3. Segments are matched against the tone plans (``tone_plans.py``): cadence matching for
    call-progress tones and fax calling tones, segment triples for SIT, duration for
-   continuous tones. Evidence is emitted whenever a claim gets stronger.
+   continuous tones. Evidence is emitted whenever a claim gets stronger, and again as a
+   cadenced or steady tone goes on (its span then reaches further).
 """
 
 from __future__ import annotations
@@ -474,6 +476,7 @@ class ToneDetector:
 
     def _match_continuous(self, segment: Segment) -> list[Evidence]:
         evidence: list[Evidence] = []
+        explained = False  # a plan's continuous tone (fax answer, UK number unobtainable)
         for index, spec in enumerate(self.specs):
             if spec.cadence is not None or index not in segment.specs:
                 continue
@@ -482,6 +485,7 @@ class ToneDetector:
                 if segment.duration_s >= min_s:
                     score = step_score
             if score > 0:
+                explained = True
                 evidence += self._emit(
                     spec.label,
                     f"{spec.plan}:{spec.name}",
@@ -496,7 +500,7 @@ class ToneDetector:
                     },
                 )
         if (
-            not evidence
+            not explained
             and segment.duration_s >= STEADY_TONE_S
             and segment.level_spread_db <= STEADY_LEVEL_SPREAD_DB
         ):

@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"baseline (read + decode only): {total_audio / decode:8.0f} x real time per core")
         block = {"block_s": args.block_s}
         configurations = (
-            ("tones + fusion", ClassifierConfig(model_path=None, samples_path=None, asr_model=None, **block)),
+            (
+                "tones + decision",
+                ClassifierConfig(model_path=None, samples_path=None, asr_model=None, **block),
+            ),
             ("tones + model", ClassifierConfig(samples_path=None, asr_model=None, **block)),
             ("tones + model + fingerprints (default)", ClassifierConfig(asr_model=None, **block)),
         )

@@ -65,6 +65,13 @@ def test_decide_at_replays_a_record(call):
     assert decide_at(record, 1.0)["decided_at_s"] == at_end["decided_at_s"]  # never reached
     broken = {"path": "x.wav", "error": "DecodeError: not audio"}
     assert decide_at(broken, 0.9) is broken
+    # a destructive label replayed below the act threshold: review, with its own note
+    record = dict(record, peaks=[[2.0, "vacant", 0.93], [3.0, "vacant", 0.99]], notes=["kept"])
+    held = decide_at(record, 0.9)
+    assert held["action"] == "review" and held["withheld_action"] == "remove"
+    assert held["notes"][0] == "kept" and "withheld" in held["notes"][1]
+    acted = decide_at(record, 0.95)
+    assert acted["action"] == "remove" and acted["withheld_action"] is None and acted["notes"] == ["kept"]
     with pytest.raises(UsageError, match="no confidence peaks"):
         decide_at(early, 0.9)
 
