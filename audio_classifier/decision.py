@@ -116,16 +116,6 @@ class Verdict:
     """Why the verdict may not become final yet (one of the ``HOLD_*`` texts), or ``None``."""
 
 
-def keep_strongest(evidence: Iterable[Evidence]) -> dict[tuple[str, str], Evidence]:
-    """The strongest claim per (channel, label); an equal claim with a later end extends it."""
-    best: dict[tuple[str, str], Evidence] = {}
-    for item in evidence:
-        current = best.get(item.key)
-        if current is None or item.score >= current.score:
-            best[item.key] = item
-    return best
-
-
 def decide(
     claims: Iterable[Evidence],
     infos: Mapping[str, ChannelInfo],

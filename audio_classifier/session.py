@@ -15,7 +15,7 @@ from .audio import SAMPLE_RATE, StreamConverter
 from .channels import LATEST_PER_TIER, ChannelInfo, ChannelStream
 from .channels.signalling import SIGNALLING_INFO
 from .config import ClassifierConfig
-from .decision import TIMED_HOLDS, Memory, Verdict, decide, keep_strongest
+from .decision import TIMED_HOLDS, Memory, Verdict, decide
 from .errors import EmptyAudioError, SessionClosedError
 from .evidence import Decision, Evidence
 from .labels import LABELS, UNKNOWN, withheld_action, withheld_note
@@ -47,10 +47,11 @@ class Session:
         self._waiting: list[np.ndarray] = []  # decoded input-rate audio not yet resampled
         self._waiting_frames = 0
         self._consumed = 0
-        self._evidence: dict[tuple[str, str], Evidence] = keep_strongest(initial_evidence or [])
         self._infos: dict[str, ChannelInfo] = {SIGNALLING_INFO.name: SIGNALLING_INFO}
         self._infos.update({s.info.name: s.info for s in streams})
         self._latest_per_tier = {s.info.name for s in streams if s.info.claims == LATEST_PER_TIER}
+        self._evidence: dict[tuple[str, str], Evidence] = {}
+        self._add(initial_evidence or [])
         self._last_emitted: Decision | None = None
         self._held_for_time = False  # the last verdict waits for time to pass (decision.TIMED_HOLDS)
         self._memory = Memory()
@@ -168,6 +169,9 @@ class Session:
         return updates
 
     def _add(self, evidence: list[Evidence]) -> None:
+        """Keep each channel's standing claims by its claim policy (``ChannelInfo.claims``):
+        the strongest per label (an equal claim with a later end extends its span), or the
+        latest per tier."""
         for item in evidence:
             if item.channel in self._latest_per_tier:
                 tier = LABELS[item.label].tier

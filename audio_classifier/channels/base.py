@@ -40,8 +40,9 @@ class ChannelInfo:
 
     exact_labels: frozenset[str] = frozenset()
     """Labels it measures exactly (frequencies and cadence). Another channel's claim of one
-    of them is not independent evidence: it can neither end the progress phase nor make a
-    decision final unless this channel claims the label too."""
+    of them is not independent evidence: when this channel claims the label too, the label
+    counts once; when it does not, the claim counts for at most ``outcome_floor`` and cannot
+    end the progress phase (``decision._exact``)."""
 
     gapped_labels: frozenset[str] = frozenset()
     """Cadenced progress tones it recognises (ringback): while it claims one, other
