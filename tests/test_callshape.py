@@ -118,6 +118,22 @@ def test_the_same_arguments_make_the_same_files(built, tmp_path):
     assert not (tmp_path / "enrol.csv").exists()
 
 
+def test_another_draw_makes_other_clips_of_the_same_plan(built, tmp_path):
+    callshape.main([str(tmp_path), "--tiny", "--draw", "1", "--jobs", "2", "--no-progress"])
+    first, second = _rows(built / "manifest.csv"), _rows(tmp_path / "manifest.csv")
+    assert [(r["path"], r["label"], r["group"]) for r in first] == [
+        (r["path"], r["label"], r["group"]) for r in second
+    ]
+    assert all(a["seed"] != b["seed"] for a, b in zip(first, second, strict=True))
+    differ = sum(
+        (tmp_path / b["path"]).read_bytes() != (built / a["path"]).read_bytes()
+        for a, b in zip(first, second, strict=True)
+    )
+    assert differ == len(first)
+    with pytest.raises(SystemExit):
+        callshape.main([str(tmp_path / "x"), "--tiny", "--draw", "-1"])
+
+
 def test_the_enrolment_files_import_and_split_enrolled_from_not(built, tmp_path):
     from audio_classifier.samples import SampleLibrary
 

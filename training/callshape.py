@@ -65,7 +65,8 @@ ringback), both with ``enrolled`` 1 / 0 and ``prompt``: a sample match in the se
 false one.
 
 Deterministic: every clip comes from its own seeded generator (``seed`` column), so the
-same arguments write the same files, and a larger size keeps the smaller one's clips.
+same arguments write the same files, and a larger size keeps the smaller one's clips;
+``--draw N`` draws them all again from other seeds (one draw to tune on, another to report).
 Writes 8 kHz mono 16-bit WAV (the codecs are applied already). Needs espeak-ng, sox with
 AMR-NB (libsox-fmt-all) and the six prompt packages.
 """
@@ -749,11 +750,15 @@ def make(job: Job) -> dict:
 # --- planning ------------------------------------------------------------------------------
 
 
-def _seed(group: str, label_index: int, index: int) -> int:
-    return SEED + GROUP_CODES[group] * 100_000_000 + label_index * 100_000 + index
+DRAW_STRIDE = 1_000_000_000
+"""Seeds of draw *d* are those of draw 0 plus *d* times this (above every group's range)."""
 
 
-def plan_announcements(out: str, per_label: int) -> list[Job]:
+def _seed(group: str, label_index: int, index: int, draw: int = 0) -> int:
+    return SEED + draw * DRAW_STRIDE + GROUP_CODES[group] * 100_000_000 + label_index * 100_000 + index
+
+
+def plan_announcements(out: str, per_label: int, draw: int = 0) -> list[Job]:
     """*per_label* clips of every announcement label; where real prompts say the label,
     every third clip (the first among them) is real, voice after voice."""
     jobs = []
@@ -764,7 +769,7 @@ def plan_announcements(out: str, per_label: int) -> list[Job]:
                 "out": out,
                 "group": "announcement",
                 "name": f"{label}_{i:04d}",
-                "seed": _seed("announcement", li, i),
+                "seed": _seed("announcement", li, i, draw),
             }
             if real and i % 3 == 0:
                 voice, prompt = real[(i // 3) % len(real)]
@@ -783,13 +788,13 @@ def plan_announcements(out: str, per_label: int) -> list[Job]:
     return jobs
 
 
-def plan_sit_alone(out: str, per_subtype: int) -> list[Job]:
+def plan_sit_alone(out: str, per_subtype: int, draw: int = 0) -> list[Job]:
     return [
         Job(
             out,
             "sit_alone",
             f"{subtype}_{i:04d}",
-            _seed("sit_alone", si, i),
+            _seed("sit_alone", si, i, draw),
             sit_label(subtype),
             "sit",
             subtype=subtype,
@@ -799,7 +804,7 @@ def plan_sit_alone(out: str, per_subtype: int) -> list[Job]:
     ]
 
 
-def plan_reachable(out: str, count: int) -> list[Job]:
+def plan_reachable(out: str, count: int, draw: int = 0) -> list[Job]:
     """*count* reachable clips, ``REACHABLE_CYCLE`` round and round: ringback of each plan
     in turn, music ringback, answers in the synthetic voices and the real ones (voice after
     voice, prompt after prompt)."""
@@ -813,7 +818,7 @@ def plan_reachable(out: str, count: int) -> list[Job]:
             "out": out,
             "group": "reachable",
             "name": f"{i:05d}_{label}",
-            "seed": _seed("reachable", 0, i),
+            "seed": _seed("reachable", 0, i, draw),
         }
         if label == "ringback":
             plan = plans[turns["ringback"] % len(plans)]
@@ -834,12 +839,12 @@ def plan_reachable(out: str, count: int) -> list[Job]:
     return jobs
 
 
-def plan_negatives(out: str, count: int) -> list[Job]:
+def plan_negatives(out: str, count: int, draw: int = 0) -> list[Job]:
     jobs = []
     for i in range(count):
         kind = NEGATIVE_KINDS[i % len(NEGATIVE_KINDS)]
         label = "color_ringback" if kind == "music" else "unknown"
-        jobs.append(Job(out, "negative", f"{i:05d}_{kind}", _seed("negative", 0, i), label, kind))
+        jobs.append(Job(out, "negative", f"{i:05d}_{kind}", _seed("negative", 0, i, draw), label, kind))
     return jobs
 
 
@@ -935,7 +940,9 @@ def _prompt_job(out: str, group: str, name: str, seed: int, prompt: Prompt, enro
     return Job(out, group, name, seed, prompt.label, content, source, enrolled=enrolled, **where)
 
 
-def plan_enrolled(out: str, enrolled: list[Prompt], copies: int, only: int | None = None) -> list[Job]:
+def plan_enrolled(
+    out: str, enrolled: list[Prompt], copies: int, only: int | None = None, draw: int = 0
+) -> list[Job]:
     """*copies* call-shaped clips of each enrolled prompt (of *only* of them, spread over
     the list, when given)."""
     chosen = (
@@ -945,21 +952,26 @@ def plan_enrolled(out: str, enrolled: list[Prompt], copies: int, only: int | Non
     )
     return [
         _prompt_job(
-            out, "enrolled", f"{pi:04d}_{c}_{enrolled[pi].label}", _seed("enrolled", pi, c), enrolled[pi], 1
+            out,
+            "enrolled",
+            f"{pi:04d}_{c}_{enrolled[pi].label}",
+            _seed("enrolled", pi, c, draw),
+            enrolled[pi],
+            1,
         )
         for pi in chosen
         for c in range(copies)
     ]
 
 
-def plan_nonenrolled(out: str, kept_out: list[Prompt], count: int) -> list[Job]:
+def plan_nonenrolled(out: str, kept_out: list[Prompt], count: int, draw: int = 0) -> list[Job]:
     """*count* clips whose speech is not enrolled (``NONENROLLED_CYCLE``): the kept-out real
     prompts in turn, synthetic speech of every label in turn, music ringback, ringback."""
     jobs = []
     turns = {"real": 0, "announcement": 0, "ringback": 0}
     for i in range(count):
         kind = NONENROLLED_CYCLE[i % len(NONENROLLED_CYCLE)]
-        seed = _seed("nonenrolled", 0, i)
+        seed = _seed("nonenrolled", 0, i, draw)
         if kind == "real" and kept_out:
             prompt = kept_out[turns["real"] % len(kept_out)]
             turns["real"] += 1
@@ -1025,17 +1037,20 @@ def build(
     nonenrolled: int = DEFAULT_SIZES["nonenrolled"],
     tiny: bool = False,
     progress: bool = True,
+    draw: int = 0,
 ) -> dict[str, list[dict]]:
-    """Write the set into *out*; return the rows of each manifest written (by file name)."""
+    """Write the set into *out*; return the rows of each manifest written (by file name).
+    *draw* picks another random draw of the same plan (other shapes, noises, codecs and
+    wordings; the same prompts enrolled): one draw to tune or fit on, another to report."""
     if min(per_label, reachable, negatives, copies, nonenrolled) < 0:
         raise ValueError("sizes must not be negative")
     check_tools()
     folder = str(out)
     plain = [
-        *plan_announcements(folder, per_label),
-        *plan_sit_alone(folder, max(1, per_label // 2) if per_label else 0),
-        *plan_reachable(folder, reachable),
-        *plan_negatives(folder, negatives),
+        *plan_announcements(folder, per_label, draw),
+        *plan_sit_alone(folder, max(1, per_label // 2) if per_label else 0, draw),
+        *plan_reachable(folder, reachable, draw),
+        *plan_negatives(folder, negatives, draw),
     ]
     extra: list[Job] = []
     enrol_rows: list[dict] = []
@@ -1062,8 +1077,8 @@ def build(
                 (out / path).unlink()
                 kept_out.append(prompt)
         extra = [
-            *plan_enrolled(folder, usable, copies, TINY_ENROLLED_COPIES if tiny else None),
-            *plan_nonenrolled(folder, kept_out, nonenrolled),
+            *plan_enrolled(folder, usable, copies, TINY_ENROLLED_COPIES if tiny else None, draw),
+            *plan_nonenrolled(folder, kept_out, nonenrolled, draw),
         ]
     for group in {job.group for job in [*plain, *extra]}:
         (out / group).mkdir(parents=True, exist_ok=True)
@@ -1104,9 +1119,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--tiny", action="store_true", help="a few clips per group (tests); explicit sizes still win"
     )
+    parser.add_argument(
+        "--draw",
+        type=int,
+        default=0,
+        help="which random draw of the plan (default 0): tune on one draw, report on another",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.draw < 0:
+        parser.error("--draw must not be negative")
     base = TINY_SIZES if args.tiny else DEFAULT_SIZES
     chosen = {key: getattr(args, key) if getattr(args, key) is not None else base[key] for key in base}
     started = time.monotonic()
@@ -1117,6 +1140,7 @@ def main(argv: list[str] | None = None) -> None:
             enrolled=args.enrolled,
             tiny=args.tiny,
             progress=not args.no_progress,
+            draw=args.draw,
             **chosen,
         )
     except ValueError as error:
