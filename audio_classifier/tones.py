@@ -47,8 +47,10 @@ FRAME_HOP = 80
 FRAME_LEN = 256
 """Analysis window in samples (32 ms): 31.25 Hz bins."""
 
-TONE_BAND_HZ = (300.0, 2300.0)
-"""Where tone peaks are searched: call-progress tones up to the 2100 Hz fax answer tone."""
+TONE_BAND_HZ = (300.0, 3400.0)
+"""Where tone peaks are searched: the telephone band, so that a tone no plan knows (a test
+tone, a modem, an off-plan beep up to 3.4 kHz) is measured as a tone, not left to the
+model, which takes it for music or a voicemail beep."""
 POWER_BAND_HZ = (100.0, 3800.0)
 """The band whose power the peaks must dominate."""
 
@@ -110,6 +112,50 @@ STEADY_TONE_SCORE = 0.85
 test tone): below the decision threshold, so it decides only when nothing else is heard,
 and any announcement after it explains it; it keeps a steady tone from passing for music
 ringback."""
+UNEXPLAINED_SPAN_S = 0.75
+"""A stretch of tone no plan explains (see ``ToneDetector._match_unexplained``) is claimed
+as ``unknown`` once its tone and the quiet after it span this long (its span then also
+covers the quiet before it): over that span it outranks what the model hears (a voicemail
+beep, music). Until then it is pending, which holds a rival claim of the model for up to
+``DecisionConfig.pending_wait_s``: this is shorter, so the claim arrives first."""
+UNEXPLAINED_SOUNDING_S = 1.25
+"""... or, until quiet has followed its last burst, this long: longer than most notes of a
+tune played in pure tones, shorter than the first window of the model (1.5 s)."""
+UNEXPLAINED_TONE_S = 0.5
+"""... and once its bursts add up to this much tone: a lone syllable of a voice ("喂？",
+0.2-0.4 s, whose neighbouring harmonics look like a tone pair) is no tone."""
+UNEXPLAINED_GAP_S = 4.0
+"""Longest quiet gap inside such a stretch (and after its last burst, which the stretch's
+span reaches over while it stays quiet): the longest off period of any cadence in use."""
+QUIET_GAP_DB = 6.0
+"""A gap is quiet (line noise, distant babble; not a voice) when it is silent
+(``SILENCE_DBFS``), or its loudest part stays this far below the tone on either side and it
+is steady (``GAP_DYNAMICS_DB``), or far below the tone (``FAR_BELOW_DB``)."""
+LOUDEST_SPAN_FRAMES = 10
+"""A gap's loudness is that of its loudest 0.1 s (mean frame level, dB): a syllable's."""
+FLOOR_PERCENTILE = 10.0
+"""A gap's floor is the level of its quietest tenth of frames."""
+FAR_BELOW_DB = 20.0
+"""A gap whose loudest 0.1 s stays this far below the tone is quiet, whatever it holds."""
+GAP_DYNAMICS_DB = 8.0
+"""... and so is one below the tone by ``QUIET_GAP_DB`` whose loudest 0.1 s rises no more
+than this above its floor: line noise and babble are steady, a voice's syllables stand out
+from its pauses."""
+HARMONIC_RATIOS = (1.5, 2.0, 3.0)
+"""Two components in one of these ratios are a note and its harmonic, or a fifth: music (no
+plan, and no DTMF pair, pairs tones so)."""
+HARMONIC_TOLERANCE = 0.015
+EXTEND_FRAMES = 10
+"""A claim over a tone still sounding is extended every this many frames (0.1 s)."""
+BLIP_S = 0.08
+"""Tonal runs shorter than this (a vowel's harmonic, a click, a babble voice) do not end a
+quiet gap and are looked through in a stretch."""
+GAP_LEVELS_KEPT = int(UNEXPLAINED_GAP_S * SAMPLE_RATE / FRAME_HOP) + 1
+"""Frame levels kept per gap (its latest): a longer gap ends a stretch whatever its level."""
+UNEXPLAINED_TONE_SCORE = 0.6
+"""Score of the ``unknown`` claim for such a stretch: above the outcome floor, so that it
+outranks the model's claims within its span and ends progress, below the steady-tone claim
+(which adds duration and a steady level) and far below the decision threshold."""
 
 
 @dataclass
@@ -129,6 +175,16 @@ class Segment:
     """Indices of the tone specs whose frequencies this segment matches."""
     level_spread_db: float = 0.0
     """Standard deviation of its frames' levels (dB)."""
+    gap_before_db: float = -np.inf
+    gap_floor_db: float = -np.inf
+    """Level (dBFS) of the quietest tenth of those frames (``FLOOR_PERCENTILE``): the gap's
+    floor, to tell a steady noise from a voice (syllables over pauses)."""
+    """Level (dBFS) of the loudest 0.1 s of the non-tonal frames since the previous segment
+    (``LOUDEST_SPAN_FRAMES``), ``-inf`` when there were none."""
+    gap_before_s: float = 0.0
+    """Length of that gap (s; at most ``UNEXPLAINED_GAP_S``)."""
+    explained: bool = False
+    """Part of a pattern a plan explains (a SIT) although its frequency matches no plan."""
 
     @property
     def duration_s(self) -> float:
@@ -202,6 +258,9 @@ class _FrameTrack:
     levels: list[float] = field(default_factory=list)
     misses: int = 0
     last_check_frames: int = 0
+    gap_levels: list[float] = field(default_factory=list)
+    """Levels of the non-tonal frames of the gap before it (a run too short to become a
+    segment gives them back, its own frames with them)."""
 
 
 class ToneDetector:
@@ -226,6 +285,10 @@ class ToneDetector:
         self._frames = 0
         self._silent_frames = 0
         self._heard_before = False  # any tonal frame or loud frame so far
+        self._gap_levels: list[float] = []  # levels of the non-tonal frames since the last segment
+        self._dropped_unexplained = False  # an unexplained segment fell out of the history
+        self._pending_claim: Evidence | None = None  # see _match_unexplained
+        self._open_claim: Evidence | None = None  # its claim over the tone still sounding
 
     # -- public channel interface --------------------------------------------------------
 
@@ -244,6 +307,11 @@ class ToneDetector:
         self._pending = buf[consumed:].copy()
         self._pending_start += consumed
         return evidence
+
+    def pending(self) -> Evidence | None:
+        """The ``unknown`` claim a stretch of unexplained tone still too short to claim
+        would make (``_match_unexplained``), or ``None``."""
+        return self._pending_claim
 
     def finish(self) -> list[Evidence]:
         """End of stream: close the open segment and judge silence."""
@@ -323,11 +391,14 @@ class ToneDetector:
                 track = None
             if track is None:
                 evidence += self._check_trailing_gap(index)
-                track = self._track = _FrameTrack(index, index, peaks)
+                track = self._track = _FrameTrack(index, index, peaks, gap_levels=self._gap_levels)
+                self._gap_levels = []
             track.last = index
             track.peaks = peaks
             track.levels.append(float(level))
             track.misses = 0
+            if self._open_claim is not None and (index - track.first) % EXTEND_FRAMES == 0:
+                evidence += self._extend_open_claim(index)
             length = (track.last - track.first + 1) * FRAME_HOP / SAMPLE_RATE
             if length - track.last_check_frames * FRAME_HOP / SAMPLE_RATE >= OPEN_CHECK_S:
                 track.last_check_frames = track.last - track.first + 1
@@ -336,9 +407,17 @@ class ToneDetector:
             track.misses += 1
             if track.misses > HANGOVER_FRAMES:
                 evidence += self._close_track()
-        elif index % 10 == 0:
-            evidence += self._check_trailing_gap(index)
+        else:
+            self._gap_levels.append(float(level))
+            if len(self._gap_levels) > 2 * GAP_LEVELS_KEPT:
+                del self._gap_levels[:-GAP_LEVELS_KEPT]
+            if index % 10 == 0:
+                evidence += self._check_trailing_gap(index)
         return evidence
+
+    def _gap_quiet(self, tone_db: float) -> bool:
+        """Whether the gap so far is quiet next to a tone this loud (``_quiet``)."""
+        return _quiet(*_gap_levels(self._gap_levels), tone_db)
 
     # -- stage 2: segments -----------------------------------------------------------------
 
@@ -378,30 +457,73 @@ class ToneDetector:
         cut = start_s <= CUT_START_S and not self._heard_before
         specs = frozenset(i for i, s in enumerate(self.specs) if matches_freqs(freqs, s.freqs_hz))
         spread = float(np.std(levels[keep]))
-        return Segment(start_s, end_s, freqs, float(np.median(levels)), cut, closed, at_end, specs, spread)
+        loudest, floor_db = _gap_levels(track.gap_levels[-GAP_LEVELS_KEPT:])
+        return Segment(
+            start_s,
+            end_s,
+            freqs,
+            float(np.median(levels)),
+            cut,
+            closed,
+            at_end,
+            specs,
+            spread,
+            gap_before_db=loudest,
+            gap_floor_db=floor_db,
+            gap_before_s=min(len(track.gap_levels) * FRAME_HOP / SAMPLE_RATE, UNEXPLAINED_GAP_S),
+        )
+
+    def _extend_open_claim(self, frame: int) -> list[Evidence]:
+        """Reach the strongest ``unknown`` claim (steady or unexplained) of the sounding tone
+        to *frame*: between the segment checks (``OPEN_CHECK_S``), so that it never lags a
+        model window's end."""
+        claim = self._open_claim
+        assert claim is not None
+        end = self._frame_time(frame) + FRAME_HOP / 2 / SAMPLE_RATE
+        key = claim.detail["tone"]  # "steady" or "unexplained": the key it was claimed under
+        return self._emit(claim.label, key, claim.score, claim.start_s, end, claim.detail, extend=True)
 
     def _close_track(self, at_end: bool = False) -> list[Evidence]:
+        self._open_claim = None
         track, self._track = self._track, None
         segment = self._segment_from_track(track, closed=True, at_end=at_end) if track else None
-        if segment is None:
-            return []
+        if segment is None or segment.duration_s < BLIP_S:
+            if track is not None:  # too short to be a tone: its frames are part of the gap
+                self._gap_levels = (track.gap_levels + track.levels + self._gap_levels)[-GAP_LEVELS_KEPT:]
+            if segment is None:
+                return []
         self._heard_before = True
         self._segments.append(segment)
+        for dropped in self._segments[:-MAX_HISTORY_SEGMENTS]:
+            if not (dropped.specs or dropped.explained or dropped.duration_s < BLIP_S):
+                self._dropped_unexplained = True
         del self._segments[:-MAX_HISTORY_SEGMENTS]
-        return self._match_cadences(now=None) + self._match_sit() + self._match_continuous(segment)
+        return (
+            self._match_cadences(now=None)
+            + self._match_sit()
+            + self._match_continuous(segment)
+            + self._match_unexplained()
+        )
 
     def _check_open(self, track: _FrameTrack) -> list[Evidence]:
         segment = self._segment_from_track(track, closed=False)
         if segment is None:
             return []
-        return self._match_continuous(segment)
+        evidence = self._match_continuous(segment) + self._match_unexplained(open_segment=segment)
+        unknown = [e for e in evidence if e.label == "unknown"]
+        if unknown:  # the strongest claim of this tone follows it between checks
+            self._open_claim = max(unknown, key=lambda e: e.score)
+        return evidence
 
     def _check_trailing_gap(self, frame: int) -> list[Evidence]:
-        """Count a gap after the last segment once it is long enough to match a cadence."""
+        """Count a gap after the last segment once it is long enough to match a cadence
+        (and reach an unexplained tone's span over it while it stays quiet)."""
         if not self._segments:
             return []
         now = self._frame_time(frame) - FRAME_HOP / 2 / SAMPLE_RATE
-        return self._match_cadences(now=now) if now > self._segments[-1].end_s else []
+        if now <= self._segments[-1].end_s:
+            return []
+        return self._match_cadences(now=now) + self._match_unexplained(now=now)
 
     # -- stage 3: patterns -----------------------------------------------------------------
 
@@ -520,10 +642,72 @@ class ToneDetector:
             )
         return evidence
 
+    def _match_unexplained(
+        self, now: float | None = None, open_segment: Segment | None = None
+    ) -> list[Evidence]:
+        """Claim ``unknown`` over the latest stretch of tone no plan explains (see
+        ``UNEXPLAINED_SPAN_S``): bursts of one tone (the same frequencies, not a note and
+        its harmonics) matching no plan and in no SIT, in a call that so far carried nothing
+        else but plan tones and quiet (a beep after a voicemail greeting, a melody's notes
+        are the model's to judge). *open_segment* is one still sounding, *now* (seconds)
+        the end of the quiet gap still in progress after the last one. While such a stretch
+        is too short to claim, it is the stream's pending claim (``pending``)."""
+        self._pending_claim = None
+        segments = [*self._segments, open_segment] if open_segment is not None else self._segments
+        run: list[Segment] = []
+        before: list[Segment] = []
+        for i in range(len(segments) - 1, -1, -1):
+            seg = segments[i]
+            if seg.duration_s < BLIP_S and seg is not open_segment:
+                continue  # part of a gap
+            if seg.specs or seg.explained or _harmonic(seg.freqs_hz):
+                before = segments[: i + 1]
+                break
+            if run and not (_quiet_gap(seg, run[0]) and _same_tone(seg.freqs_hz, run[0].freqs_hz)):
+                before = segments[: i + 1]
+                break
+            run.insert(0, seg)
+        if not run or _may_become_sit(run) or self._dropped_unexplained:
+            return []
+        first, last = run[0], run[-1]
+        tone_db = min(s.level_db for s in run)
+        others = [
+            s
+            for s in before
+            if not (
+                s.specs or s.explained or s.duration_s < BLIP_S or s.level_db < tone_db - FAINT_SEGMENT_DB
+            )
+        ]
+        if others or not all(_quiet(s.gap_before_db, s.gap_floor_db, tone_db) for s in [*before, first]):
+            return []  # other sounds were heard: what this tone is, the other channels judge
+        end = last.end_s
+        if now is not None:
+            if not (now - end <= UNEXPLAINED_GAP_S and self._gap_quiet(last.level_db)):
+                return []  # something else plays now
+            end = now
+        tone_s = sum(s.duration_s for s in run)
+        start = max(first.start_s - first.gap_before_s, 0.0)
+        detail = {
+            "tone": "unexplained",
+            "frequencies_hz": [round(f, 1) for f in last.freqs_hz],
+            "bursts": len(run),
+            "tone_s": round(tone_s, 3),
+        }
+        span = UNEXPLAINED_SPAN_S if now is not None else UNEXPLAINED_SOUNDING_S
+        if end - first.start_s < span or tone_s < UNEXPLAINED_TONE_S:
+            self._pending_claim = Evidence(
+                CHANNEL, "unknown", UNEXPLAINED_TONE_SCORE, round(first.start_s, 3), round(end, 3), detail
+            )
+            return []
+        # the claim's span follows the tone and its quiet gaps
+        return self._emit("unknown", "unexplained", UNEXPLAINED_TONE_SCORE, start, end, detail, extend=True)
+
     def _match_sit(self) -> list[Evidence]:
         segs = self._segments
         if len(segs) >= 3 and _is_sit(segs[-3:]):
             s1, s2, s3 = segs[-3:]
+            for seg in (s1, s2, s3):
+                seg.explained = True
             subtype = _decode_sit(s1, s2)
             label, score = SIT_SUBTYPE_LABELS[subtype]
             detail = {
@@ -535,6 +719,7 @@ class ToneDetector:
             return self._emit(label, "sit", score, s1.start_s, s3.end_s, detail, preamble=True)
         if len(segs) == 2 and segs[0].cut and _is_sit_tail(segs):
             s2, s3 = segs
+            s2.explained = s3.explained = True
             detail = {
                 "tone": "sit",
                 "subtype": None,
@@ -624,6 +809,49 @@ def _matched_elements(
     return best
 
 
+def _gap_levels(levels: list[float]) -> tuple[float, float]:
+    """(loudest, floor) of a gap whose frames have these levels (``Segment.gap_before_db``,
+    ``Segment.gap_floor_db``); ``-inf`` for no frames."""
+    if not levels:
+        return -np.inf, -np.inf
+    values = np.asarray(levels)
+    span = min(LOUDEST_SPAN_FRAMES, len(values))
+    loudest = np.convolve(values, np.full(span, 1.0 / span), mode="valid").max()
+    return float(loudest), float(np.percentile(values, FLOOR_PERCENTILE))
+
+
+def _same_tone(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether two segments' components are one tone's (``FREQ_TOLERANCE``; two close
+    components may be measured as one)."""
+    if not a or not b:
+        return False
+    fewer, more = (a, b) if len(a) <= len(b) else (b, a)
+    return all(any(abs(f - g) <= FREQ_TOLERANCE * g for g in more) for f in fewer)
+
+
+def _harmonic(freqs: tuple[float, ...]) -> bool:
+    """Whether two components are in a ratio of ``HARMONIC_RATIOS``."""
+    if len(freqs) < 2:
+        return False
+    ratio = max(freqs) / min(freqs)
+    return any(abs(ratio - n) <= HARMONIC_TOLERANCE * n for n in HARMONIC_RATIOS)
+
+
+def _quiet(loudest_db: float, floor_db: float, tone_db: float) -> bool:
+    """Whether a gap (``Segment.gap_before_db``, ``Segment.gap_floor_db``) is quiet next to a
+    tone this loud: silent, far below the tone, or below it and steady (``GAP_DYNAMICS_DB``)."""
+    if loudest_db < SILENCE_DBFS or loudest_db <= tone_db - FAR_BELOW_DB:
+        return True
+    return loudest_db <= tone_db - QUIET_GAP_DB and loudest_db - floor_db <= GAP_DYNAMICS_DB
+
+
+def _quiet_gap(before: Segment, after: Segment) -> bool:
+    """Whether the gap between two segments is short and quiet (``UNEXPLAINED_GAP_S``)."""
+    return after.start_s - before.end_s <= UNEXPLAINED_GAP_S and _quiet(
+        after.gap_before_db, after.gap_floor_db, min(before.level_db, after.level_db)
+    )
+
+
 def _in_band(freq: float, band: tuple[float, float]) -> bool:
     return band[0] <= freq <= band[1]
 
@@ -639,6 +867,23 @@ def _is_sit(segs: list[Segment]) -> bool:
         if i and seg.start_s - segs[i - 1].end_s > SIT_MAX_GAP_S:
             return False
     return True
+
+
+def _may_become_sit(run: list[Segment]) -> bool:
+    """Whether the latest segments of *run* could be the start of a SIT not yet complete
+    (``_match_sit`` explains a whole one): its segments in order, each no longer than a
+    SIT segment, the gaps between them short."""
+    for k in range(1, min(3, len(run)) + 1):
+        tail = run[-k:]
+        if all(
+            seg.freqs_hz
+            and _in_band(seg.freqs_hz[0], band)
+            and seg.duration_s <= SIT_SEGMENT_S[1]
+            and (i == 0 or seg.start_s - tail[i - 1].end_s <= SIT_MAX_GAP_S)
+            for i, (seg, band) in enumerate(zip(tail, SIT_BANDS_HZ, strict=False))
+        ):
+            return True
+    return False
 
 
 def _is_sit_tail(segs: list[Segment]) -> bool:

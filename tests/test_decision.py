@@ -25,6 +25,7 @@ from audio_classifier.decision import (
 )
 from audio_classifier.errors import ConfigError
 from audio_classifier.resample import Resampler
+from audio_classifier.tone_plans import ToneSpec
 
 CFG = DecisionConfig()
 MODEL = ChannelInfo("model", window_s=1.5, claims=LATEST_PER_TIER)
@@ -428,3 +429,30 @@ def test_a_real_prompt_nobody_enrolled_is_not_removed(rng):
     # the VC SIT names the outcome; the French words are no answer; 0.93 is no certainty
     assert decision.label == "vacant" and decision.confidence < CFG.act_threshold
     assert decision.action == "review" and decision.withheld_action == "remove"
+
+
+@pytest.mark.parametrize(
+    "freqs, cadence, lead_s",
+    [
+        ((782.0,), (0.7, 3.3), 2.3),
+        ((1205.0,), (0.94, 3.8), 0.5),
+        ((842.0, 3190.0), None, 0.0),
+        ((2982.0,), None, 0.0),
+    ],
+)
+def test_tones_no_plan_explains_are_never_kept_with_certainty(tones_and_model, freqs, cadence, lead_s):
+    """Off-plan beeps after line noise and steady tones up to 3.4 kHz, which the model
+    takes for a voicemail beep or music: the tone channel's claim over their span outranks it."""
+    if cadence is None:
+        tone = synth.tone(freqs, 6.0)
+    else:
+        tone = synth.cadenced(ToneSpec("none", "off_plan", freqs, cadence, "unknown", ()), 6.0)
+    x = synth.add_noise(
+        np.concatenate([synth.silence(lead_s), tone]),
+        25,
+        np.random.default_rng(5),
+        reference=synth.tone_power(freqs),
+    )
+    decision = tones_and_model.classify_array(synth.g711_channel(x), 8000)
+    assert not (decision.action == "keep" and decision.confidence >= 0.9), decision
+    assert decision.label == "unknown"

@@ -6,8 +6,8 @@ import pytest
 
 from audio_classifier import synth
 from audio_classifier.audio import SAMPLE_RATE
-from audio_classifier.tone_plans import TONE_SPECS
-from audio_classifier.tones import measure_components
+from audio_classifier.tone_plans import TONE_SPECS, ToneSpec
+from audio_classifier.tones import UNEXPLAINED_TONE_SCORE, ToneDetector, measure_components
 
 from .helpers import best_by_label, tone_evidence
 
@@ -180,3 +180,69 @@ def test_ringback_burst_cut_by_the_end_of_the_recording(burst_s, claimed, rng):
     best = best_by_label(tone_evidence(x))
     assert (best.get("ringback", 0) >= 0.5) is claimed, best
     assert all(v < 0.5 for k, v in best.items() if k != "ringback"), best
+
+
+# -- tones no plan explains -------------------------------------------------------------------
+
+
+def _unexplained(evidence: list) -> list:
+    return [e for e in evidence if e.detail.get("tone") == "unexplained"]
+
+
+def _off_plan_beeps(freq_hz: float, on_s: float, off_s: float, seconds: float) -> np.ndarray:
+    spec = ToneSpec("none", "off_plan", (freq_hz,), (on_s, off_s), "unknown", ())
+    return synth.cadenced(spec, seconds)
+
+
+@pytest.mark.parametrize("freq_hz, on_s, off_s", [(782.0, 0.7, 3.3), (1496.0, 0.2, 1.5), (3100.0, 1.0, 1.0)])
+def test_off_plan_beeps_after_quiet_are_claimed_over_their_gaps(freq_hz, on_s, off_s, rng):
+    x = np.concatenate([synth.silence(1.0), _off_plan_beeps(freq_hz, on_s, off_s, 8.0)])
+    x = synth.add_noise(x, 20.0, rng, reference=synth.tone_power((freq_hz,)))
+    claims = _unexplained(tone_evidence(x))
+    assert claims and all(c.label == "unknown" and c.score == UNEXPLAINED_TONE_SCORE for c in claims)
+    longest = max(claims, key=lambda c: c.end_s - c.start_s)
+    # one claim spans the quiet before the first beep, the beeps and the gaps between them
+    assert longest.start_s <= 0.1 and longest.end_s >= 1.0 + on_s + off_s + on_s
+
+
+def test_a_steady_tone_above_the_old_search_band_is_measured():
+    x = synth.tone((3100.0,), 4.0)
+    best = best_by_label(tone_evidence(x))
+    assert best.get("unknown") == pytest.approx(0.85)  # the steady-tone claim: 3.1 kHz is searched
+
+
+def test_a_beep_after_speech_is_left_to_the_other_channels(rng):
+    # a voicemail greeting's beep: speech, a short pause, a 1 kHz beep, the open line
+    x = np.concatenate(
+        [synth.speech_like(3.0, rng), synth.silence(0.4), synth.tone((1000.0,), 0.5), synth.silence(3.0)]
+    )
+    assert not _unexplained(tone_evidence(x))
+
+
+def test_a_tune_in_pure_tones_is_not_an_unexplained_tone():
+    # a melody after quiet, each note a pure sine held 0.4-1.0 s, a third or more from the
+    # last (notes a tone apart are one segment to the detector: a limit of this rule)
+    melody = [392.0, 494.0, 392.0, 523.0, 659.0, 523.0, 392.0, 494.0, 587.0, 440.0]
+    lengths = [0.4, 0.6, 1.0, 0.4, 0.8, 1.0, 0.6, 0.4, 0.8, 1.0]
+    x = np.concatenate(
+        [synth.silence(1.0), *(synth.tone((f,), s) for f, s in zip(melody, lengths, strict=True))]
+    )
+    assert not _unexplained(tone_evidence(x))
+
+
+def test_a_sit_is_not_an_unexplained_tone():
+    x = np.concatenate([synth.silence(1.0), synth.sit("vc"), synth.silence(4.0)])
+    evidence = tone_evidence(x)
+    assert not _unexplained(evidence)
+    assert best_by_label(evidence).get("vacant", 0) >= 0.9
+
+
+def test_an_unexplained_tone_too_short_to_claim_is_pending():
+    detector = ToneDetector()
+    x = np.concatenate([synth.silence(0.5), synth.tone((1234.0,), 0.6)])
+    assert not _unexplained(detector.process(x, 0))
+    pending = detector.pending()
+    assert pending is not None and pending.label == "unknown" and 0.4 <= pending.start_s <= 0.6
+    # quiet after it completes the claim
+    claims = _unexplained(detector.process(synth.silence(1.0), len(x)))
+    assert claims and detector.pending() is None

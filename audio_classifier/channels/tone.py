@@ -24,10 +24,6 @@ class ToneStream(ToneDetector):
 
     info = INFO
 
-    def pending(self) -> None:
-        """Tones are claimed as they are measured: nothing is ever pending."""
-        return None
-
 
 class ToneChannel:
     """Factory of the tone channel (it has no shared resources)."""
