@@ -915,8 +915,18 @@ def _decode_sit(s1: Segment, s2: Segment) -> str | None:
 
     f1 = nearest(s1.freqs_hz[0], SIT_LOW_HIGH_HZ[0], freq_tol)
     f2 = nearest(s2.freqs_hz[0], SIT_LOW_HIGH_HZ[1], freq_tol)
-    d1 = None if s1.cut else nearest(s1.duration_s, SIT_SHORT_LONG_S, dur_tol)
     d2 = nearest(s2.duration_s, SIT_SHORT_LONG_S, dur_tol)
-    if None in (f1, f2, d1, d2):
+    if None in (f1, f2, d2):
         return None
-    return SIT_CODES.get((d1, d2, f1, f2))  # type: ignore[arg-type]
+    if not s1.cut:
+        d1 = nearest(s1.duration_s, SIT_SHORT_LONG_S, dur_tol)
+        return None if d1 is None else SIT_CODES.get((d1, d2, f1, f2))  # type: ignore[arg-type]
+    # segment 1 may have been cut by the start of the media: the other three values name at
+    # most one code (they do for every Telcordia code), whose first tone must not be shorter
+    # than what was heard of it
+    codes = [(code, d1) for (d1, c2, c1, c3), code in SIT_CODES.items() if (c2, c1, c3) == (d2, f1, f2)]
+    if len({code for code, _ in codes}) != 1:
+        return None
+    code, d1 = codes[0]
+    longest = SIT_SHORT_LONG_S["SL".index(d1)] + SIT_DURATION_TOLERANCE_S
+    return code if s1.duration_s <= longest else None

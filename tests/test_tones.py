@@ -6,7 +6,7 @@ import pytest
 
 from audio_classifier import synth
 from audio_classifier.audio import SAMPLE_RATE
-from audio_classifier.tone_plans import TONE_SPECS, ToneSpec
+from audio_classifier.tone_plans import SIT_LOW_HIGH_HZ, SIT_SHORT_LONG_S, TONE_SPECS, ToneSpec
 from audio_classifier.tones import UNEXPLAINED_TONE_SCORE, ToneDetector, measure_components
 
 from .helpers import best_by_label, tone_evidence
@@ -95,6 +95,30 @@ def test_sit_subtypes(code, label, degrade, rng):
     assert len(sits) == 1, sits
     assert sits[0].label == label
     assert sits[0].detail["subtype"] == code
+
+
+@pytest.mark.parametrize(
+    "code, label",
+    [("ic", "sit"), ("vc", "vacant"), ("nc", "network_busy"), ("ro", "wrong_number_format"), ("io", "sit")],
+)
+@pytest.mark.parametrize("cut_s", [0.0, 0.15])
+def test_sit_subtypes_when_the_media_starts_with_it(code, label, cut_s):
+    """Early media that begins with the SIT, or within its first tone: segments 2 and 3 and
+    the first tone's frequency name the code; the first tone's length is unknown."""
+    x = synth.sit(code)[int(cut_s * SAMPLE_RATE) :]
+    sits = [
+        e for e in tone_evidence(np.concatenate([x, synth.silence(1.0)])) if e.detail.get("tone") == "sit"
+    ]
+    assert [(e.label, e.detail["subtype"]) for e in sits] == [(label, code)]
+
+
+def test_a_cut_first_tone_longer_than_its_code_allows_is_not_decoded():
+    # VC's first tone is long (380 ms); an IC's pattern after it would need it short
+    x = synth.sit("ic")
+    first = int(SIT_SHORT_LONG_S[0] * SAMPLE_RATE)
+    x = np.concatenate([synth.tone((SIT_LOW_HIGH_HZ[0][0],), 0.45), x[first:], synth.silence(1.0)])
+    sits = [e for e in tone_evidence(x) if e.detail.get("tone") == "sit"]
+    assert sits and all(e.detail["subtype"] is None for e in sits), sits
 
 
 def test_sit_followed_by_speech_like_announcement(rng):
