@@ -116,11 +116,12 @@ UNEXPLAINED_SPAN_S = 0.75
 """A stretch of tone no plan explains (see ``ToneDetector._match_unexplained``) is claimed
 as ``unknown`` once its tone and the quiet after it span this long (its span then also
 covers the quiet before it): over that span it outranks what the model hears (a voicemail
-beep, music). Until then it is pending, which holds a rival claim of the model for up to
-``DecisionConfig.pending_wait_s``: this is shorter, so the claim arrives first."""
-UNEXPLAINED_SOUNDING_S = 1.25
+beep, music). Until then it is pending (``ToneDetector.pending``), which holds a rival
+claim of the model for up to ``DecisionConfig.pending_wait_s`` from when it first was."""
+UNEXPLAINED_SOUNDING_S = 1.0
 """... or, until quiet has followed its last burst, this long: longer than most notes of a
-tune played in pure tones, shorter than the first window of the model (1.5 s)."""
+tune played in pure tones, and soon enough that the claim comes while the pending claim
+(from the first check, 0.25 s into the tone) still holds the model."""
 UNEXPLAINED_TONE_S = 0.5
 """... and once its bursts add up to this much tone: a lone syllable of a voice ("喂？",
 0.2-0.4 s, whose neighbouring harmonics look like a tone pair) is no tone."""
@@ -145,6 +146,7 @@ HARMONIC_RATIOS = (1.5, 2.0, 3.0)
 """Two components in one of these ratios are a note and its harmonic, or a fifth: music (no
 plan, and no DTMF pair, pairs tones so)."""
 HARMONIC_TOLERANCE = 0.015
+"""Relative distance from a ratio of ``HARMONIC_RATIOS`` that still counts as that ratio."""
 EXTEND_FRAMES = 10
 """A claim over a tone still sounding is extended every this many frames (0.1 s)."""
 BLIP_S = 0.08
@@ -176,11 +178,11 @@ class Segment:
     level_spread_db: float = 0.0
     """Standard deviation of its frames' levels (dB)."""
     gap_before_db: float = -np.inf
+    """Level (dBFS) of the loudest 0.1 s of the non-tonal frames since the previous segment
+    (``LOUDEST_SPAN_FRAMES``), ``-inf`` when there were none."""
     gap_floor_db: float = -np.inf
     """Level (dBFS) of the quietest tenth of those frames (``FLOOR_PERCENTILE``): the gap's
     floor, to tell a steady noise from a voice (syllables over pauses)."""
-    """Level (dBFS) of the loudest 0.1 s of the non-tonal frames since the previous segment
-    (``LOUDEST_SPAN_FRAMES``), ``-inf`` when there were none."""
     gap_before_s: float = 0.0
     """Length of that gap (s; at most ``UNEXPLAINED_GAP_S``)."""
     explained: bool = False
@@ -261,6 +263,8 @@ class _FrameTrack:
     gap_levels: list[float] = field(default_factory=list)
     """Levels of the non-tonal frames of the gap before it (a run too short to become a
     segment gives them back, its own frames with them)."""
+    miss_levels: list[float] = field(default_factory=list)
+    """Levels of the non-tonal frames since its last tonal one: the next gap's first."""
 
 
 class ToneDetector:
@@ -287,7 +291,9 @@ class ToneDetector:
         self._heard_before = False  # any tonal frame or loud frame so far
         self._gap_levels: list[float] = []  # levels of the non-tonal frames since the last segment
         self._dropped_unexplained = False  # an unexplained segment fell out of the history
+        self._voice_db = -np.inf  # the loudest gap so far that sounded like a voice (_remember_gap)
         self._pending_claim: Evidence | None = None  # see _match_unexplained
+        self._pending_since: tuple[float, float] | None = None  # (its first burst, since when) pending
         self._open_claim: Evidence | None = None  # its claim over the tone still sounding
 
     # -- public channel interface --------------------------------------------------------
@@ -397,27 +403,42 @@ class ToneDetector:
             track.peaks = peaks
             track.levels.append(float(level))
             track.misses = 0
-            if self._open_claim is not None and (index - track.first) % EXTEND_FRAMES == 0:
-                evidence += self._extend_open_claim(index)
+            track.miss_levels.clear()
             length = (track.last - track.first + 1) * FRAME_HOP / SAMPLE_RATE
-            if length - track.last_check_frames * FRAME_HOP / SAMPLE_RATE >= OPEN_CHECK_S:
+            since_check = length - track.last_check_frames * FRAME_HOP / SAMPLE_RATE
+            # a stretch about to be claimed is checked as often as a claim is extended
+            due = OPEN_CHECK_S if self._pending_claim is None else EXTEND_FRAMES * FRAME_HOP / SAMPLE_RATE
+            if since_check >= due - 1e-9:
                 track.last_check_frames = track.last - track.first + 1
                 evidence += self._check_open(track)
+            elif self._open_claim is not None and (index - track.first) % EXTEND_FRAMES == 0:
+                evidence += self._extend_open_claim(index)
         elif track is not None:
             track.misses += 1
+            track.miss_levels.append(float(level))
             if track.misses > HANGOVER_FRAMES:
                 evidence += self._close_track()
         else:
             self._gap_levels.append(float(level))
             if len(self._gap_levels) > 2 * GAP_LEVELS_KEPT:
+                self._remember_gap(self._gap_levels[:-GAP_LEVELS_KEPT])
                 del self._gap_levels[:-GAP_LEVELS_KEPT]
             if index % 10 == 0:
                 evidence += self._check_trailing_gap(index)
         return evidence
 
+    def _remember_gap(self, levels: list[float]) -> None:
+        """Keep the loudness of a gap (or a part of one) that sounded like a voice (its
+        loudest 0.1 s more than ``GAP_DYNAMICS_DB`` over its floor): the call carried
+        something else than tones, however long ago."""
+        if levels:
+            loudest, floor = _gap_loudness(levels)
+            if loudest - floor > GAP_DYNAMICS_DB:
+                self._voice_db = max(self._voice_db, loudest)
+
     def _gap_quiet(self, tone_db: float) -> bool:
         """Whether the gap so far is quiet next to a tone this loud (``_quiet``)."""
-        return _quiet(*_gap_levels(self._gap_levels), tone_db)
+        return _quiet(*_gap_loudness(self._gap_levels), tone_db)
 
     # -- stage 2: segments -----------------------------------------------------------------
 
@@ -457,7 +478,7 @@ class ToneDetector:
         cut = start_s <= CUT_START_S and not self._heard_before
         specs = frozenset(i for i, s in enumerate(self.specs) if matches_freqs(freqs, s.freqs_hz))
         spread = float(np.std(levels[keep]))
-        loudest, floor_db = _gap_levels(track.gap_levels[-GAP_LEVELS_KEPT:])
+        loudest, floor_db = _gap_loudness(track.gap_levels[-GAP_LEVELS_KEPT:])
         return Segment(
             start_s,
             end_s,
@@ -484,19 +505,33 @@ class ToneDetector:
         return self._emit(claim.label, key, claim.score, claim.start_s, end, claim.detail, extend=True)
 
     def _close_track(self, at_end: bool = False) -> list[Evidence]:
-        self._open_claim = None
+        evidence = self._close_segment(at_end)
+        self._open_claim = None  # used above: a steady claim keeps the span of its stretch
+        return evidence
+
+    def _close_segment(self, at_end: bool) -> list[Evidence]:
         track, self._track = self._track, None
         segment = self._segment_from_track(track, closed=True, at_end=at_end) if track else None
         if segment is None or segment.duration_s < BLIP_S:
             if track is not None:  # too short to be a tone: its frames are part of the gap
-                self._gap_levels = (track.gap_levels + track.levels + self._gap_levels)[-GAP_LEVELS_KEPT:]
+                frames = track.gap_levels + track.levels + track.miss_levels + self._gap_levels
+                self._remember_gap(frames[:-GAP_LEVELS_KEPT])
+                self._gap_levels = frames[-GAP_LEVELS_KEPT:]
             if segment is None:
                 return []
+        else:
+            self._remember_gap(track.gap_levels)  # type: ignore[union-attr]
+            self._gap_levels = list(track.miss_levels)  # type: ignore[union-attr]
         self._heard_before = True
         self._segments.append(segment)
         for dropped in self._segments[:-MAX_HISTORY_SEGMENTS]:
-            if not (dropped.specs or dropped.explained or dropped.duration_s < BLIP_S):
-                self._dropped_unexplained = True
+            if not (
+                dropped.specs
+                or dropped.explained
+                or dropped.duration_s < BLIP_S
+                or _same_tone(dropped.freqs_hz, segment.freqs_hz)
+            ):
+                self._dropped_unexplained = True  # another tone, heard before the history
         del self._segments[:-MAX_HISTORY_SEGMENTS]
         return (
             self._match_cadences(now=None)
@@ -509,11 +544,10 @@ class ToneDetector:
         segment = self._segment_from_track(track, closed=False)
         if segment is None:
             return []
-        evidence = self._match_continuous(segment) + self._match_unexplained(open_segment=segment)
-        unknown = [e for e in evidence if e.label == "unknown"]
-        if unknown:  # the strongest claim of this tone follows it between checks
-            self._open_claim = max(unknown, key=lambda e: e.score)
-        return evidence
+        # unexplained first: a steady-tone claim reaches over the stretch it belongs to
+        self._open_claim = None  # each match below sets it when this tone still qualifies
+        evidence = self._match_unexplained(open_segment=segment)
+        return evidence + self._match_continuous(segment)
 
     def _check_trailing_gap(self, frame: int) -> list[Evidence]:
         """Count a gap after the last segment once it is long enough to match a cadence
@@ -626,19 +660,25 @@ class ToneDetector:
             and segment.duration_s >= STEADY_TONE_S
             and segment.level_spread_db <= STEADY_LEVEL_SPREAD_DB
         ):
-            evidence += self._emit(
+            stretch = self._open_claim
+            claim = Evidence(
+                CHANNEL,
                 "unknown",
-                "steady",
                 STEADY_TONE_SCORE,
-                segment.start_s,
-                segment.end_s,
+                round(min(segment.start_s, stretch.start_s) if stretch else segment.start_s, 3),
+                round(segment.end_s, 3),
                 {
                     "tone": "steady",
                     "frequencies_hz": [round(f, 1) for f in segment.freqs_hz],
                     "duration_s": round(segment.duration_s, 3),
                     "level_spread_db": round(segment.level_spread_db, 2),
                 },
-                extend=True,  # the claim's span follows the tone while it sounds
+            )
+            if not segment.closed:
+                self._open_claim = claim
+            # the claim's span follows the tone while it sounds
+            evidence += self._emit(
+                claim.label, "steady", claim.score, claim.start_s, claim.end_s, claim.detail, extend=True
             )
         return evidence
 
@@ -652,7 +692,7 @@ class ToneDetector:
         are the model's to judge). *open_segment* is one still sounding, *now* (seconds)
         the end of the quiet gap still in progress after the last one. While such a stretch
         is too short to claim, it is the stream's pending claim (``pending``)."""
-        self._pending_claim = None
+        pending_since, self._pending_since, self._pending_claim = self._pending_since, None, None
         segments = [*self._segments, open_segment] if open_segment is not None else self._segments
         run: list[Segment] = []
         before: list[Segment] = []
@@ -667,8 +707,10 @@ class ToneDetector:
                 before = segments[: i + 1]
                 break
             run.insert(0, seg)
-        if not run or _may_become_sit(run) or self._dropped_unexplained:
+        if not run or self._dropped_unexplained:
             return []
+        if (now is None or now - run[-1].end_s <= SIT_MAX_GAP_S) and _may_become_sit(run):
+            return []  # a SIT's next tone may follow
         first, last = run[0], run[-1]
         tone_db = min(s.level_db for s in run)
         others = [
@@ -678,7 +720,12 @@ class ToneDetector:
                 s.specs or s.explained or s.duration_s < BLIP_S or s.level_db < tone_db - FAINT_SEGMENT_DB
             )
         ]
-        if others or not all(_quiet(s.gap_before_db, s.gap_floor_db, tone_db) for s in [*before, first]):
+        voice_heard = self._voice_db > max(tone_db - FAR_BELOW_DB, SILENCE_DBFS)
+        if (
+            others
+            or voice_heard
+            or not all(_quiet(s.gap_before_db, s.gap_floor_db, tone_db) for s in [*before, first])
+        ):
             return []  # other sounds were heard: what this tone is, the other channels judge
         end = last.end_s
         if now is not None:
@@ -695,12 +742,21 @@ class ToneDetector:
         }
         span = UNEXPLAINED_SPAN_S if now is not None else UNEXPLAINED_SOUNDING_S
         if end - first.start_s < span or tone_s < UNEXPLAINED_TONE_S:
+            # pending since it first was (the decision's wait runs from then)
+            since = pending_since[1] if pending_since and pending_since[0] == first.start_s else end
+            self._pending_since = (first.start_s, since)
             self._pending_claim = Evidence(
-                CHANNEL, "unknown", UNEXPLAINED_TONE_SCORE, round(first.start_s, 3), round(end, 3), detail
+                CHANNEL, "unknown", UNEXPLAINED_TONE_SCORE, round(since, 3), round(end, 3), detail
             )
             return []
+        self._pending_since = None
+        claim = Evidence(CHANNEL, "unknown", UNEXPLAINED_TONE_SCORE, round(start, 3), round(end, 3), detail)
+        if open_segment is not None:
+            self._open_claim = claim
         # the claim's span follows the tone and its quiet gaps
-        return self._emit("unknown", "unexplained", UNEXPLAINED_TONE_SCORE, start, end, detail, extend=True)
+        return self._emit(
+            claim.label, "unexplained", claim.score, claim.start_s, claim.end_s, detail, extend=True
+        )
 
     def _match_sit(self) -> list[Evidence]:
         segs = self._segments
@@ -809,7 +865,7 @@ def _matched_elements(
     return best
 
 
-def _gap_levels(levels: list[float]) -> tuple[float, float]:
+def _gap_loudness(levels: list[float]) -> tuple[float, float]:
     """(loudest, floor) of a gap whose frames have these levels (``Segment.gap_before_db``,
     ``Segment.gap_floor_db``); ``-inf`` for no frames."""
     if not levels:

@@ -438,6 +438,8 @@ def test_a_real_prompt_nobody_enrolled_is_not_removed(rng):
         ((1205.0,), (0.94, 3.8), 0.5),
         ((842.0, 3190.0), None, 0.0),
         ((2982.0,), None, 0.0),
+        ((1234.0,), None, 0.5),
+        ((660.0,), None, 1.2),
     ],
 )
 def test_tones_no_plan_explains_are_never_kept_with_certainty(tones_and_model, freqs, cadence, lead_s):
