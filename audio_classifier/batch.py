@@ -42,6 +42,7 @@ DECISION_FIELDS = (
     "notes",
     "error",
     "withheld_action",
+    "score",
 )
 """Fields of every output record after ``path`` and the manifest's own columns."""
 
@@ -77,21 +78,22 @@ class ReadOptions:
 
 def confidence_peaks() -> tuple[list[list[Any]], Callable[[Decision], None]]:
     """A list and the ``on_update`` callback that fills it with ``[analysed_s, label,
-    confidence]`` for every decision that could have become final (no ``hold``; no progress
-    label: ringback, silence) whose confidence beats every earlier such one's.
+    score, confidence]`` for every decision that could have become final (no ``hold``; no
+    progress label: ringback, silence) whose score beats every earlier such one's.
 
-    An early decision at threshold *t* is the first of these with a confidence of at least
-    *t*, made at its ``analysed_s`` (without one, the final decision): so a session run to
-    its end with every update emitted (``early_decision=False``, ``update_min_delta=0``)
-    tells what any threshold would have decided, and when.
+    An early decision at threshold *t* is the first of these with a score of at least *t*,
+    made at its ``analysed_s`` (without one, the final decision): so a session run to its
+    end with every update emitted (``early_decision=False``, ``update_min_delta=0``) tells
+    what any threshold would have decided, and when.
     """
     peaks: list[list[Any]] = []
 
     def on_update(decision: Decision) -> None:
         if decision.hold or LABELS[decision.label].tier == "progress":  # as Session._maybe_update
             return
-        if not peaks or decision.confidence > peaks[-1][2]:
-            peaks.append([round(decision.analysed_s, 3), decision.label, decision.confidence])
+        score = decision.confidence if decision.score is None else decision.score
+        if not peaks or score > peaks[-1][2]:
+            peaks.append([round(decision.analysed_s, 3), decision.label, score, decision.confidence])
 
     return peaks, on_update
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter, open_file
+from .calibration import ConfidenceMap
 from .channels import ChannelFactory
 from .channels.signalling import Hints
 from .channels.tone import ToneChannel
@@ -78,6 +79,24 @@ def _model_channel(model_path: str | None, notes: list[str]) -> list[ChannelFact
     return [ModelChannel(model_path)]
 
 
+def _confidence_map(config: ClassifierConfig, notes: list[str]) -> ConfidenceMap | None:
+    """The configured confidence map: the shipped one belongs to the shipped model only."""
+    from .model import DEFAULT_CONFIDENCE_MAP, MODEL_ENV
+
+    choice = config.confidence_map
+    if choice is None:
+        return None
+    if choice != "default":
+        return ConfidenceMap.load(choice)
+    if config.model_path != "default" or os.environ.get(MODEL_ENV):
+        notes.append("confidence is the decision score: the shipped confidence map is for the shipped model")
+        return None
+    if not DEFAULT_CONFIDENCE_MAP.is_file():
+        notes.append(f"confidence is the decision score: {DEFAULT_CONFIDENCE_MAP} is not installed")
+        return None
+    return ConfidenceMap.load(DEFAULT_CONFIDENCE_MAP)
+
+
 class Classifier:
     """Loads channels and configuration once; opens sessions; classifies files and arrays.
 
@@ -101,6 +120,8 @@ class Classifier:
                 *_fingerprint_channel(self.config.samples_path, notes),
             ]
         self.channels: tuple[ChannelFactory, ...] = tuple(channels)
+        self.confidence_map = _confidence_map(self.config, notes)
+        """Decision scores to confidences (``None``: confidence is the score)."""
         grid = next((g for c in self.channels if (g := c.info.evidence_grid)), None)
         self._block_phase = grid[0] if grid else 0
         self.notes: tuple[str, ...] = tuple(notes)
@@ -128,7 +149,14 @@ class Classifier:
         converter = StreamConverter(sample_rate, encoding, channels, channel)
         parsed = hints if isinstance(hints, Hints) else Hints.from_mapping(hints)
         streams = [factory.open() for factory in self.channels]
-        return Session(streams, self.config, converter, parsed.evidence(), block_phase=self._block_phase)
+        return Session(
+            streams,
+            self.config,
+            converter,
+            parsed.evidence(),
+            block_phase=self._block_phase,
+            confidence_map=self.confidence_map,
+        )
 
     def classify_array(
         self,

@@ -31,9 +31,14 @@ def _config(options: dict) -> ClassifierConfig:
             asr_grammar=options.pop("asr_grammar"),
             lexicon_dirs=tuple(options.pop("lexicon")) or None,
             samples_path=options.pop("samples_path"),
+            confidence_map=options.pop("confidence_map"),
         )
     except AudioClassifierError as exc:
         raise click.UsageError(str(exc)) from None
+    if options.pop("no_confidence_map"):
+        from dataclasses import replace
+
+        config = replace(config, confidence_map=None)
     if options.pop("no_samples"):
         from dataclasses import replace
 
@@ -68,13 +73,24 @@ def _analysis_options(function):
             "--max-duration", type=float, help="Analyse at most this many seconds per input [default: 60]."
         ),
         click.option(
-            "--threshold", type=float, help="Confidence at which a decision becomes final [default: 0.9]."
+            "--threshold",
+            type=float,
+            help="Decision score (the record's score) at which a decision becomes final [default: 0.9].",
         ),
         click.option(
             "--act-threshold",
             type=float,
             help="Confidence a destructive list action (remove, suppress) needs; below it the "
-            "action is review and the record says why [default: 0.96].",
+            "action is review and the record says why [default: 0.89].",
+        ),
+        click.option(
+            "--confidence-map",
+            type=click.Path(dir_okay=False, exists=True),
+            help="Map from decision scores to confidences (JSON, see training/calibrate_decisions.py) "
+            "[default: the shipped model's].",
+        ),
+        click.option(
+            "--no-confidence-map", is_flag=True, help="Report the decision score as the confidence."
         ),
         click.option(
             "--sit-wait",

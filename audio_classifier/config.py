@@ -13,11 +13,15 @@ class DecisionConfig:
     """How the channels' claims become one decision (see ``decision.py``)."""
 
     decision_threshold: float = 0.9
-    """Confidence at which a session becomes final and a dialer may hang up."""
+    """Decision score (``Decision.score``, the decision model's own) at which a session
+    becomes final and a dialer may hang up."""
 
-    act_threshold: float = 0.96
-    """Confidence a destructive list action (remove, suppress) needs; below it the decision
-    keeps its label and its action becomes ``review`` (``Decision.withheld_action``)."""
+    act_threshold: float = 0.89
+    """Confidence (calibrated: ``Decision.confidence``) a destructive list action (remove,
+    suppress) needs; below it the decision keeps its label and its action becomes
+    ``review`` (``Decision.withheld_action``). 0.89 is the shipped map's confidence for a
+    score of 0.96, the smallest score at which no reachable call of the call-shaped check
+    sets was given a destructive action."""
 
     outcome_floor: float = 0.5
     """Score from which an outcome (generic or specific label) supersedes progress
@@ -85,6 +89,11 @@ class ClassifierConfig:
     """The trained model (.onnx with its .json card): ``"default"`` for the shipped one
     (or the file named by $AUDIO_CLASSIFIER_MODEL), a path, or ``None`` to run without the
     model channel."""
+
+    confidence_map: str | None = "default"
+    """How decision scores become confidences (``calibration.py``): ``"default"`` for the
+    map shipped with the shipped model (none for another model, with a note), a map file's
+    path, or ``None``: confidence is the score."""
 
     asr_model: str | None = "auto"
     """Speech model for the ASR channel: ``"auto"`` (``$AUDIO_CLASSIFIER_ASR_MODEL``, else

@@ -105,8 +105,10 @@ def decide_at(
     if "peaks" not in record:
         raise UsageError(f"{record['path']}: the record has no confidence peaks (not a streams.jsonl record)")
     whole = {k: v for k, v in record.items() if k != "peaks"}
-    for analysed_s, label, confidence in record["peaks"] if threshold is not None else ():
-        if confidence >= threshold:
+    for peak in record["peaks"] if threshold is not None else ():
+        analysed_s, label, score = peak[:3]
+        confidence = peak[3] if len(peak) > 3 else score  # records written before scores
+        if score >= threshold:
             withheld = withheld_action(label, confidence, act_threshold)
             early = Decision(
                 label,
@@ -115,6 +117,7 @@ def decide_at(
                 decided_at_s=analysed_s,
                 analysed_s=analysed_s,
                 withheld_action=withheld,
+                score=score,
             )
             # the decision's own fields, as the session would have written them
             notes = list(whole.get("notes") or [])

@@ -61,7 +61,9 @@ class Decision:
     says why an interim decision may not become final yet, whatever its confidence (see
     ``decision.py``). ``withheld_action`` is the label's own list action when it was held
     back: a destructive action (remove, suppress) below the act threshold becomes
-    ``review``.
+    ``review``. ``confidence`` is the probability that the label is right (the decision
+    model's ``score`` through the classifier's confidence map, ``calibration.py``; the
+    score itself when there is none).
     """
 
     label: str
@@ -75,6 +77,9 @@ class Decision:
     error: str | None = None
     hold: str | None = None
     withheld_action: str | None = None
+    score: float | None = None
+    """The decision model's own score, which the decision threshold applies to (``None``:
+    the same as ``confidence``)."""
 
     @property
     def number_state(self) -> str:
@@ -95,6 +100,7 @@ class Decision:
             "number_state": info.number_state,
             "action": self.action,
             "withheld_action": self.withheld_action,
+            "score": round(self.confidence if self.score is None else self.score, 4),
             "decided_at_s": None if self.decided_at_s is None else round(self.decided_at_s, 3),
             "final": self.final,
             "analysed_s": round(self.analysed_s, 3),

@@ -27,6 +27,9 @@ CARD_FORMAT = 1
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "early_media.onnx"
 """The shipped model (in the repository's models/ folder)."""
 
+DEFAULT_CONFIDENCE_MAP = DEFAULT_MODEL.with_name("early_media.confidence.json")
+"""The shipped model's confidence map (``calibration.py``): decision scores to confidences."""
+
 MODEL_ENV = "AUDIO_CLASSIFIER_MODEL"
 """Environment variable naming a model file to use instead of the default."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import SAMPLE_RATE, StreamConverter
+from .calibration import ConfidenceMap
 from .channels import LATEST_PER_TIER, ChannelInfo, ChannelStream
 from .channels.signalling import SIGNALLING_INFO
 from .config import ClassifierConfig
@@ -35,8 +36,11 @@ class Session:
         converter: StreamConverter,
         initial_evidence: list[Evidence] | None = None,
         block_phase: int = 0,
+        confidence_map: ConfidenceMap | None = None,
     ) -> None:
-        """*block_phase* (samples): blocks end at ``block_phase + k * block`` of the stream."""
+        """*block_phase* (samples): blocks end at ``block_phase + k * block`` of the stream;
+        *confidence_map* turns decision scores into confidences (``None``: they are equal)."""
+        self._confidence_map = confidence_map
         self._streams = streams
         self._config = config
         self._converter = converter
@@ -224,12 +228,15 @@ class Session:
         if final and verdict.label == UNKNOWN and not evidence:
             notes.append("no channel recognised anything in the audio")
         act_threshold = self._config.decision.act_threshold
-        withheld = withheld_action(verdict.label, verdict.confidence, act_threshold)
+        score = verdict.confidence
+        confidence = score if self._confidence_map is None else self._confidence_map(score)
+        withheld = withheld_action(verdict.label, confidence, act_threshold)
         if withheld:
-            notes.append(withheld_note(withheld, verdict.confidence, act_threshold))
+            notes.append(withheld_note(withheld, confidence, act_threshold))
         return Decision(
             label=verdict.label,
-            confidence=verdict.confidence,
+            confidence=confidence,
+            score=score,
             final=final,
             decided_at_s=self.analysed_s if final else None,
             analysed_s=self.analysed_s,

@@ -30,7 +30,7 @@ def test_peaks_are_rising_outcomes_and_the_first_over_the_threshold_is_the_early
     full = Classifier(TONES_ONLY.with_options(early_decision=False, update_min_delta=0.0))
     end = full.classify_file(call, on_update=on_update)
     assert len(peaks) >= 2 and end.label == "busy_tone"
-    assert all(label not in {"ringback", "silence", "color_ringback"} for _, label, _ in peaks)
+    assert all(label not in {"ringback", "silence", "color_ringback"} for _, label, *_ in peaks)
     assert all(a[2] < b[2] and a[0] < b[0] for a, b in itertools.pairwise(peaks))
     early = Classifier(TONES_ONLY).classify_file(call)
     first = next(p for p in peaks if p[2] >= TONES_ONLY.decision.decision_threshold)
@@ -65,8 +65,9 @@ def test_decide_at_replays_a_record(call):
     assert decide_at(record, 1.0)["decided_at_s"] == at_end["decided_at_s"]  # never reached
     broken = {"path": "x.wav", "error": "DecodeError: not audio"}
     assert decide_at(broken, 0.9) is broken
-    # a destructive label replayed below the act threshold: review, with its own note
-    record = dict(record, peaks=[[2.0, "vacant", 0.93], [3.0, "vacant", 0.99]], notes=["kept"])
+    # a destructive label replayed below the act threshold (which applies to the confidence,
+    # the threshold to the score): review, with its own note
+    record = dict(record, peaks=[[2.0, "vacant", 0.93, 0.85], [3.0, "vacant", 0.99, 0.95]], notes=["kept"])
     held = decide_at(record, 0.9)
     assert held["action"] == "review" and held["withheld_action"] == "remove"
     assert held["notes"][0] == "kept" and "withheld" in held["notes"][1]
