@@ -48,14 +48,12 @@ class ConfidenceMap:
     def __call__(self, score: float) -> float:
         """The confidence of a decision with this score."""
         p = min(max(score, SCORE_CLIP), 1.0 - SCORE_CLIP)
-        z = self.slope * math.log(p / (1.0 - p)) + self.intercept
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+        return _sigmoid(self.slope * math.log(p / (1.0 - p)) + self.intercept)
 
     def score_for(self, confidence: float) -> float:
         """The score whose confidence is *confidence* (the inverse map)."""
         c = min(max(confidence, SCORE_CLIP), 1.0 - SCORE_CLIP)
-        z = (math.log(c / (1.0 - c)) - self.intercept) / self.slope
-        return 1.0 / (1.0 + math.exp(-z))
+        return _sigmoid((math.log(c / (1.0 - c)) - self.intercept) / self.slope)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ConfidenceMap:
@@ -68,13 +66,17 @@ class ConfidenceMap:
             raise ConfigError(f"the confidence map {path} is not JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ConfigError(f"{path} is not a confidence map (expected format {FORMAT!r})")
-        try:
-            slope, intercept = float(data["slope"]), float(data["intercept"])
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"the confidence map {path} needs numbers 'slope' and 'intercept'") from None
+        slope, intercept, decisions = data.get("slope"), data.get("intercept"), data.get("decisions", 0)
+        if not all(_is_number(v) for v in (slope, intercept)):
+            raise ConfigError(f"the confidence map {path} needs numbers 'slope' and 'intercept'")
         if not (math.isfinite(slope) and math.isfinite(intercept) and slope > 0):
-            raise ConfigError(f"the confidence map {path} must have a finite positive slope, got {slope}")
-        return cls(slope, intercept, str(data.get("fitted_on", "")), int(data.get("decisions", 0)))
+            raise ConfigError(
+                f"the confidence map {path} needs a finite positive slope and a finite intercept, "
+                f"got {slope} and {intercept}"
+            )
+        if not (isinstance(decisions, int) and not isinstance(decisions, bool) and decisions >= 0):
+            raise ConfigError(f"the confidence map {path}: 'decisions' must be a count, got {decisions!r}")
+        return cls(float(slope), float(intercept), str(data.get("fitted_on", "")), decisions)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(
@@ -87,6 +89,8 @@ class ConfidenceMap:
         scores' log-odds, unregularised). Needs both right and wrong decisions."""
         if len(scores) != len(correct):
             raise ValueError("scores and correct must have the same length")
+        if not all(_is_number(s) and 0.0 <= s <= 1.0 for s in scores):
+            raise ValueError("scores must be numbers within 0..1")
         if len(set(map(bool, correct))) < 2:
             raise ValueError("fitting a confidence map needs both right and wrong decisions")
         import numpy as np
@@ -99,3 +103,16 @@ class ConfidenceMap:
         if slope <= 0:
             raise ValueError(f"the scores do not rank right decisions above wrong ones (slope {slope:.3f})")
         return cls(slope, intercept, fitted_on, len(scores))
+
+
+def _sigmoid(z: float) -> float:
+    """1 / (1 + exp(-z)), without overflow for large |z|."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _is_number(value: object) -> bool:
+    """A real number from JSON: an int or a float, not a bool, not NaN."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)

@@ -79,16 +79,23 @@ def _model_channel(model_path: str | None, notes: list[str]) -> list[ChannelFact
     return [ModelChannel(model_path)]
 
 
-def _confidence_map(config: ClassifierConfig, notes: list[str]) -> ConfidenceMap | None:
-    """The configured confidence map: the shipped one belongs to the shipped model only."""
-    from .model import DEFAULT_CONFIDENCE_MAP, MODEL_ENV
+def _confidence_map(
+    config: ClassifierConfig, channels: Sequence[ChannelFactory], notes: list[str]
+) -> ConfidenceMap | None:
+    """The configured confidence map. The shipped one belongs to the shipped model: it is
+    used only when the channels loaded are the default set with that model."""
+    from .channels.model import ModelChannel
+    from .model import DEFAULT_CONFIDENCE_MAP, DEFAULT_MODEL
 
     choice = config.confidence_map
     if choice is None:
         return None
     if choice != "default":
         return ConfidenceMap.load(choice)
-    if config.model_path != "default" or os.environ.get(MODEL_ENV):
+    shipped = any(
+        isinstance(c, ModelChannel) and c.model.path.resolve() == DEFAULT_MODEL.resolve() for c in channels
+    )
+    if not shipped:
         notes.append("confidence is the decision score: the shipped confidence map is for the shipped model")
         return None
     if not DEFAULT_CONFIDENCE_MAP.is_file():
@@ -120,8 +127,13 @@ class Classifier:
                 *_fingerprint_channel(self.config.samples_path, notes),
             ]
         self.channels: tuple[ChannelFactory, ...] = tuple(channels)
-        self.confidence_map = _confidence_map(self.config, notes)
+        self.confidence_map = _confidence_map(self.config, self.channels, notes)
         """Decision scores to confidences (``None``: confidence is the score)."""
+        self.act_threshold = self.config.decision.act_threshold_for(
+            calibrated=self.confidence_map is not None
+        )
+        """The confidence a destructive action needs, as configured or by default for the
+        confidence in use (``DecisionConfig.act_threshold_for``)."""
         grid = next((g for c in self.channels if (g := c.info.evidence_grid)), None)
         self._block_phase = grid[0] if grid else 0
         self.notes: tuple[str, ...] = tuple(notes)

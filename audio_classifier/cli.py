@@ -6,6 +6,7 @@ Exit status: 0 all inputs succeeded, 1 some failed, 2 usage error.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from .audio import ENCODINGS, SAMPLE_RATE
 from .config import ClassifierConfig
 from .errors import AudioClassifierError
 from .labels import LABELS
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
 
 
 def _config(options: dict) -> ClassifierConfig:
@@ -35,7 +39,16 @@ def _config(options: dict) -> ClassifierConfig:
         )
     except AudioClassifierError as exc:
         raise click.UsageError(str(exc)) from None
+    if config.confidence_map not in (None, "default"):
+        from .calibration import ConfidenceMap
+
+        try:
+            ConfidenceMap.load(config.confidence_map)  # a bad file is a usage error, before any input
+        except AudioClassifierError as exc:
+            raise click.UsageError(str(exc)) from None
     if options.pop("no_confidence_map"):
+        if config.confidence_map != "default":
+            raise click.UsageError("--confidence-map and --no-confidence-map contradict each other")
         from dataclasses import replace
 
         config = replace(config, confidence_map=None)
@@ -44,7 +57,9 @@ def _config(options: dict) -> ClassifierConfig:
 
         config = replace(config, samples_path=None)
     if options.pop("no_model"):
-        config = config.with_options(model_path=None)
+        from dataclasses import replace
+
+        config = replace(config, model_path=None)  # with_options(None) would keep the model
     if options.pop("no_asr"):
         if config.asr_required:
             raise click.UsageError("--no-asr and --require-asr contradict each other")
@@ -54,7 +69,7 @@ def _config(options: dict) -> ClassifierConfig:
     return config
 
 
-def _check_channels(config: ClassifierConfig) -> None:
+def _check_channels(config: ClassifierConfig) -> Classifier:
     """Load the channels once in the main process: report problems and notes once per run."""
     from .classifier import Classifier
 
@@ -64,6 +79,7 @@ def _check_channels(config: ClassifierConfig) -> None:
         raise click.ClickException(str(exc)) from None  # exit status 1
     for note in classifier.notes:
         click.echo(f"note: {note}", err=True)
+    return classifier
 
 
 def _analysis_options(function):
@@ -311,7 +327,7 @@ def evaluate(
     from .evaluate import check_slices, compare_thresholds, format_report, plot, predict, replay, score
 
     config = _config(analysis)
-    _check_channels(config)
+    classifier = _check_channels(config)
     folder = Path(out_dir)
     try:
         from .batch import read_manifest
@@ -332,10 +348,10 @@ def evaluate(
         if thresholds:
             threshold = config.decision.decision_threshold if config.early_decision else None
             predictions = folder / "predictions.jsonl"
-            act = config.decision.act_threshold
-            streams = replay(items, written, predictions, threshold, act)
+            act = classifier.act_threshold
+            streams = replay(items, written, predictions, threshold, act_threshold=act)
             compared = compare_thresholds(
-                items, streams, thresholds + ((threshold,) if threshold else ()), act
+                items, streams, thresholds + ((threshold,) if threshold else ()), act_threshold=act
             )
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None

@@ -7,6 +7,15 @@ from typing import Any
 
 from .errors import ConfigError
 
+ACT_CONFIDENCE = 0.91
+"""Default act threshold with a confidence map: a score of 0.9695 with the shipped map, the
+smallest confidence at which no reachable call of two draws of the call-shaped check set
+(7,556 calls) was given a destructive action; the closest was at score 0.9682."""
+
+ACT_SCORE = 0.97
+"""Default act threshold when confidence is the decision score (no map): the same bar on
+the score's own scale."""
+
 
 @dataclass(frozen=True)
 class DecisionConfig:
@@ -16,12 +25,12 @@ class DecisionConfig:
     """Decision score (``Decision.score``, the decision model's own) at which a session
     becomes final and a dialer may hang up."""
 
-    act_threshold: float = 0.91
-    """Confidence (calibrated: ``Decision.confidence``) a destructive list action (remove,
-    suppress) needs; below it the decision keeps its label and its action becomes
-    ``review`` (``Decision.withheld_action``). 0.91 (a score of 0.9695 with the shipped
-    map) is the smallest at which no reachable call of two draws of the call-shaped check
-    set (7,556 calls) was given a destructive action; the closest was at 0.9682."""
+    act_threshold: float | None = None
+    """Confidence (``Decision.confidence``) a destructive list action (remove, suppress)
+    needs; below it the decision keeps its label and its action becomes ``review``
+    (``Decision.withheld_action``). ``None``: the default for the confidence in use,
+    ``ACT_CONFIDENCE`` with a confidence map, ``ACT_SCORE`` without one
+    (:meth:`act_threshold_for`)."""
 
     outcome_floor: float = 0.5
     """Score from which an outcome (generic or specific label) supersedes progress
@@ -57,6 +66,13 @@ class DecisionConfig:
     max_score: float = 0.995
     """Scores are clipped to this before turning into odds, so no one claim is infinite."""
 
+    def act_threshold_for(self, *, calibrated: bool) -> float:
+        """The act threshold in force: the configured one, else the default for calibrated
+        confidences or for scores."""
+        if self.act_threshold is not None:
+            return self.act_threshold
+        return ACT_CONFIDENCE if calibrated else ACT_SCORE
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -66,7 +82,7 @@ class ClassifierConfig:
     """Only the first this-many seconds of a call are analysed."""
 
     early_decision: bool = True
-    """Make the decision final as soon as its confidence reaches the decision threshold,
+    """Make the decision final as soon as its score reaches the decision threshold,
     and stop analysing (what a dialer does). When false, every call is analysed up to its
     end (or ``max_duration_s``) and decided then."""
 
@@ -122,7 +138,7 @@ class ClassifierConfig:
             raise ConfigError(f"block_s must be within 0.01..1.0 seconds, got {self.block_s}")
         for name in ("decision_threshold", "act_threshold"):
             value = getattr(self.decision, name)
-            if not 0.0 < value <= 1.0:
+            if value is not None and not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name} must be within (0, 1], got {value}")
         for name in ("sit_wait_s", "announcement_wait_s", "pending_wait_s"):
             value = getattr(self.decision, name)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, read_manifest, run
-from .config import ClassifierConfig, DecisionConfig
+from .config import ClassifierConfig
 from .evidence import Decision
 from .labels import (
     ANNOUNCEMENT_LABELS,
@@ -92,11 +92,9 @@ def read_records(items: list[BatchItem], path: Path) -> list[dict[str, Any]]:
     return list(records.values())
 
 
-def decide_at(
-    record: dict[str, Any], threshold: float | None, act_threshold: float = DecisionConfig.act_threshold
-) -> dict[str, Any]:
+def decide_at(record: dict[str, Any], threshold: float | None, *, act_threshold: float) -> dict[str, Any]:
     """A ``streams.jsonl`` record as a session with early decisions at *threshold* would
-    have decided it: its first confidence peak at or above the threshold, else its final
+    have decided it: its first peak whose score is at or above the threshold, else its final
     decision (the end of the stream; always, for ``None``: no early decisions). An early
     decision is never truncated; its evidence and notes stay those of the whole stream, but
     for the note on a withheld action, which is its own."""
@@ -106,8 +104,12 @@ def decide_at(
         raise UsageError(f"{record['path']}: the record has no confidence peaks (not a streams.jsonl record)")
     whole = {k: v for k, v in record.items() if k != "peaks"}
     for peak in record["peaks"] if threshold is not None else ():
-        analysed_s, label, score = peak[:3]
-        confidence = peak[3] if len(peak) > 3 else score  # records written before scores
+        if len(peak) != 4:
+            raise UsageError(
+                f"{record['path']}: confidence peaks without scores (written by an older version): "
+                "run the evaluation again into a new folder"
+            )
+        analysed_s, label, score, confidence = peak
         if score >= threshold:
             withheld = withheld_action(label, confidence, act_threshold)
             early = Decision(
@@ -136,14 +138,16 @@ def replay(
     streams: Path,
     predictions: Path,
     threshold: float | None,
-    act_threshold: float = DecisionConfig.act_threshold,
+    *,
+    act_threshold: float,
 ) -> list[dict]:
     """Write *predictions* as decided at *threshold* (see :func:`decide_at`) from the
     *streams* file; return the stream records."""
     records = read_records(items, streams)
     with open(predictions, "w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(decide_at(record, threshold, act_threshold), ensure_ascii=False) + "\n")
+            decided = decide_at(record, threshold, act_threshold=act_threshold)
+            handle.write(json.dumps(decided, ensure_ascii=False) + "\n")
     return records
 
 
@@ -151,13 +155,14 @@ def compare_thresholds(
     items: list[BatchItem],
     records: list[dict],
     thresholds: Sequence[float],
-    act_threshold: float = DecisionConfig.act_threshold,
+    *,
+    act_threshold: float,
 ) -> list[dict]:
     """Accuracy, macro-F1, ECE and decision times at each threshold, replayed from
     ``streams.jsonl`` *records*."""
     rows = []
     for threshold in sorted(set(thresholds)):
-        m = score_records(items, [decide_at(r, threshold, act_threshold) for r in records])
+        m = score_records(items, [decide_at(r, threshold, act_threshold=act_threshold) for r in records])
         rows.append(
             {
                 "threshold": threshold,

@@ -58,7 +58,7 @@ class Decision:
 
     ``decided_at_s`` is the amount of audio (seconds) consumed when the decision became
     final, ``None`` while it is not. ``analysed_s`` is the audio analysed so far. ``hold``
-    says why an interim decision may not become final yet, whatever its confidence (see
+    says why an interim decision may not become final yet, whatever its score (see
     ``decision.py``). ``withheld_action`` is the label's own list action when it was held
     back: a destructive action (remove, suppress) below the act threshold becomes
     ``review``. ``confidence`` is the probability that the label is right (the decision

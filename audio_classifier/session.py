@@ -41,6 +41,7 @@ class Session:
         """*block_phase* (samples): blocks end at ``block_phase + k * block`` of the stream;
         *confidence_map* turns decision scores into confidences (``None``: they are equal)."""
         self._confidence_map = confidence_map
+        self._act_threshold = config.decision.act_threshold_for(calibrated=confidence_map is not None)
         self._streams = streams
         self._config = config
         self._converter = converter
@@ -227,7 +228,7 @@ class Session:
         notes = list(self._notes)
         if final and verdict.label == UNKNOWN and not evidence:
             notes.append("no channel recognised anything in the audio")
-        act_threshold = self._config.decision.act_threshold
+        act_threshold = self._act_threshold
         score = verdict.confidence
         confidence = score if self._confidence_map is None else self._confidence_map(score)
         withheld = withheld_action(verdict.label, confidence, act_threshold)

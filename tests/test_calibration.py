@@ -2,14 +2,17 @@
 
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.calibration import FORMAT, ConfidenceMap
+from audio_classifier.channels.tone import ToneChannel
+from audio_classifier.config import ACT_CONFIDENCE, ACT_SCORE
 from audio_classifier.errors import ConfigError
-from audio_classifier.model import DEFAULT_CONFIDENCE_MAP
+from audio_classifier.model import DEFAULT_CONFIDENCE_MAP, DEFAULT_MODEL, MODEL_ENV
 from training import calibrate_decisions
 
 TONES_ONLY = ClassifierConfig(model_path=None, samples_path=None, asr_model=None)
@@ -49,6 +52,11 @@ def test_map_files_round_trip_and_bad_ones_are_named(tmp_path):
         "other.json": (json.dumps({"format": "something else"}), "not a confidence map"),
         "noslope.json": (json.dumps({"format": FORMAT, "intercept": 0}), "needs numbers"),
         "negative.json": (json.dumps({"format": FORMAT, "slope": -1, "intercept": 0}), "positive slope"),
+        "boolean.json": (json.dumps({"format": FORMAT, "slope": True, "intercept": 0}), "needs numbers"),
+        "count.json": (
+            json.dumps({"format": FORMAT, "slope": 1, "intercept": 0, "decisions": "many"}),
+            "a count",
+        ),
     }
     for name, (content, message) in cases.items():
         if content is not None:
@@ -63,24 +71,44 @@ def _vacant_sit() -> np.ndarray:
 
 def test_the_session_reports_the_mapped_confidence_and_acts_on_it(tmp_path):
     raw = Classifier(TONES_ONLY).classify_array(_vacant_sit(), 8000)
-    assert raw.label == "vacant" and raw.confidence == raw.score and raw.action == "remove"
-    path = tmp_path / "doubtful.json"
-    ConfidenceMap(1.0, -2.0).save(path)  # every score worth much less
-    mapped = Classifier(TONES_ONLY.with_options(confidence_map=str(path))).classify_array(_vacant_sit(), 8000)
-    assert mapped.label == "vacant" and mapped.score == raw.score  # the same decision, made as early
-    assert mapped.decided_at_s == raw.decided_at_s
-    assert mapped.confidence == pytest.approx(ConfidenceMap(1.0, -2.0)(raw.score))
-    assert mapped.withheld_action == "remove" and mapped.action == "review"  # below the act threshold
-    assert mapped.to_dict()["score"] == pytest.approx(raw.score, abs=1e-4)
+    assert raw.label == "vacant" and raw.confidence == raw.score == pytest.approx(0.93)
+    assert raw.withheld_action == "remove"  # a bare score needs ACT_SCORE (0.97)
+    doubtful, sure = tmp_path / "doubtful.json", tmp_path / "sure.json"
+    ConfidenceMap(1.0, -2.0).save(doubtful)  # every score worth much less
+    ConfidenceMap(1.0, 2.0).save(sure)  # ... or more
+    low = Classifier(TONES_ONLY.with_options(confidence_map=str(doubtful))).classify_array(
+        _vacant_sit(), 8000
+    )
+    assert low.label == "vacant" and low.score == raw.score  # the same decision, made as early
+    assert low.decided_at_s == raw.decided_at_s
+    assert low.confidence == pytest.approx(ConfidenceMap(1.0, -2.0)(raw.score))
+    assert low.withheld_action == "remove" and low.action == "review"  # below ACT_CONFIDENCE
+    high = Classifier(TONES_ONLY.with_options(confidence_map=str(sure))).classify_array(_vacant_sit(), 8000)
+    # the act threshold is on the confidence: the map lifts the 0.93 score over it
+    assert high.confidence >= ACT_CONFIDENCE and high.score < ACT_SCORE
+    assert high.action == "remove" and high.withheld_action is None
+    assert high.to_dict()["score"] == pytest.approx(raw.score, abs=1e-4)
 
 
-def test_the_shipped_map_belongs_to_the_shipped_model():
+def test_the_shipped_map_belongs_to_the_shipped_model(tmp_path, monkeypatch):
     assert DEFAULT_CONFIDENCE_MAP.is_file()
     shipped = Classifier(ClassifierConfig(samples_path=None, asr_model=None))
     assert shipped.confidence_map == ConfidenceMap.load(DEFAULT_CONFIDENCE_MAP)
     assert shipped.confidence_map.decisions >= 2000 and "draw 1" in shipped.confidence_map.fitted_on
-    other = Classifier(TONES_ONLY)
-    assert other.confidence_map is None and any("confidence map" in n for n in other.notes)
+    assert shipped.act_threshold == ACT_CONFIDENCE
+    tones = Classifier(TONES_ONLY)
+    assert tones.confidence_map is None and any("confidence map" in n for n in tones.notes)
+    assert tones.act_threshold == ACT_SCORE
+    own = Classifier(ClassifierConfig(samples_path=None, asr_model=None), channels=[ToneChannel()])
+    assert own.confidence_map is None
+    copy = tmp_path / "other.onnx"  # another model file (here a copy of the shipped one)
+    shutil.copy(DEFAULT_MODEL, copy)
+    shutil.copy(DEFAULT_MODEL.with_suffix(".json"), copy.with_suffix(".json"))
+    monkeypatch.setenv(MODEL_ENV, str(copy))
+    assert Classifier(ClassifierConfig(samples_path=None, asr_model=None)).confidence_map is None
+    monkeypatch.delenv(MODEL_ENV)
+    explicit = Classifier(TONES_ONLY.with_options(confidence_map=str(DEFAULT_CONFIDENCE_MAP)))
+    assert explicit.confidence_map == shipped.confidence_map  # a path is used as given
     off = Classifier(ClassifierConfig(samples_path=None, asr_model=None, confidence_map=None))
     assert off.confidence_map is None
 
@@ -110,5 +138,13 @@ def test_the_fitting_script_reads_predictions_and_writes_a_map(tmp_path, capsys)
     mapping = ConfidenceMap.load(out)
     assert mapping.decisions == 400 and mapping.fitted_on == "test"
     assert "ECE" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         calibrate_decisions.main([str(tmp_path / "nothing.jsonl"), "--out", str(out)])
+    assert exit_.value.code == 1
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(
+        json.dumps({"path": "a.wav", "manifest_label": "vacant", "label": "vacant", "score": 7.0}) + "\n"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        calibrate_decisions.main([str(broken), "--out", str(out)])
+    assert exit_.value.code == 1 and "within 0..1" in capsys.readouterr().err

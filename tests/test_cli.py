@@ -315,3 +315,27 @@ def test_evaluate_thresholds_replay_what_runs_at_each_threshold_decide(tmp_path)
     assert (
         run_cli("evaluate", manifest, "--out-dir", tmp_path / "x", "--thresholds", "0.5,1.5").exit_code == 2
     )
+
+
+def test_confidence_map_options(tmp_path):
+    sit = FIXTURES / "tones" / "sit_vc.flac"
+    records = [
+        json.loads(line) for line in run_cli("classify", sit, "--no-asr", "--no-samples").stdout.splitlines()
+    ]
+    assert records[0]["confidence"] != records[0]["score"]  # the shipped map
+    bare = run_cli("classify", sit, "--no-asr", "--no-samples", "--no-confidence-map")
+    record = json.loads(bare.stdout)
+    assert record["confidence"] == record["score"] and record["action"] == "review"  # 0.97 on a bare score
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "nope"}')
+    refused = run_cli("classify", sit, "--confidence-map", bad)
+    assert refused.exit_code == 2 and "not a confidence map" in refused.output
+    both = run_cli("classify", sit, "--confidence-map", bad, "--no-confidence-map")
+    assert both.exit_code == 2
+
+
+def test_no_model_runs_without_the_model():
+    result = run_cli("classify", FIXTURES / "tones" / "sit_vc.flac", "--no-model", "--no-asr", "--no-samples")
+    record = json.loads(result.stdout)
+    assert {e["channel"] for e in record["evidence"]} == {"tone"}
+    assert record["confidence"] == record["score"]  # the shipped map is for the shipped model

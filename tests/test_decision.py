@@ -366,7 +366,7 @@ def test_ringback_ending_in_a_gap_under_band_limited_noise_stays_ringback(tones_
 def test_a_destructive_action_needs_the_act_threshold():
     tones_only = ClassifierConfig(model_path=None, samples_path=None, asr_model=None)
     vc = np.concatenate([synth.silence(0.5), synth.sit("vc"), synth.silence(4.0)])  # vacant at 0.93: remove
-    strict = Classifier(tones_only.with_options(act_threshold=0.96)).classify_array(vc, 8000)
+    strict = Classifier(tones_only).classify_array(vc, 8000)  # no confidence map: 0.97 on the score
     assert strict.label == "vacant" and strict.withheld_action == "remove" and strict.action == "review"
     assert any("act threshold" in note for note in strict.notes)
     sit_end = max(e.end_s for e in strict.evidence if e.preamble)
@@ -425,9 +425,10 @@ def test_a_real_prompt_nobody_enrolled_is_not_removed(rng):
     """The same call without the library: the model cannot read French, the SIT says the
     number cannot be reached as dialled; no destructive action either way."""
     x, _ = _real_call(rng, "vc")
-    decision = Classifier(ClassifierConfig(samples_path=None, asr_model=None)).classify_array(x, 8000)
+    classifier = Classifier(ClassifierConfig(samples_path=None, asr_model=None))
+    decision = classifier.classify_array(x, 8000)
     # the VC SIT names the outcome; the French words are no answer; 0.93 is no certainty
-    assert decision.label == "vacant" and decision.confidence < CFG.act_threshold
+    assert decision.label == "vacant" and decision.confidence < classifier.act_threshold
     assert decision.action == "review" and decision.withheld_action == "remove"
 
 

@@ -30,13 +30,21 @@ def read_decisions(path: Path) -> tuple[list[float], list[bool]]:
     right: list[bool] = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise ValueError(f"{path}:{number}: not a JSON record ({error})") from None
             if record.get("error"):
                 continue
-            if "manifest_label" not in record:
-                raise ValueError(f"{path}:{number}: no manifest_label (not an 'evaluate' predictions file)")
-            score = record.get("score")
-            scores.append(float(record["confidence"] if score is None else score))
+            missing = [key for key in ("label", "manifest_label") if not isinstance(record.get(key), str)]
+            if missing:
+                raise ValueError(
+                    f"{path}:{number}: no {' or '.join(missing)} (not an 'evaluate' predictions file)"
+                )
+            score = record.get("score", record.get("confidence"))
+            if isinstance(score, bool) or not isinstance(score, int | float) or not 0.0 <= score <= 1.0:
+                raise ValueError(f"{path}:{number}: score must be a number within 0..1, got {score!r}")
+            scores.append(float(score))
             right.append(record["label"] == record["manifest_label"])
     return scores, right
 
