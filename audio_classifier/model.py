@@ -20,12 +20,13 @@ import numpy as np
 from .errors import ModelError
 from .features import FEATURE_VERSION, FeatureConfig
 from .labels import LABELS
+from .resources import asset
 
 CARD_FORMAT = 1
 """Version of the model-card layout."""
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "early_media.onnx"
-"""The shipped model (in the repository's models/ folder)."""
+DEFAULT_MODEL = asset("early_media.onnx")
+"""The shipped model (``models/`` in the repository, installed as ``audio_classifier.assets``)."""
 
 DEFAULT_CONFIDENCE_MAP = DEFAULT_MODEL.with_name("early_media.confidence.json")
 """The shipped model's confidence map (``calibration.py``): decision scores to confidences."""

@@ -24,11 +24,12 @@ from .audio import SAMPLE_RATE, open_file
 from .errors import AudioClassifierError, ConfigError, ModelError
 from .fingerprint import FingerprintConfig, Index, landmarks
 from .labels import LABELS
+from .resources import asset
 
 CHANNEL = "fingerprint"
 LIBRARY_FORMAT = 1
 SAMPLES_ENV = "AUDIO_CLASSIFIER_SAMPLES"
-DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "models" / "samples.sqlite"
+DEFAULT_LIBRARY = asset("samples.sqlite")
 
 MIN_VOTES = 22
 """Aligned landmarks needed for a match. A shared word in the same synthetic voice ("call",
