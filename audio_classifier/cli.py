@@ -6,6 +6,7 @@ Exit status: 0 all inputs succeeded, 1 some failed, 2 usage error.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -49,22 +50,14 @@ def _config(options: dict) -> ClassifierConfig:
     if options.pop("no_confidence_map"):
         if config.confidence_map != "default":
             raise click.UsageError("--confidence-map and --no-confidence-map contradict each other")
-        from dataclasses import replace
-
         config = replace(config, confidence_map=None)
     if options.pop("no_samples"):
-        from dataclasses import replace
-
         config = replace(config, samples_path=None)
     if options.pop("no_model"):
-        from dataclasses import replace
-
         config = replace(config, model_path=None)  # with_options(None) would keep the model
     if options.pop("no_asr"):
         if config.asr_required:
             raise click.UsageError("--no-asr and --require-asr contradict each other")
-        from dataclasses import replace
-
         config = replace(config, asr_model=None)
     return config
 

@@ -760,7 +760,7 @@ class ToneDetector:
 
     def _match_sit(self) -> list[Evidence]:
         segs = self._segments
-        if len(segs) >= 3 and _is_sit(segs[-3:]):
+        if len(segs) >= 3 and _sit_tones(segs[-3:], complete=True):
             s1, s2, s3 = segs[-3:]
             for seg in (s1, s2, s3):
                 seg.explained = True
@@ -912,34 +912,31 @@ def _in_band(freq: float, band: tuple[float, float]) -> bool:
     return band[0] <= freq <= band[1]
 
 
-def _is_sit(segs: list[Segment]) -> bool:
-    for i, (seg, band) in enumerate(zip(segs, SIT_BANDS_HZ, strict=True)):
-        if len(seg.freqs_hz) < 1 or not _in_band(seg.freqs_hz[0], band):
+def _sit_tones(segs: list[Segment], *, complete: bool) -> bool:
+    """Whether *segs* are a SIT's tones in order: each in its band, the gaps between them
+    short. *complete* (all three) also checks each tone's length (the first may be cut by
+    the start of the media, the last may run on into what follows); otherwise only that
+    none is longer than a SIT tone (a SIT still arriving, its last tone perhaps sounding)."""
+    for i, (seg, band) in enumerate(zip(segs, SIT_BANDS_HZ, strict=complete)):
+        if not seg.freqs_hz or not _in_band(seg.freqs_hz[0], band):
             return False
+        if i and seg.start_s - segs[i - 1].end_s > SIT_MAX_GAP_S:
+            return False
+        if not complete:
+            if seg.duration_s > SIT_SEGMENT_S[1]:
+                return False
+            continue
         last_may_run_on = i == 2  # an announcement or silence follows; only check minimum
         if seg.duration_s < SIT_SEGMENT_S[0] or (not last_may_run_on and seg.duration_s > SIT_SEGMENT_S[1]):
             if not (i == 0 and seg.cut and seg.duration_s < SIT_SEGMENT_S[0]):
                 return False
-        if i and seg.start_s - segs[i - 1].end_s > SIT_MAX_GAP_S:
-            return False
     return True
 
 
 def _may_become_sit(run: list[Segment]) -> bool:
     """Whether the latest segments of *run* could be the start of a SIT not yet complete
-    (``_match_sit`` explains a whole one): its segments in order, each no longer than a
-    SIT segment, the gaps between them short."""
-    for k in range(1, min(3, len(run)) + 1):
-        tail = run[-k:]
-        if all(
-            seg.freqs_hz
-            and _in_band(seg.freqs_hz[0], band)
-            and seg.duration_s <= SIT_SEGMENT_S[1]
-            and (i == 0 or seg.start_s - tail[i - 1].end_s <= SIT_MAX_GAP_S)
-            for i, (seg, band) in enumerate(zip(tail, SIT_BANDS_HZ, strict=False))
-        ):
-            return True
-    return False
+    (``_match_sit`` explains a whole one)."""
+    return any(_sit_tones(run[-k:], complete=False) for k in range(1, min(3, len(run)) + 1))
 
 
 def _is_sit_tail(segs: list[Segment]) -> bool:
