@@ -67,6 +67,10 @@ SILENCE_DBFS = -55.0
 PEAK_CONTINUITY = 0.1
 """A frame continues a segment if its main peak is within this relative distance of a peak
 of the previous frame (and vice versa)."""
+ANCHOR_FRAMES = 4
+"""...and shares a peak with the tonal frame this many tonal frames before it (40 ms, longer
+than a window): a frame straddling two tones played back to back (a SIT) holds both, so
+frame-to-frame continuity alone would chain one tone into the next."""
 HANGOVER_FRAMES = 8
 """Non-tonal frames tolerated inside a segment: bridges a dropout (lost packets, clicks) of
 up to about 110 ms (frames overlapping its edges still hold tone), while the shortest real
@@ -258,6 +262,8 @@ class _FrameTrack:
     last: int
     peaks: tuple[float, ...]
     levels: list[float] = field(default_factory=list)
+    recent_peaks: list[tuple[float, ...]] = field(default_factory=list)
+    """Peaks of its last ``ANCHOR_FRAMES`` tonal frames, oldest first."""
     misses: int = 0
     last_check_frames: int = 0
     gap_levels: list[float] = field(default_factory=list)
@@ -392,7 +398,9 @@ class ToneDetector:
         evidence: list[Evidence] = []
         track = self._track
         if tonal:
-            if track is not None and not _continues(track.peaks, peaks):
+            if track is not None and not (
+                _continues(track.peaks, peaks) and _shares_peak(track.recent_peaks[0], peaks)
+            ):
                 evidence += self._close_track()
                 track = None
             if track is None:
@@ -401,6 +409,9 @@ class ToneDetector:
                 self._gap_levels = []
             track.last = index
             track.peaks = peaks
+            track.recent_peaks.append(peaks)
+            if len(track.recent_peaks) > ANCHOR_FRAMES:
+                del track.recent_peaks[0]
             track.levels.append(float(level))
             track.misses = 0
             track.miss_levels.clear()
@@ -816,6 +827,11 @@ def _continues(previous: tuple[float, ...], current: tuple[float, ...]) -> bool:
         return any(abs(f - o) <= PEAK_CONTINUITY * o for o in options)
 
     return near(current[0], previous) and near(previous[0], current)
+
+
+def _shares_peak(anchor: tuple[float, ...], current: tuple[float, ...]) -> bool:
+    """Whether a peak of *current* is near a peak of *anchor* (see ANCHOR_FRAMES)."""
+    return any(abs(f - a) <= PEAK_CONTINUITY * a for f in current for a in anchor)
 
 
 def _matched_elements(

@@ -3,6 +3,7 @@ burst, a G.711 round trip and 15 dB SNR noise. Every signal is generated here.""
 
 import numpy as np
 import pytest
+import scipy.signal as sps
 
 from audio_classifier import synth
 from audio_classifier.audio import SAMPLE_RATE
@@ -110,6 +111,19 @@ def test_sit_subtypes_when_the_media_starts_with_it(code, label, cut_s):
         e for e in tone_evidence(np.concatenate([x, synth.silence(1.0)])) if e.detail.get("tone") == "sit"
     ]
     assert [(e.label, e.detail["subtype"]) for e in sits] == [(label, code)]
+
+
+@pytest.mark.parametrize("code", ["ic", "vc", "nc", "ro", "io", None])
+def test_sit_tones_through_a_band_pass_stay_three_segments(code):
+    """A band-pass filter rings on at each switch of a SIT's back-to-back tones: frames at
+    the switch hold both tones, and frame-to-frame continuity alone chained the first tone
+    into the second (at some phases of the frame grid), so no SIT was seen."""
+    sos = sps.butter(4, [300, 3400], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    for offset in range(0, 80, 10):
+        x = np.concatenate([synth.silence(0.4 + offset / SAMPLE_RATE), synth.sit(code, amplitude=0.1)])
+        x = sps.sosfilt(sos, np.concatenate([x, synth.silence(1.0)])).astype(np.float32)
+        sits = [e for e in tone_evidence(x) if e.detail.get("tone") == "sit"]
+        assert [e.detail["subtype"] for e in sits] == [code], (offset, sits)
 
 
 def test_a_cut_first_tone_longer_than_its_code_allows_is_not_decoded():
