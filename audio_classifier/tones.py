@@ -537,7 +537,7 @@ class ToneDetector:
         self._segments.append(segment)
         for dropped in self._segments[:-MAX_HISTORY_SEGMENTS]:
             if not (
-                dropped.specs
+                self._plan_shaped(dropped)
                 or dropped.explained
                 or dropped.duration_s < BLIP_S
                 or _same_tone(dropped.freqs_hz, segment.freqs_hz)
@@ -711,7 +711,7 @@ class ToneDetector:
             seg = segments[i]
             if seg.duration_s < BLIP_S and seg is not open_segment:
                 continue  # part of a gap
-            if seg.specs or seg.explained or _harmonic(seg.freqs_hz):
+            if self._plan_shaped(seg) or seg.explained or _harmonic(seg.freqs_hz):
                 before = segments[: i + 1]
                 break
             if run and not (_quiet_gap(seg, run[0]) and _same_tone(seg.freqs_hz, run[0].freqs_hz)):
@@ -728,7 +728,10 @@ class ToneDetector:
             s
             for s in before
             if not (
-                s.specs or s.explained or s.duration_s < BLIP_S or s.level_db < tone_db - FAINT_SEGMENT_DB
+                self._plan_shaped(s)
+                or s.explained
+                or s.duration_s < BLIP_S
+                or s.level_db < tone_db - FAINT_SEGMENT_DB
             )
         ]
         voice_heard = self._voice_db > max(tone_db - FAR_BELOW_DB, SILENCE_DBFS)
@@ -768,6 +771,16 @@ class ToneDetector:
         return self._emit(
             claim.label, "unexplained", claim.score, claim.start_s, claim.end_s, detail, extend=True
         )
+
+    def _plan_shaped(self, seg: Segment) -> bool:
+        """Whether a plan may explain *seg*: a continuous tone at its frequencies, or a
+        cadenced one whose longest burst is no shorter than it (a 1100 Hz tone sounding for
+        seconds is no fax calling tone, and no plan explains it)."""
+        for index in seg.specs:
+            cadence = self.specs[index].cadence
+            if cadence is None or _element_matches(seg.duration_s, max(cadence[::2]), may_be_short=True):
+                return True
+        return False
 
     def _match_sit(self) -> list[Evidence]:
         segs = self._segments

@@ -243,6 +243,19 @@ def test_off_plan_beeps_after_quiet_are_claimed_over_their_gaps(freq_hz, on_s, o
     assert longest.start_s <= 0.1 and longest.end_s >= 1.0 + on_s + off_s + on_s
 
 
+@pytest.mark.parametrize("freq_hz, seconds", [(1100.0, 2.5), (425.0, 2.0), (450.0, 1.6)])
+def test_a_tone_at_a_plans_frequency_but_longer_than_its_bursts_is_unexplained(freq_hz, seconds):
+    """1100 Hz is the fax calling tone's frequency, 425 and 450 Hz those of ringback, busy
+    and congestion; sounding longer than any of their bursts, no plan explains it. Too
+    short (and here too unsteady) for the steady-tone claim."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    wobble = (1 + 0.3 * np.sin(2 * np.pi * 3.0 * t)).astype(np.float32)
+    x = np.concatenate([synth.silence(0.5), synth.tone((freq_hz,), seconds) * wobble, synth.silence(1.5)])
+    claims = _unexplained(tone_evidence(x))
+    assert claims and all(c.label == "unknown" for c in claims)
+    assert max(c.end_s for c in claims) >= 0.5 + seconds
+
+
 def test_a_steady_tone_above_the_old_search_band_is_measured():
     x = synth.tone((3100.0,), 4.0)
     best = best_by_label(tone_evidence(x))
