@@ -22,7 +22,7 @@ weak claims never add up to certainty about a label nobody heard.
    stands for all (every channel heard the same tone); when it does not, another channel's
    claim competes at no more than ``outcome_floor`` and cannot end progress (the model
    calling babble "fax", pink noise "ringback").
-2. ``_outranked``: a claim lying within the span of a claim of a channel of higher
+2. ``_outranked``: a claim lying (mostly) within the span of a claim of a channel of higher
    ``authority``, for another label, does not count (an identified recording outranks what
    the model hears in it).
 3. ``_cadence_gaps``: while a channel claims a tone it knows by its cadence
@@ -79,6 +79,11 @@ a window may begin in the SIT's last block."""
 SPAN_TOLERANCE_S = 0.25
 """How far a claim may reach beyond an outranking claim's span (one block) and still lie
 within it."""
+
+OUTRANKED_SHARE = 0.5
+"""... or how much of a claim's span at least an outranking claim must cover for the claim
+to lie within it: a model window half over a SIT heard the SIT ("voicemail" under babble),
+while one whose larger part is after it hears what follows."""
 
 NOTHING_HEARD_CONFIDENCE = 0.1
 """Confidence of ``unknown`` when no channel claimed anything: how rarely that is the right
@@ -214,12 +219,15 @@ def _outranked(audio: list[Evidence], infos: Mapping[str, ChannelInfo], floor: f
     if not spans:
         return audio
 
+    def within(claim: Evidence, span: Evidence) -> bool:
+        if claim.start_s >= span.start_s - SPAN_TOLERANCE_S and claim.end_s <= span.end_s + SPAN_TOLERANCE_S:
+            return True
+        covered = min(claim.end_s, span.end_s) - max(claim.start_s, span.start_s)
+        return covered > 0 and covered >= OUTRANKED_SHARE * (claim.end_s - claim.start_s)
+
     def outranked(claim: Evidence) -> bool:
         return any(
-            ranks[s.channel] > ranks[claim.channel]
-            and s.label != claim.label
-            and claim.start_s >= s.start_s - SPAN_TOLERANCE_S
-            and claim.end_s <= s.end_s + SPAN_TOLERANCE_S
+            ranks[s.channel] > ranks[claim.channel] and s.label != claim.label and within(claim, s)
             for s in spans
         )
 

@@ -322,8 +322,38 @@ class ToneDetector:
 
     def pending(self) -> Evidence | None:
         """The ``unknown`` claim a stretch of unexplained tone still too short to claim
-        would make (``_match_unexplained``), or ``None``."""
-        return self._pending_claim
+        would make (``_match_unexplained``), else a SIT still arriving (``_arriving_sit``),
+        or ``None``."""
+        return self._pending_claim or self._arriving_sit()
+
+    def _arriving_sit(self) -> Evidence | None:
+        """A ``sit`` claim while the tones heard so far, the latest still sounding, may be
+        the start of a SIT: at least ``SIT_SEGMENT_S[0]`` of its first tone, each tone in
+        its band, back to back. Its ``start_s`` is the sounding tone's start, so the
+        decision's wait (``pending_wait_s``) runs anew with each tone and covers the next
+        one: a model window over the SIT's first tones ("voicemail" under babble) does not
+        decide before the SIT is complete (``_match_sit`` claims it when its last tone ends).
+        Made from the frames, without measuring the excerpt: it runs after every block."""
+        track = self._track
+        if track is None or not track.peaks:
+            return None
+        first_s = self._frame_time(track.first) - FRAME_HOP / 2 / SAMPLE_RATE
+        end_s = self._frame_time(track.last) + FRAME_HOP / 2 / SAMPLE_RATE
+        cut = first_s <= CUT_START_S and not self._heard_before
+        sounding = Segment(first_s, end_s, track.peaks[:1], 0.0, cut, closed=False)
+        run = [sounding]
+        for seg in reversed(self._segments[-2:]):
+            if run[0].start_s - seg.end_s > SIT_MAX_GAP_S:
+                break
+            run.insert(0, seg)
+        for k in range(len(run), 0, -1):
+            tones = run[-k:]
+            long_enough = tones[0].duration_s >= SIT_SEGMENT_S[0] or (tones[0].cut and k > 1)
+            if long_enough and _sit_tones(tones, complete=False):
+                detail = {"tone": "sit", "arriving": True, "tones": k}
+                score = SIT_SUBTYPE_LABELS[None][1]
+                return Evidence(CHANNEL, "sit", score, round(first_s, 3), round(end_s, 3), detail)
+        return None
 
     def finish(self) -> list[Evidence]:
         """End of stream: close the open segment and judge silence."""

@@ -114,6 +114,16 @@ def test_rule_authority_an_identified_recording_outranks_the_model_within_its_sp
     assert verdict([ev("vacant", 0.95, "asr", 2.0, 6.0), inside]).label == "human"
 
 
+def test_rule_authority_a_window_mostly_over_a_measured_tone_heard_the_tone():
+    # a SIT under babble; the model's window began before it and mostly covers it
+    nc = ev("network_busy", 0.93, "tone", 4.9, 6.0, preamble=True)
+    over = ev("voicemail", 0.97, "model", 4.5, 6.0)
+    assert verdict([nc, over], ended=True).label == "network_busy"
+    # a window whose larger part lies after the SIT hears what follows it
+    after = ev("suspended", 0.97, "model", 5.6, 7.1)
+    assert verdict([nc, after], ended=True).label == "suspended"
+
+
 # -- rule 3: cadence gaps ----------------------------------------------------------------
 
 
@@ -272,6 +282,11 @@ def test_gate_pending_an_identification_under_way_is_waited_for_briefly():
     assert verdict([claim], now=1.5 + CFG.pending_wait_s, pending=[pending]).hold is None
     # a pending claim for the same label does not hold it
     assert verdict([claim], now=2.0, pending=[ev("human", 0.0, "fingerprint", 1.5, 1.5)]).hold is None
+    # a SIT still arriving (tone channel) holds the model's claim over its first tones
+    arriving = ev("sit", 0.85, "tone", 1.7, 1.99, detail={"tone": "sit", "arriving": True})
+    assert verdict([claim], now=2.0, pending=[arriving]).hold == HOLD_PENDING
+    # ... but not an identified recording, which outranks the tone channel
+    assert verdict([ev("human", 0.97, "fingerprint", 0.5, 2.0)], now=2.0, pending=[arriving]).hold is None
 
 
 def test_decision_options_are_checked():

@@ -7,7 +7,7 @@ import scipy.signal as sps
 
 from audio_classifier import synth
 from audio_classifier.audio import SAMPLE_RATE
-from audio_classifier.tone_plans import SIT_LOW_HIGH_HZ, SIT_SHORT_LONG_S, TONE_SPECS, ToneSpec
+from audio_classifier.tone_plans import SIT_LOW_HIGH_HZ, SIT_SEGMENT_S, SIT_SHORT_LONG_S, TONE_SPECS, ToneSpec
 from audio_classifier.tones import UNEXPLAINED_TONE_SCORE, ToneDetector, measure_components
 
 from .helpers import best_by_label, tone_evidence
@@ -124,6 +124,39 @@ def test_sit_tones_through_a_band_pass_stay_three_segments(code):
         x = sps.sosfilt(sos, np.concatenate([x, synth.silence(1.0)])).astype(np.float32)
         sits = [e for e in tone_evidence(x) if e.detail.get("tone") == "sit"]
         assert [e.detail["subtype"] for e in sits] == [code], (offset, sits)
+
+
+def test_a_sit_still_arriving_is_pending_until_it_is_claimed():
+    """Each tone of a SIT arriving (the first once 0.2 s long) makes a pending ``sit`` claim
+    from the sounding tone's start, so the decision waits for the next tone; none before,
+    and none once the SIT is claimed."""
+    lead = 0.5
+    x = np.concatenate([synth.silence(lead), synth.sit("nc"), synth.silence(1.0)])
+    detector = ToneDetector()
+    seen: list[tuple[float, object, list]] = []
+    for start in range(0, len(x), 80):
+        claims = detector.process(x[start : start + 80], start)
+        seen.append(((start + 80) / SAMPLE_RATE, detector.pending(), claims))
+    starts = sorted({p.start_s for _, p, _ in seen if p is not None})
+    tone_starts = [lead, lead + SIT_SHORT_LONG_S[1], lead + 2 * SIT_SHORT_LONG_S[1]]
+    assert starts == pytest.approx(tone_starts, abs=0.03)
+    assert all(p.label == "sit" and p.detail.get("arriving") for _, p, _ in seen if p is not None)
+    first = min(t for t, p, _ in seen if p is not None)
+    assert first == pytest.approx(lead + 0.2, abs=0.03)  # not before 0.2 s of its first tone
+    claimed = min(t for t, _, c in seen if any(e.detail.get("tone") == "sit" for e in c))
+    assert all(p is None for t, p, _ in seen if t >= claimed)
+    assert max(t for t, p, _ in seen if p is not None) < claimed
+
+
+def test_a_tone_in_the_first_sit_band_too_long_for_a_sit_is_not_pending():
+    detector = ToneDetector()
+    x = np.concatenate([synth.silence(0.5), synth.tone((950.0,), 2.0)])
+    pendings = []
+    for start in range(0, len(x), 80):
+        detector.process(x[start : start + 80], start)
+        if (p := detector.pending()) is not None and p.label == "sit":
+            pendings.append((start + 80) / SAMPLE_RATE)
+    assert pendings and max(pendings) < 0.5 + SIT_SEGMENT_S[1] + 0.05
 
 
 def test_a_cut_first_tone_longer_than_its_code_allows_is_not_decoded():
