@@ -150,13 +150,16 @@ class LandmarkStream:
         self._frames_start += keep_from
 
     def _pair(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks of every anchor whose target zone is fully known."""
+        """Landmarks of the anchors, in order, whose targets are all known: their target zone
+        has been searched for peaks, or ``fan_out`` targets were found in it already (later
+        peaks cannot come before them, so they are the targets the whole zone gives: the
+        same landmarks, up to ``max_dt`` sooner)."""
         c = self.config
         ready = self._checked if final else self._checked - c.max_dt
         hashes, times = [], []
         index = 0
         peaks = self._peaks
-        while index < len(peaks) and peaks[index][0] < ready:
+        while index < len(peaks):
             t1, f1 = peaks[index]
             targets = []
             j = index + 1
@@ -166,6 +169,8 @@ class LandmarkStream:
                 if t2 > t1 and f2 != f1 and abs(f2 - f1) <= c.max_df:
                     targets.append((f2 - f1, t2 - t1))
                 j += 1
+            if t1 >= ready and len(targets) < c.fan_out:
+                break  # its zone is still being searched
             for df, dt in targets:
                 hashes.append((f1, df, dt))
                 times.append(t1)

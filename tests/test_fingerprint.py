@@ -179,6 +179,23 @@ def test_landmarks_do_not_depend_on_chunking(prompts):
         assert np.array_equal(np.concatenate([p[1] for p in parts]), whole[1])
 
 
+def test_an_anchor_is_paired_as_soon_as_its_targets_are_known(prompts):
+    """An anchor with ``fan_out`` targets found needs no more of its 0.5 s target zone: its
+    landmarks come out soon after the audio that made them, not a whole zone later."""
+    x = prompts["vacant"]
+    stream = LandmarkStream()
+    config = stream.config
+    chunk = config.hop
+    lags = []
+    for i in range(0, len(x), chunk):
+        _, anchors = stream.push(x[i : i + chunk])
+        heard = (i + chunk - config.n_fft) / config.hop  # frames fully received
+        lags += (heard - anchors).tolist()
+    zone = config.max_dt + config.peak_frames  # what every landmark waited before
+    assert max(lags) <= zone
+    assert np.median(lags) < 0.7 * zone
+
+
 def test_library_operations_and_reload(tmp_path, prompts):
     path = tmp_path / "lib.sqlite"
     with SampleLibrary(path, create=True) as library:
