@@ -49,8 +49,9 @@ class DecisionConfig:
     within 3.9 s of their start) before the SIT decides alone."""
 
     pending_wait_s: float = 1.0
-    """How long a decision waits for a channel that outranks the others (the fingerprint
-    channel) while it accumulates a claim for another label."""
+    """How long a decision waits for a channel that outranks the others while it
+    accumulates a claim for another label (fingerprint votes; the tone channel's SIT still
+    arriving, from each of its tones' start)."""
 
     channel_weights: dict[str, float] = field(
         default_factory=lambda: {

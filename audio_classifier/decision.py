@@ -22,7 +22,7 @@ weak claims never add up to certainty about a label nobody heard.
    stands for all (every channel heard the same tone); when it does not, another channel's
    claim competes at no more than ``outcome_floor`` and cannot end progress (the model
    calling babble "fax", pink noise "ringback").
-2. ``_outranked``: a claim lying (mostly) within the span of a claim of a channel of higher
+2. ``_outranked``: a claim lying (at least half) within the span of a claim of a channel of higher
    ``authority``, for another label, does not count (an identified recording outranks what
    the model hears in it).
 3. ``_cadence_gaps``: while a channel claims a tone it knows by its cadence
@@ -47,8 +47,8 @@ weak claims never add up to certainty about a label nobody heard.
   mixes ringback and speech: it waits for a window wholly after it, or for another channel
   to agree;
 - while a channel of higher authority than every supporter of the label accumulates a
-  claim for another label (fingerprint votes), for at most ``pending_wait_s`` after it
-  began.
+  claim for another label (fingerprint votes, a SIT still arriving), for at most
+  ``pending_wait_s`` after it began.
 """
 
 from __future__ import annotations
@@ -209,8 +209,9 @@ def _cadence_gaps(audio: list[Evidence], infos: Mapping[str, ChannelInfo]) -> li
 
 
 def _outranked(audio: list[Evidence], infos: Mapping[str, ChannelInfo], floor: float) -> list[Evidence]:
-    """Rule 2: *audio* without claims lying within the span of an outcome claim, at *floor*
-    or more, of a channel of higher authority for another label. A progress claim outranks
+    """Rule 2: *audio* without claims lying within (``SPAN_TOLERANCE_S``) or at least half
+    within (``OUTRANKED_SHARE``) the span of an outcome claim, at *floor* or more, of a
+    channel of higher authority for another label. A progress claim outranks
     nothing: silence over a whole call must not erase the answer heard in it."""
     ranks = {c.channel: _info(infos, c.channel).authority for c in audio}
     spans = [

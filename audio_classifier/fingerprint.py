@@ -152,8 +152,9 @@ class LandmarkStream:
     def _pair(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks of the anchors, in order, whose targets are all known: their target zone
         has been searched for peaks, or ``fan_out`` targets were found in it already (later
-        peaks cannot come before them, so they are the targets the whole zone gives: the
-        same landmarks, up to ``max_dt`` sooner)."""
+        peaks cannot come before them, so they are the targets the whole zone gives). The
+        landmarks do not depend on when they are made; an anchor waits only for its own
+        targets."""
         c = self.config
         ready = self._checked if final else self._checked - c.max_dt
         hashes, times = [], []

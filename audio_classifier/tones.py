@@ -116,6 +116,10 @@ STEADY_TONE_SCORE = 0.85
 test tone): below the decision threshold, so it decides only when nothing else is heard,
 and any announcement after it explains it; it keeps a steady tone from passing for music
 ringback."""
+PLAN_BURST_S = 2.0
+"""A burst at a plan's frequency this long may still be the plan's, whatever the listed
+cadence: national plans on the same frequencies ring longer than the ones listed (Spain's
+425 Hz ringback is 1.5 s on, Turkey's 450 Hz 2 s); 2 s is NANP ringback's, the longest."""
 UNEXPLAINED_SPAN_S = 0.75
 """A stretch of tone no plan explains (see ``ToneDetector._match_unexplained``) is claimed
 as ``unknown`` once its tone and the quiet after it span this long (its span then also
@@ -335,12 +339,14 @@ class ToneDetector:
         decide before the SIT is complete (``_match_sit`` claims it when its last tone ends).
         Made from the frames, without measuring the excerpt: it runs after every block."""
         track = self._track
-        if track is None or not track.peaks:
+        if track is None or not track.recent_peaks:
             return None
         first_s = self._frame_time(track.first) - FRAME_HOP / 2 / SAMPLE_RATE
         end_s = self._frame_time(track.last) + FRAME_HOP / 2 / SAMPLE_RATE
         cut = first_s <= CUT_START_S and not self._heard_before
-        sounding = Segment(first_s, end_s, track.peaks[:1], 0.0, cut, closed=False)
+        # the tone of the frame it is anchored on: a frame at the switch to the next tone
+        # may hold both, the next one's the stronger
+        sounding = Segment(first_s, end_s, track.recent_peaks[0][:1], 0.0, cut, closed=False)
         run = [sounding]
         for seg in reversed(self._segments[-2:]):
             if run[0].start_s - seg.end_s > SIT_MAX_GAP_S:
@@ -804,11 +810,13 @@ class ToneDetector:
 
     def _plan_shaped(self, seg: Segment) -> bool:
         """Whether a plan may explain *seg*: a continuous tone at its frequencies, or a
-        cadenced one whose longest burst is no shorter than it (a 1100 Hz tone sounding for
-        seconds is no fax calling tone, and no plan explains it)."""
+        cadenced one whose longest burst (at least ``PLAN_BURST_S``), with the cadence
+        tolerance, is no shorter than it: a 1100 Hz tone sounding for seconds is no fax
+        calling tone, and no plan explains it."""
         for index in seg.specs:
             cadence = self.specs[index].cadence
-            if cadence is None or _element_matches(seg.duration_s, max(cadence[::2]), may_be_short=True):
+            longest = max(PLAN_BURST_S, *cadence[::2]) if cadence is not None else None
+            if longest is None or _element_matches(seg.duration_s, longest, may_be_short=True):
                 return True
         return False
 

@@ -191,7 +191,7 @@ def test_an_anchor_is_paired_as_soon_as_its_targets_are_known(prompts):
         _, anchors = stream.push(x[i : i + chunk])
         heard = (i + chunk - config.n_fft) / config.hop  # frames fully received
         lags += (heard - anchors).tolist()
-    zone = config.max_dt + config.peak_frames  # what every landmark waited before
+    zone = config.max_dt + config.peak_frames  # a whole target zone, and its peaks judged
     assert max(lags) <= zone
     assert np.median(lags) < 0.7 * zone
 

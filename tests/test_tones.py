@@ -114,10 +114,10 @@ def test_sit_subtypes_when_the_media_starts_with_it(code, label, cut_s):
 
 
 @pytest.mark.parametrize("code", ["ic", "vc", "nc", "ro", "io", None])
-def test_sit_tones_through_a_band_pass_stay_three_segments(code):
+def test_sit_tones_through_a_band_pass_are_a_sit(code):
     """A band-pass filter rings on at each switch of a SIT's back-to-back tones: frames at
-    the switch hold both tones, and frame-to-frame continuity alone chained the first tone
-    into the second (at some phases of the frame grid), so no SIT was seen."""
+    the switch hold both tones, and must not chain one tone's segment into the next (at
+    any phase of the frame grid)."""
     sos = sps.butter(4, [300, 3400], btype="bandpass", fs=SAMPLE_RATE, output="sos")
     for offset in range(0, 80, 10):
         x = np.concatenate([synth.silence(0.4 + offset / SAMPLE_RATE), synth.sit(code, amplitude=0.1)])
@@ -126,26 +126,32 @@ def test_sit_tones_through_a_band_pass_stay_three_segments(code):
         assert [e.detail["subtype"] for e in sits] == [code], (offset, sits)
 
 
-def test_a_sit_still_arriving_is_pending_until_it_is_claimed():
+@pytest.mark.parametrize("code", ["nc", "vc", "ro"])
+@pytest.mark.parametrize("band_pass", [False, True])
+def test_a_sit_still_arriving_is_pending_until_it_is_claimed(code, band_pass):
     """Each tone of a SIT arriving (the first once 0.2 s long) makes a pending ``sit`` claim
-    from the sounding tone's start, so the decision waits for the next tone; none before,
-    and none once the SIT is claimed."""
-    lead = 0.5
-    x = np.concatenate([synth.silence(lead), synth.sit("nc"), synth.silence(1.0)])
-    detector = ToneDetector()
-    seen: list[tuple[float, object, list]] = []
-    for start in range(0, len(x), 80):
-        claims = detector.process(x[start : start + 80], start)
-        seen.append(((start + 80) / SAMPLE_RATE, detector.pending(), claims))
-    starts = sorted({p.start_s for _, p, _ in seen if p is not None})
-    tone_starts = [lead, lead + SIT_SHORT_LONG_S[1], lead + 2 * SIT_SHORT_LONG_S[1]]
-    assert starts == pytest.approx(tone_starts, abs=0.03)
-    assert all(p.label == "sit" and p.detail.get("arriving") for _, p, _ in seen if p is not None)
-    first = min(t for t, p, _ in seen if p is not None)
-    assert first == pytest.approx(lead + 0.2, abs=0.03)  # not before 0.2 s of its first tone
-    claimed = min(t for t, _, c in seen if any(e.detail.get("tone") == "sit" for e in c))
-    assert all(p is None for t, p, _ in seen if t >= claimed)
-    assert max(t for t, p, _ in seen if p is not None) < claimed
+    from the sounding tone's start, on every block until the SIT is claimed (a frame at the
+    switch between two tones behind a band-pass holds both); none before, none after."""
+    sos = sps.butter(4, [300, 3400], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    durations = {"nc": "LLL", "vc": "LSL", "ro": "SLL"}[code]
+    for lead in (0.5, 0.41, 0.437):
+        x = np.concatenate([synth.silence(lead), synth.sit(code, amplitude=0.1), synth.silence(1.0)])
+        if band_pass:
+            x = sps.sosfilt(sos, x).astype(np.float32)
+        detector = ToneDetector()
+        seen: list[tuple[float, object, list]] = []
+        for start in range(0, len(x), 80):
+            claims = detector.process(x[start : start + 80], start)
+            seen.append(((start + 80) / SAMPLE_RATE, detector.pending(), claims))
+        lengths = [SIT_SHORT_LONG_S[d == "L"] for d in durations]
+        tone_starts = [lead, lead + lengths[0], lead + lengths[0] + lengths[1]]
+        starts = sorted({p.start_s for _, p, _ in seen if p is not None})
+        assert starts == pytest.approx(tone_starts, abs=0.03), lead
+        assert all(p.label == "sit" and p.detail.get("arriving") for _, p, _ in seen if p is not None)
+        first = min(t for t, p, _ in seen if p is not None)
+        assert first == pytest.approx(lead + 0.2, abs=0.03)  # not before 0.2 s of its first tone
+        claimed = min(t for t, _, c in seen if any(e.detail.get("tone") == "sit" for e in c))
+        assert all((p is not None) == (first <= t < claimed) for t, p, _ in seen), lead
 
 
 def test_a_tone_in_the_first_sit_band_too_long_for_a_sit_is_not_pending():
@@ -276,17 +282,24 @@ def test_off_plan_beeps_after_quiet_are_claimed_over_their_gaps(freq_hz, on_s, o
     assert longest.start_s <= 0.1 and longest.end_s >= 1.0 + on_s + off_s + on_s
 
 
-@pytest.mark.parametrize("freq_hz, seconds", [(1100.0, 2.5), (425.0, 2.0), (450.0, 1.6)])
+@pytest.mark.parametrize("freq_hz, seconds", [(1100.0, 2.6), (425.0, 2.6), (450.0, 2.8)])
 def test_a_tone_at_a_plans_frequency_but_longer_than_its_bursts_is_unexplained(freq_hz, seconds):
     """1100 Hz is the fax calling tone's frequency, 425 and 450 Hz those of ringback, busy
-    and congestion; sounding longer than any of their bursts, no plan explains it. Too
-    short (and here too unsteady) for the steady-tone claim."""
+    and congestion; sounding longer than any plan's burst, no plan explains it. Too short
+    (and here too unsteady) for the steady-tone claim."""
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     wobble = (1 + 0.3 * np.sin(2 * np.pi * 3.0 * t)).astype(np.float32)
     x = np.concatenate([synth.silence(0.5), synth.tone((freq_hz,), seconds) * wobble, synth.silence(1.5)])
     claims = _unexplained(tone_evidence(x))
     assert claims and all(c.label == "unknown" for c in claims)
     assert max(c.end_s for c in claims) >= 0.5 + seconds
+
+
+@pytest.mark.parametrize("freq_hz, on_s, off_s", [(425.0, 1.5, 3.0), (450.0, 2.0, 4.0)])
+def test_national_ringback_longer_than_the_listed_plans_is_no_unexplained_tone(freq_hz, on_s, off_s):
+    # Spain's 425 Hz and Turkey's 450 Hz ringback: unlisted cadences, but a plan's frequency
+    spec = ToneSpec("none", "ringback", (freq_hz,), (on_s, off_s), "ringback", ())
+    assert not _unexplained(tone_evidence(synth.cadenced(spec, 14.0)))
 
 
 def test_a_steady_tone_above_the_old_search_band_is_measured():
