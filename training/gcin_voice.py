@@ -9,7 +9,7 @@ and recording chain, which no synthesiser the corpus uses has.
     python -m training.gcin_voice OUT [--takes 3] [--labels announcements,human,voicemail]
 
 Writes 8 kHz WAVs and ``manifest.csv`` (path, label, text, take, onset_s, duration_s,
-voice, source, missing: syllables left out), each clip with 0.5 s of silence before the voice (``onset_s``); wordings
+voice, source, missing: syllables left out, or said in another tone as ``X->folder``), each clip with 0.5 s of silence before the voice (``onset_s``); wordings
 are ``training/prompts.json``'s Mandarin ones, or ``--texts FILE`` (JSON, label -> list).
 """
 
@@ -39,22 +39,28 @@ TRIM_DB = -40.0
 """Each syllable recording is trimmed to where it is within this of its peak."""
 SPEED_RANGE = (0.9, 1.1)
 """Per-take resampling factor (speed and pitch together)."""
-TONE_MARKS = {"ˊ": "2", "ˇ": "3", "ˋ": "4", "˙": ""}
+TONE_MARKS = {"ˊ": "2", "ˇ": "3", "ˋ": "4", "˙": "1"}
+"""gcin's folder suffix per bopomofo tone mark: none for tone 1, ``1`` for the neutral tone."""
 
 
 def syllable_path(bopomofo: str, root: Path = GCIN_OGG) -> Path | None:
     """The recording of one syllable (pypinyin's bopomofo with its tone mark), or the same
-    syllable in another tone when that one was not recorded."""
-    tone = ""
-    for mark, number in TONE_MARKS.items():
-        if mark in bopomofo:
-            tone = number
-            bopomofo = bopomofo.replace(mark, "")
-    for candidate in (bopomofo + tone, bopomofo, *(bopomofo + t for t in "1234")):
+    syllable in another tone when that one was not recorded (``speak`` notes it)."""
+    folder = _folder(bopomofo)
+    bare = bopomofo.translate({ord(mark): None for mark in TONE_MARKS})
+    for candidate in (folder, bare, *(bare + t for t in "1234")):
         path = root / candidate / VOICE_FILE
         if path.is_file():
             return path
     return None
+
+
+def _folder(bopomofo: str) -> str:
+    """gcin's folder name of a syllable with its tone mark."""
+    for mark, number in TONE_MARKS.items():
+        if mark in bopomofo:
+            return bopomofo.replace(mark, "") + number
+    return bopomofo
 
 
 def _load(path: Path, cache: dict[Path, np.ndarray]) -> np.ndarray:
@@ -86,7 +92,11 @@ def speak(
         if path is None:  # 42 of 1,200 syllables exist only in the reserved voice
             missing.append(token)
             continue
+        if path.parent.name != _folder(token):
+            missing.append(f"{token}->{path.parent.name}")  # said in another tone
         pieces += [_load(path, cache), np.zeros(int(gap * 8000), dtype=np.float32)]
+    if not any(len(piece) and piece.any() for piece in pieces):
+        raise ValueError(f"no syllable of {text!r} was recorded in this voice")
     x = np.concatenate(pieces)
     speed = rng.uniform(*SPEED_RANGE)
     r = Resampler(round(8000 * speed), 8000)
