@@ -22,9 +22,9 @@ weak claims never add up to certainty about a label nobody heard.
    stands for all (every channel heard the same tone); when it does not, another channel's
    claim competes at no more than ``outcome_floor`` and cannot end progress (the model
    calling babble "fax", pink noise "ringback").
-2. ``_outranked``: a claim lying (at least half) within the span of a claim of a channel of higher
-   ``authority``, for another label, does not count (an identified recording outranks what
-   the model hears in it).
+2. ``_outranked``: a claim lying (at least half) within the span of a claim of a channel
+   of higher ``authority``, for another label, does not count (an identified recording
+   outranks what the model hears in it).
 3. ``_cadence_gaps``: while a channel claims a tone it knows by its cadence
    (``gapped_labels``: ringback), other channels' "silence" is the tone's gaps.
 4. ``_phase_candidates``: progress labels compete only until an outcome is heard (at

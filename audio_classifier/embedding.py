@@ -113,7 +113,6 @@ class EmbeddingStream:
         self._model = model
         self._resampler = Resampler(INPUT_RATE, MODEL_RATE)
         self._audio = np.zeros(0, dtype=np.float32)  # 16 kHz samples not yet in every frame
-        self._audio_start = 0  # absolute index (16 kHz) of _audio[0]
         self._mel = np.zeros((0, MEL_BANDS), dtype=np.float32)  # frames not yet in every embedding
         self._mel_start = 0  # absolute index of _mel[0]
         self._next = 0  # index of the next embedding
@@ -141,7 +140,6 @@ class EmbeddingStream:
             frames = self._model.mel(self._audio[: (n_frames - 1) * MEL_HOP + MEL_WINDOW])
             self._mel = np.concatenate([self._mel, frames[:n_frames]])
             self._audio = self._audio[n_frames * MEL_HOP :]
-            self._audio_start += n_frames * MEL_HOP
         first = self._next * EMBEDDING_STEP - self._mel_start
         count = (len(self._mel) - first - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1
         if count <= 0:

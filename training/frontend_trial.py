@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import time
@@ -36,7 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.embedding import SpeechEmbedding, embedding_end_s
-from audio_classifier.features import clip_windows
+from audio_classifier.features import FeatureConfig, clip_windows
 from audio_classifier.labels import LABELS
 from audio_classifier.model import ModelCard
 from audio_classifier.resources import asset
@@ -89,13 +90,19 @@ def _ends(duration_s: float, onset_s: float) -> list[float]:
 _EMBEDDING: SpeechEmbedding | None = None
 
 
+@functools.cache
+def _features_config(card_path: str) -> FeatureConfig:
+    """The log-mel features' configuration, read once per worker process."""
+    return ModelCard.load(card_path).features
+
+
 def _features(args: tuple[dict, str]) -> tuple[list[np.ndarray], list[np.ndarray], float, float, float]:
     """(logmel window vectors, embedding window vectors, seconds of audio, CPU s of each)."""
     global _EMBEDDING  # one per worker process: loading the models costs more than a clip
     row, card_path = args
     if _EMBEDDING is None:
         _EMBEDDING = SpeechEmbedding()
-    config = ModelCard.load(card_path).features
+    config = _features_config(card_path)
     x, rate = sf.read(row["path"], dtype="float32", always_2d=True)
     x = x.mean(axis=1)
     assert rate == 8000, row["path"]
@@ -113,7 +120,7 @@ def _features(args: tuple[dict, str]) -> tuple[list[np.ndarray], list[np.ndarray
     for end in ends:
         nearest = min(windows, key=lambda t: abs(t - end))
         inside = (times <= end + 1e-6) & (times >= end - WINDOW_S + EMBEDDING_SPAN_S - 1e-6)
-        part = vectors[inside] if inside.any() else vectors[np.argmin(np.abs(times - end)) : None][:1]
+        part = vectors[inside] if inside.any() else vectors[[np.argmin(np.abs(times - end))]]
         logmel.append(windows[nearest])
         pooled = np.concatenate([part.mean(axis=0), part.max(axis=0), part.std(axis=0)])
         sequence = np.concatenate([part[:1]] * max(0, SEQUENCE - len(part)) + [part[-SEQUENCE:]]).ravel()

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audio_classifier.resample import Resampler
+from audio_classifier.resample import resample
 
 GCIN_OGG = Path("/usr/share/gcin/ogg")
 VOICE_FILE = "5.ogg"
@@ -66,9 +66,7 @@ def _folder(bopomofo: str) -> str:
 def _load(path: Path, cache: dict[Path, np.ndarray]) -> np.ndarray:
     if path not in cache:
         x, rate = sf.read(path, dtype="float32", always_2d=True)
-        x = x.mean(axis=1)
-        r = Resampler(rate, 8000)
-        x = np.concatenate([r.process(x), r.flush()])
+        x = resample(x.mean(axis=1), rate, 8000)
         level = np.abs(x)
         loud = np.flatnonzero(level >= level.max() * 10 ** (TRIM_DB / 20))
         cache[path] = x[loud[0] : loud[-1] + 1] if len(loud) else x
@@ -99,8 +97,7 @@ def speak(
         raise ValueError(f"no syllable of {text!r} was recorded in this voice")
     x = np.concatenate(pieces)
     speed = rng.uniform(*SPEED_RANGE)
-    r = Resampler(round(8000 * speed), 8000)
-    x = np.concatenate([r.process(x), r.flush()])
+    x = resample(x, round(8000 * speed), 8000)
     x = x / (np.abs(x).max() + 1e-9) * rng.uniform(0.3, 0.7)
     return np.concatenate([np.zeros(int(LEAD_S * 8000)), x]).astype(np.float32)
 
