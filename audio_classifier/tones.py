@@ -110,7 +110,9 @@ sound of any plan: longer than every cadenced burst (NANP ringback's 2 s, with t
 STEADY_LEVEL_SPREAD_DB = 0.75
 """... and whose level holds within this (standard deviation of its frames' levels, dB): a
 generated tone under 10 dB SNR white or pink noise spreads 0.2-0.35 dB; music that holds a
-chord for seconds spreads 1.1-1.8 dB (notes start and fade on the beat)."""
+chord for seconds spreads 1.1-1.8 dB (notes start and fade on the beat). A tone that held
+its level that long stays steady while it sounds, whatever babble or a codec does to its
+level later."""
 STEADY_TONE_SCORE = 0.85
 """Score of the "unknown" claim for such a tone (dial tone, an unlisted plan's tone, a
 test tone): below the decision threshold, so it decides only when nothing else is heard,
@@ -160,6 +162,13 @@ EXTEND_FRAMES = 10
 BLIP_S = 0.08
 """Tonal runs shorter than this (a vowel's harmonic, a click, a babble voice) do not end a
 quiet gap and are looked through in a stretch."""
+ECHO_S = 0.15
+"""A tonal run this short that begins within ``ECHO_AFTER_S`` of a louder tone's end and at
+least ``ECHO_BELOW_DB`` below it is that tone's echo, not a tone of its own: AMR-NB rings
+for about 0.1 s after a burst, near its frequency and 8-11 dB down. Patterns look through
+it like a blip."""
+ECHO_AFTER_S = 0.2
+ECHO_BELOW_DB = 6.0
 GAP_LEVELS_KEPT = int(UNEXPLAINED_GAP_S * SAMPLE_RATE / FRAME_HOP) + 1
 """Frame levels kept per gap (its latest): a longer gap ends a stretch whatever its level."""
 UNEXPLAINED_TONE_SCORE = 0.6
@@ -195,10 +204,17 @@ class Segment:
     """Length of that gap (s; at most ``UNEXPLAINED_GAP_S``)."""
     explained: bool = False
     """Part of a pattern a plan explains (a SIT) although its frequency matches no plan."""
+    echo: bool = False
+    """The echo of the tone before it (``ECHO_S``)."""
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+    @property
+    def incidental(self) -> bool:
+        """A blip (``BLIP_S``) or an echo: patterns look through it."""
+        return self.duration_s < BLIP_S or self.echo
 
 
 def measure_components(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[float, ...]:
@@ -305,6 +321,7 @@ class ToneDetector:
         self._pending_claim: Evidence | None = None  # see _match_unexplained
         self._pending_since: tuple[float, float] | None = None  # (its first burst, since when) pending
         self._open_claim: Evidence | None = None  # its claim over the tone still sounding
+        self._steady_start: float | None = None  # start of the latest tone claimed steady
 
     # -- public channel interface --------------------------------------------------------
 
@@ -570,12 +587,14 @@ class ToneDetector:
             self._remember_gap(track.gap_levels)  # type: ignore[union-attr]
             self._gap_levels = list(track.miss_levels)  # type: ignore[union-attr]
         self._heard_before = True
+        previous = next((s for s in reversed(self._segments) if not s.incidental), None)
+        segment.echo = previous is not None and _echo_of(segment, previous)
         self._segments.append(segment)
         for dropped in self._segments[:-MAX_HISTORY_SEGMENTS]:
             if not (
                 self._plan_shaped(dropped)
                 or dropped.explained
-                or dropped.duration_s < BLIP_S
+                or dropped.incidental
                 or _same_tone(dropped.freqs_hz, segment.freqs_hz)
             ):
                 self._dropped_unexplained = True  # another tone, heard before the history
@@ -657,7 +676,7 @@ class ToneDetector:
     def _chain(self, index: int, spec: ToneSpec) -> list[Segment]:
         """The latest run of consecutive segments that match *spec*'s frequencies, no longer
         than its scores need (each segment adds a burst and a gap). Faint segments (see
-        ``FAINT_SEGMENT_DB``) are looked through; the latest other segment must match."""
+        ``FAINT_SEGMENT_DB``) and echoes are looked through; the latest other segment must match."""
         chain: list[Segment] = []
         longest_gap = max(spec.cadence or (0.0,)) * (1 + CADENCE_TOLERANCE) + TIMING_SLACK_S
         enough = len(spec.scores) // 2 + 1
@@ -668,7 +687,7 @@ class ToneDetector:
             return chain
         faint = max(levels) - FAINT_SEGMENT_DB
         for seg in reversed(self._segments):
-            if seg.level_db < faint:
+            if seg.level_db < faint or seg.echo:
                 continue
             if index not in seg.specs or len(chain) >= enough:
                 break
@@ -702,11 +721,9 @@ class ToneDetector:
                         "duration_s": round(segment.duration_s, 3),
                     },
                 )
-        if (
-            not explained
-            and segment.duration_s >= STEADY_TONE_S
-            and segment.level_spread_db <= STEADY_LEVEL_SPREAD_DB
-        ):
+        steady = segment.level_spread_db <= STEADY_LEVEL_SPREAD_DB or segment.start_s == self._steady_start
+        if not explained and segment.duration_s >= STEADY_TONE_S and steady:
+            self._steady_start = segment.start_s  # it stays steady (STEADY_LEVEL_SPREAD_DB)
             stretch = self._open_claim
             claim = Evidence(
                 CHANNEL,
@@ -745,7 +762,7 @@ class ToneDetector:
         before: list[Segment] = []
         for i in range(len(segments) - 1, -1, -1):
             seg = segments[i]
-            if seg.duration_s < BLIP_S and seg is not open_segment:
+            if seg.incidental and seg is not open_segment:
                 continue  # part of a gap
             if self._plan_shaped(seg) or seg.explained or _harmonic(seg.freqs_hz):
                 before = segments[: i + 1]
@@ -764,10 +781,7 @@ class ToneDetector:
             s
             for s in before
             if not (
-                self._plan_shaped(s)
-                or s.explained
-                or s.duration_s < BLIP_S
-                or s.level_db < tone_db - FAINT_SEGMENT_DB
+                self._plan_shaped(s) or s.explained or s.incidental or s.level_db < tone_db - FAINT_SEGMENT_DB
             )
         ]
         voice_heard = self._voice_db > max(tone_db - FAR_BELOW_DB, SILENCE_DBFS)
@@ -966,6 +980,15 @@ def _quiet(loudest_db: float, floor_db: float, tone_db: float) -> bool:
     if loudest_db < SILENCE_DBFS or loudest_db <= tone_db - FAR_BELOW_DB:
         return True
     return loudest_db <= tone_db - QUIET_GAP_DB and loudest_db - floor_db <= GAP_DYNAMICS_DB
+
+
+def _echo_of(segment: Segment, before: Segment) -> bool:
+    """Whether *segment* is the echo of the tone *before* it (``ECHO_S``)."""
+    return (
+        segment.duration_s <= ECHO_S
+        and 0.0 <= segment.start_s - before.end_s <= ECHO_AFTER_S
+        and segment.level_db <= before.level_db - ECHO_BELOW_DB
+    )
 
 
 def _quiet_gap(before: Segment, after: Segment) -> bool:

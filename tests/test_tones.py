@@ -391,3 +391,51 @@ def test_an_unexplained_tone_too_short_to_claim_is_pending():
     # quiet after it completes the claim
     claims = _unexplained(detector.process(synth.silence(1.0), len(x)))
     assert claims and detector.pending() is None
+
+
+def _amr_nb(x: np.ndarray, tmp_path, mode: int = 0) -> np.ndarray:
+    """*x* through a real AMR-NB round trip (sox), at *mode* (0: 4.75 kbit/s)."""
+    import soundfile as sf
+
+    from training import recode
+
+    source, target = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(source, x, SAMPLE_RATE, subtype="PCM_16")
+    recode.amr_round_trip(source, target, mode)
+    y, _ = sf.read(target, dtype="float32")
+    return y
+
+
+def test_off_plan_beeps_through_amr_nb_are_claimed_despite_its_echo(tmp_path):
+    # AMR-NB leaves ~0.1 s of faint tone near the burst's frequency after each burst
+    x = np.concatenate([synth.silence(0.3), 0.25 * _off_plan_beeps(1509.0, 0.34, 2.19, 8.5)])
+    claims = _unexplained(tone_evidence(_amr_nb(x, tmp_path)))
+    assert claims and max(c.end_s for c in claims) >= 8.0
+
+
+def test_a_faint_short_tone_right_after_a_burst_is_its_echo_and_looked_through():
+    burst, echo = synth.tone((1509.0,), 0.34), 0.35 * synth.tone((1440.0,), 0.1)
+    period = np.concatenate([burst, synth.silence(0.12), echo, synth.silence(2.0)])
+    x = np.concatenate([synth.silence(0.5), *([period] * 4)])
+    claims = _unexplained(tone_evidence(x))
+    assert claims and max(c.end_s for c in claims) >= len(x) / SAMPLE_RATE - 0.5
+    assert max(c.detail["bursts"] for c in claims) == 4  # the echoes are no bursts
+    # as loud as the burst, the same short tone is a tone of its own: another sound
+    loud = np.concatenate([burst, synth.silence(0.12), synth.tone((1440.0,), 0.1), synth.silence(2.0)])
+    y = np.concatenate([synth.silence(0.5), *([loud] * 4)])
+    assert max((c.detail["bursts"] for c in _unexplained(tone_evidence(y))), default=0) < 4
+
+
+def test_a_steady_tone_stays_steady_when_its_level_wavers_later():
+    # 3.5 s at a steady level, then 3 s wavering by +-3 dB (babble or a codec over it)
+    t = np.arange(int(3.0 * SAMPLE_RATE)) / SAMPLE_RATE
+    wobble = (10 ** (3.0 * np.sin(2 * np.pi * 2.0 * t) / 20)).astype(np.float32)
+    tone = synth.tone((1091.0,), 6.5)
+    tone[int(3.5 * SAMPLE_RATE) :] *= wobble
+    steady = [e for e in tone_evidence(tone) if e.detail.get("tone") == "steady"]
+    assert steady and max(e.end_s for e in steady) >= 6.3
+    # wavering from the start, it never was steady
+    wavering = synth.tone((1091.0,), 6.0)
+    wavering[: len(t)] *= wobble
+    wavering[len(t) :] *= wobble[: len(wavering) - len(t)]
+    assert not [e for e in tone_evidence(wavering) if e.detail.get("tone") == "steady"]
