@@ -18,6 +18,8 @@ from .errors import AudioClassifierError
 from .labels import LABELS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .classifier import Classifier
 
 
@@ -300,6 +302,14 @@ def _parse_thresholds(ctx: click.Context, param: click.Parameter, value: str | N
     help="Also report accuracy and decision time per value of this manifest column "
     "(e.g. lead, codec, noise; repeatable).",
 )
+@click.option(
+    "--compare-model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Also classify every call with this model (its card beside it) and put the two side by "
+    "side: figures, F1 per label, and the calls only one gets right. Its run goes to "
+    "OUT_DIR/compare-model. Its confidence is its score (no map is fitted for it): add "
+    "--no-confidence-map to compare both on their scores, actions included.",
+)
 @_analysis_options
 def evaluate(
     manifest: str,
@@ -307,6 +317,7 @@ def evaluate(
     as_json: bool,
     thresholds: tuple[float, ...],
     slices: tuple[str, ...],
+    compare_model: str | None,
     jobs: int,
     progress: bool | None,
     **analysis,
@@ -322,6 +333,8 @@ def evaluate(
     config = _config(analysis)
     classifier = _check_channels(config)
     folder = Path(out_dir)
+    if compare_model and thresholds:
+        raise click.UsageError("--compare-model and --thresholds: choose one per run")
     try:
         from .batch import read_manifest
 
@@ -351,6 +364,12 @@ def evaluate(
     metrics = score(items, predictions, by=slices)
     if thresholds:
         metrics["thresholds"] = compared
+    comparison = None
+    if compare_model:
+        comparison = _compare_models(
+            manifest, folder, config, compare_model, items, predictions, jobs, progress
+        )
+        metrics["comparison"] = comparison
     with open(folder / "metrics.json", "w", encoding="utf-8") as handle:
         json.dump(metrics, handle, indent=2)
     try:
@@ -360,6 +379,57 @@ def evaluate(
         click.echo("note: matplotlib is not installed; no plots written", err=True)
     click.echo(json.dumps(metrics, indent=2) if as_json else format_report(metrics))
     click.echo(f"wrote {folder / 'metrics.json'}" + "".join(f", {p}" for p in written), err=True)
+    if comparison is not None and not as_json:
+        from .evaluate import format_comparison
+
+        click.echo("")
+        click.echo(format_comparison(comparison, *comparison["names"]))
+
+
+def _compare_models(
+    manifest: str,
+    folder: Path,
+    config: ClassifierConfig,
+    other: str,
+    items: list,
+    predictions,
+    jobs: int,
+    progress: bool | None,
+) -> dict:
+    """``evaluate --compare-model``: the same calls with *other* as the model; returns
+    ``evaluate.compare``'s figures (also written to OUT_DIR/compare-model/comparison.json)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from .evaluate import compare, predict, read_records
+
+    second = replace(config, model_path=str(other), confidence_map=None)
+    _check_channels(second)
+    out = folder / "compare-model"
+    # a run of another model in this folder must not be resumed
+    digest = hashlib.sha256(Path(other).read_bytes()).hexdigest()
+    stamp = out / "model.sha256"
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != digest:
+        (out / "predictions.jsonl").unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest + "\n", encoding="utf-8")
+    bar = _progress_bar(len(items), progress)
+    _, written, _ = predict(
+        Path(manifest), out, config=second, jobs=jobs, on_record=lambda record: bar.update(1)
+    )
+    bar.close()
+    compared = compare(items, read_records(items, predictions), read_records(items, written))
+    first_name = "model" if config.model_path == "default" else Path(str(config.model_path)).stem
+    second_name = Path(other).stem
+    if second_name == first_name:
+        first_name, second_name = "first", "second"
+    compared["models"] = {"first": str(config.model_path), "second": str(other)}
+    compared["names"] = [first_name, second_name]
+    with open(out / "comparison.json", "w", encoding="utf-8") as handle:
+        json.dump(compared, handle, indent=2)
+    click.echo(f"wrote {out / 'comparison.json'}", err=True)
+    return compared
 
 
 @main.command()

@@ -217,6 +217,22 @@ def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict
         "decided_at_s": distribution([r["decided_at_s"] for r in scored]),
         "announcement_decided_after_onset_s": distribution(after_onset),
         "actions": _action_metrics(truth, [r.get("action") or LABELS[r["label"]].action for r in scored]),
+        "announcements_as_answers": _answered(truth, predicted),
+    }
+
+
+ANSWER_LABELS = ("human", "voicemail")
+"""Labels of an answered call: an announcement taken for one keeps a dead number on the list."""
+
+
+def _answered(truth: list[str], predicted: list[str]) -> dict[str, Any]:
+    """How many announcements were labelled as an answer (human, voicemail)."""
+    announced = [p for t, p in zip(truth, predicted, strict=True) if t in ANNOUNCEMENT_LABELS]
+    answered = sum(p in ANSWER_LABELS for p in announced)
+    return {
+        "announcements": len(announced),
+        "answers": answered,
+        "rate": answered / len(announced) if announced else 0.0,
     }
 
 
@@ -313,6 +329,11 @@ def format_report(metrics: dict[str, Any]) -> str:
             f"{actions['reachable_destructive']} of {actions['reachable']}",
             *_score_table("action", actions["per_action"]),
         ]
+    answered = metrics.get("announcements_as_answers")
+    if answered and answered["announcements"]:
+        lines.append(
+            f"announcements labelled human or voicemail: {answered['answers']} of {answered['announcements']}"
+        )
     labels = metrics["confusion"]["labels"]
     lines += ["", "confusion (rows: truth; columns: predicted, in the order above)"]
     for label, row in zip(labels, metrics["confusion"]["matrix"], strict=True):
@@ -354,6 +375,100 @@ def format_report(metrics: dict[str, Any]) -> str:
                 f"{row['decided_at_s'].get('median', float('nan')):9.2f}"
                 + (f"{onset['median']:13.2f}" if onset.get("count") else f"{'-':>13s}")
             )
+    return "\n".join(lines)
+
+
+def compare(
+    items: list[BatchItem], first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Two runs' records of the same calls, side by side: each run's headline figures and,
+    call by call, where one is right and the other is not (by label and by list action)."""
+    truth_column = _truth_column(items)
+    by_path = {r["path"]: r for r in second if not r.get("error")}
+    pairs = [(a, by_path[a["path"]]) for a in first if not a.get("error") and a["path"] in by_path]
+    tally = dict.fromkeys(("both", "first_only", "second_only", "neither"), 0)
+    action_tally = dict(tally)
+    for a, b in pairs:
+        truth = a[truth_column]
+        for counts, right_a, right_b in (
+            (tally, a["label"] == truth, b["label"] == truth),
+            (action_tally, _action(a) == LABELS[truth].action, _action(b) == LABELS[truth].action),
+        ):
+            key = (
+                "both"
+                if right_a and right_b
+                else "first_only"
+                if right_a
+                else "second_only"
+                if right_b
+                else "neither"
+            )
+            counts[key] += 1
+    return {
+        "calls": len(pairs),
+        "first": _headline(score_records(items, [a for a, _ in pairs])),
+        "second": _headline(score_records(items, [b for _, b in pairs])),
+        "label_right": tally,
+        "action_right": action_tally,
+    }
+
+
+def _action(record: dict[str, Any]) -> str:
+    return record.get("action") or LABELS[record["label"]].action
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    answered = metrics["announcements_as_answers"]
+    return {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "action_accuracy": metrics["actions"]["accuracy"],
+        "reachable_destructive": metrics["actions"]["reachable_destructive"],
+        "announcements_as_answers": answered["answers"],
+        "announcements": answered["announcements"],
+        "ece": metrics["calibration"]["ece"],
+        "per_class_f1": {r["label"]: r["f1"] for r in metrics["per_class"]},
+    }
+
+
+def format_comparison(compared: dict[str, Any], first: str, second: str) -> str:
+    """``compare``'s figures as a table: one column per run."""
+    a, b = compared["first"], compared["second"]
+    width = max(len(first), len(second), 12) + 2
+    lines = [
+        f"{compared['calls']} calls classified by both",
+        "",
+        f"{'':32s}{first:>{width}s}{second:>{width}s}",
+    ]
+    for key, title in (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("action_accuracy", "list action right"),
+        ("ece", "ECE"),
+    ):
+        lines.append(f"{title:32s}{a[key]:{width}.4f}{b[key]:{width}.4f}")
+    lines.append(
+        f"{'announcements as human/voicemail':32s}"
+        f"{a['announcements_as_answers']:>{width}d}{b['announcements_as_answers']:>{width}d}"
+        + f"  (of {a['announcements']})"
+    )
+    lines.append(
+        f"{'reachable given remove/suppress':32s}{a['reachable_destructive']:>{width}d}{b['reachable_destructive']:>{width}d}"
+    )
+    lines += ["", "F1 per label"]
+    for label in LABEL_IDS:
+        if label in a["per_class_f1"] or label in b["per_class_f1"]:
+            fa, fb = a["per_class_f1"].get(label), b["per_class_f1"].get(label)
+            lines.append(
+                f"  {label:30s}"
+                + "".join(f"{v:{width}.3f}" if v is not None else f"{'-':>{width}s}" for v in (fa, fb))
+            )
+    for key, title in (("label_right", "label"), ("action_right", "list action")):
+        t = compared[key]
+        lines.append(
+            f"{title} right: both {t['both']}, only {first} {t['first_only']}, "
+            f"only {second} {t['second_only']}, neither {t['neither']}"
+        )
     return "\n".join(lines)
 
 

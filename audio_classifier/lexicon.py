@@ -81,24 +81,37 @@ def units(text: str) -> tuple[str, ...]:
     return tuple(_NOT_WORD.sub(" ", text).split())
 
 
-def _same(a: str, b: str) -> bool:
+HOMOPHONE_MIN_UNITS = 2
+"""Phrases at least this long match characters that sound alike; a one-character phrase
+matches only itself: 喂 would otherwise be found in every 位, 为 and 未 ("未能成功")."""
+
+
+def _same(a: str, b: str, homophones: bool = True) -> bool:
     return a == b or (
-        len(a) == 1 and len(b) == 1 and _CJK.match(a) and _CJK.match(b) and _pinyin(a) == _pinyin(b)
+        homophones
+        and len(a) == 1
+        and len(b) == 1
+        and bool(_CJK.match(a))
+        and bool(_CJK.match(b))
+        and _pinyin(a) == _pinyin(b)
     )
 
 
 def find(pattern: tuple[str, ...], text: tuple[str, ...], max_edits: int) -> tuple[int, int] | None:
     """Best approximate occurrence of *pattern* in *text* (edit distance, free start and
-    end in *text*): ``(edits, end index)`` or None if more than *max_edits* are needed."""
+    end in *text*; characters that sound alike are equal in a pattern of at least
+    ``HOMOPHONE_MIN_UNITS``): ``(edits, end index)`` or None if more than *max_edits* are
+    needed."""
     m = len(pattern)
     if m == 0:
         return None
+    homophones = m >= HOMOPHONE_MIN_UNITS
     previous = list(range(m + 1))  # column for text position 0: pattern prefix vs nothing
     best: tuple[int, int] | None = (previous[m], 0) if previous[m] <= max_edits else None
     for j, unit in enumerate(text, start=1):
         current = [0] * (m + 1)  # a match may start anywhere: cost 0 at the top
         for i in range(1, m + 1):
-            cost = 0 if _same(pattern[i - 1], unit) else 1
+            cost = 0 if _same(pattern[i - 1], unit, homophones) else 1
             current[i] = min(previous[i - 1] + cost, previous[i] + 1, current[i - 1] + 1)
         if current[m] <= max_edits and (best is None or current[m] <= best[0]):
             best = (current[m], j)

@@ -339,3 +339,47 @@ def test_no_model_runs_without_the_model():
     record = json.loads(result.stdout)
     assert {e["channel"] for e in record["evidence"]} == {"tone"}
     assert record["confidence"] == record["score"]  # the shipped map is for the shipped model
+
+
+def test_evaluate_compare_model_puts_two_models_side_by_side(tmp_path):
+    """The shipped model beside a copy whose card biases every window towards "human": the
+    same calls, each model's own figures, and the calls only one of them gets right."""
+    import shutil
+
+    from audio_classifier.model import DEFAULT_MODEL
+
+    biased = tmp_path / "biased.onnx"
+    shutil.copy(DEFAULT_MODEL, biased)
+    card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    card["bias"]["human"] = card["bias"]["human"] + 30.0
+    biased.with_suffix(".json").write_text(json.dumps(card))
+    manifest = tmp_path / "m.csv"
+    rows = [
+        r
+        for r in csv.DictReader(open(FIXTURES / "manifest.csv"))
+        if r["label"] in ANNOUNCEMENT_LABELS and r["path"].startswith("speech/")
+    ][:8]
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label"])
+        writer.writeheader()
+        writer.writerows({"path": str(FIXTURES / r["path"]), "label": r["label"]} for r in rows)
+    out = tmp_path / "eval"
+    result = run_cli(
+        "evaluate", manifest, "--out-dir", out, "--no-asr", "--no-samples", "--compare-model", biased
+    )
+    assert result.exit_code == 0, result.output
+    compared = json.loads((out / "compare-model" / "comparison.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert compared["calls"] == len(rows) == metrics["scored"]
+    assert compared["first"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    second = [
+        json.loads(line) for line in (out / "compare-model" / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert compared["second"]["announcements_as_answers"] == sum(r["label"] == "human" for r in second) > 0
+    tally = compared["label_right"]
+    assert sum(tally.values()) == len(rows) and tally["first_only"] > 0
+    assert "only model" in result.stdout and "biased" in result.stdout
+    both = run_cli(
+        "evaluate", manifest, "--out-dir", tmp_path / "x", "--compare-model", biased, "--thresholds", "0.8"
+    )
+    assert both.exit_code == 2 and "choose one" in both.output

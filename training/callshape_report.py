@@ -7,6 +7,7 @@ Each DIR is an ``evaluate --out-dir`` of a manifest that ``training.callshape`` 
 made from ``enrol.csv``). Prints, hardest first, the figures the decision model is held to
 (docs/design.md, "The decision model"):
 
+- announcements in real voices the model never trained on, then in those it did;
 - enrolled prompts under call shapes: right label, decision after the prompt starts;
 - false sample matches: clips whose fingerprint evidence names a label other than theirs;
 - a SIT followed by an announcement (its label), a SIT alone (the SIT's label);
@@ -22,8 +23,11 @@ import json
 import statistics
 from pathlib import Path
 
-from audio_classifier.labels import DESTRUCTIVE_ACTIONS, LABELS
+from audio_classifier.evaluate import ANSWER_LABELS
+from audio_classifier.labels import ANNOUNCEMENT_LABELS, DESTRUCTIVE_ACTIONS, LABELS
 from audio_classifier.metrics import calibration
+
+from .real_recordings import CHECK_VOICES, TRAIN_VOICES
 
 CONFIDENT = 0.9
 """A ``keep`` at this confidence or more is one a dialer acts on."""
@@ -64,9 +68,27 @@ def false_matches(records: list[dict]) -> list[dict]:
     ]
 
 
-def figures(plain: list[dict], enrolled: list[dict] | None, nonenrolled: list[dict] | None) -> list[str]:
+def real_voices(scored: list[dict]) -> list[str]:
+    """Announcements in real voices: those training never heard (``CHECK_VOICES``) first,
+    then those the shipped model trains on (``TRAIN_VOICES``)."""
     lines = []
+    real = [r for r in scored if r.get("source") == "real" and _truth(r) in ANNOUNCEMENT_LABELS]
+    for title, voices in (("held out", CHECK_VOICES), ("trained on", TRAIN_VOICES)):
+        part = [r for r in real if r.get("voice") in voices]
+        right = sum(r["label"] == _truth(r) for r in part)
+        action = sum(r["action"] == LABELS[_truth(r)].action for r in part)
+        answered = sum(r["label"] in ANSWER_LABELS for r in part)
+        lines.append(
+            f"real-voice announcements, voices {title} ({', '.join(voices)}): right label "
+            f"{_share(right, len(part))}; list action {_share(action, len(part))}; "
+            f"as human or voicemail {_share(answered, len(part))}"
+        )
+    return lines
+
+
+def figures(plain: list[dict], enrolled: list[dict] | None, nonenrolled: list[dict] | None) -> list[str]:
     scored = [r for r in plain if not r.get("error")]
+    lines = real_voices(scored)
     if enrolled is not None:
         right = [r for r in enrolled if not r.get("error") and r["label"] == _truth(r)]
         lines.append(f"enrolled prompts, call-shaped: right label {_share(len(right), len(enrolled))}")

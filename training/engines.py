@@ -1,6 +1,6 @@
 """Cross-engine check: English announcements in voices of engines and speakers training never hears.
 
-    python -m training.engines OUT [--per-label 12] [--zh-voice FOLDER]
+    python -m training.engines OUT [--per-label 12] [--zh-voice FOLDER | --texts FILE]
     audio-classifier evaluate OUT/manifest.csv --no-samples --no-asr --out-dir E
 
 The held-out split differs from training by espeak-ng variant only, so it cannot tell a
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import subprocess
 import tempfile
@@ -111,11 +112,41 @@ def read_voice_folder(folder: Path, labels: list[str]) -> dict[str, list[dict]]:
     return by_label
 
 
-def build(out: Path, per_label: int, seed: int = SEED, zh_voice: Path | None = None) -> Path:
+def read_texts(path: Path) -> dict[str, dict[str, list[str]]]:
+    """English wordings per label from a JSON file (label -> list; keys starting with ``_``
+    are notes), in the shape of ``prompts.json``'s announcements; every label must have one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--texts: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"--texts: {path} must hold an object: label -> list of wordings")
+    wordings = {label: items for label, items in data.items() if not label.startswith("_")}
+    recipe = load_prompts()["announcements"]
+    unknown = sorted(set(wordings) - set(recipe))
+    if unknown:
+        raise SystemExit(f"--texts: {path}: no announcement label {', '.join(unknown)}")
+    bad = [
+        label
+        for label, items in wordings.items()
+        if not isinstance(items, list) or not all(isinstance(t, str) and t.strip() for t in items)
+    ]
+    if bad:
+        raise SystemExit(f"--texts: {path}: {', '.join(bad)} must be lists of wordings")
+    missing = [label for label in recipe if not wordings.get(label)]
+    if missing:
+        raise SystemExit(f"--texts: {path} has no wording for {', '.join(missing)}")
+    return {label: {"en": list(items)} for label, items in wordings.items()}
+
+
+def build(
+    out: Path, per_label: int, seed: int = SEED, zh_voice: Path | None = None, texts: Path | None = None
+) -> Path:
     """Write ``per_label`` clips per announcement label under *out*; return the manifest.
-    With *zh_voice* (a folder, see ``read_voice_folder``) the clips are Mandarin-led."""
+    With *zh_voice* (a folder, see ``read_voice_folder``) the clips are Mandarin-led; with
+    *texts* (``read_texts``) the English wordings are those instead of the recipe's."""
     check_engines()
-    announcements = load_prompts()["announcements"]
+    announcements = read_texts(texts) if texts else load_prompts()["announcements"]
     zh = read_voice_folder(zh_voice, list(announcements)) if zh_voice else {}
     (out / "clips").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -174,9 +205,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--zh-voice", type=Path, help="folder of Mandarin recordings (index.csv): Mandarin-led clips"
     )
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        help="JSON of English wordings per label to say instead of the recipe's "
+        "(training/check_wordings_en.json: written for checks, never trained on)",
+    )
     args = parser.parse_args(argv)
+    if args.texts and args.zh_voice:
+        parser.error(
+            "--texts replaces the English wordings; --zh-voice leads with the recipe's Mandarin: choose one"
+        )
     try:
-        manifest = build(args.out, args.per_label, args.seed, args.zh_voice)
+        manifest = build(args.out, args.per_label, args.seed, args.zh_voice, args.texts)
     except RuntimeError as error:  # a missing engine: say what to install, no traceback
         raise SystemExit(f"training.engines: {error}") from None
     print(f"wrote {manifest}; evaluate it with: audio-classifier evaluate {manifest} --no-samples --no-asr")

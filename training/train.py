@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -592,8 +593,17 @@ def flush_model_file(path: Path) -> int:
 
 
 def train(
-    corpus: Path, out: Path, jobs: int, seed: int = 0, progress: bool = True, variant: Variant | None = None
+    corpus: Path,
+    out: Path,
+    jobs: int,
+    seed: int = 0,
+    progress: bool = True,
+    variant: Variant | None = None,
+    extra_rows: Sequence[dict] = (),
 ) -> dict:
+    """Train on *corpus*'s ``train.csv`` and *extra_rows* (clips outside the corpus, such as
+    ``training.recordings`` copies: their ``path`` absolute), export the model to *out* and
+    return its card (not yet written)."""
     from sklearn.ensemble import VotingClassifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.pipeline import make_pipeline
@@ -605,6 +615,7 @@ def train(
     config = variant.features()
     with open(corpus / "train.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
+    rows += [dict(row) for row in extra_rows]
     started = time.time()
     fit_clips, calib_clips, taught = load_clips(corpus, rows, config, jobs, progress, seed, variant.wordings)
     n_calib = len(calib_clips)
@@ -715,7 +726,12 @@ def train(
         "training_classes": len(targets),
         "recipe_sha256": recipe_hash(),
         **({"recipe_overrides": overrides} if overrides else {}),
-        "corpus": {"train_clips": len(rows), "training_windows": len(x), "path": str(corpus)},
+        "corpus": {
+            "train_clips": len(rows) - len(extra_rows),
+            **({"recording_clips": len(extra_rows)} if extra_rows else {}),
+            "training_windows": len(x),
+            "path": str(corpus),
+        },
         "calibration_stream_accuracy": round(window_accuracy, 4),
         "training_seconds": round(time.time() - started, 1),
         "onnx_sha256": sha256_file(out),
