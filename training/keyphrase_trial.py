@@ -38,6 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.embedding import DIMENSION, SpeechEmbedding
+from audio_classifier.evaluate import ANSWER_LABELS
 from audio_classifier.labels import ANNOUNCEMENT_LABELS
 from audio_classifier.lexicon import FILLER, Lexicon, is_chinese
 
@@ -234,7 +235,7 @@ def score(rows: list[dict], clips: list[np.ndarray], predict) -> dict:
         label = label_of(heard)
         right += label == row["label"]
         silent += label is None
-        answered += label in ("human", "voicemail")
+        answered += label in ANSWER_LABELS
         if label != row["label"]:
             wrong[f"{row['label']} -> {label}"] += 1
         match = lexicon.match(row.get("text") or "")
@@ -272,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     sets = []
     for spec in args.train:
         manifest, _, where = spec.partition(":")
+        if where and "=" not in where:
+            parser.error(f"--train {spec}: a filter is COLUMN=VALUE")
         sets.append(training_set(Path(manifest), args.jobs, args.cache, where or None))
     x = np.concatenate([s[0] for s in sets]).astype(np.float32)
     y = np.concatenate([s[1] for s in sets])

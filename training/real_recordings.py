@@ -106,6 +106,10 @@ def write(out: Path, takes: int, check_takes: int) -> list[dict]:
     rows = _gcin(out, None, takes, SEED, "train")
     rows += _asterisk(out, TRAIN_VOICES, "train")
     rows += _asterisk(out, CHECK_VOICES, "heldout")
+    absent = [v for v in (*TRAIN_VOICES, *CHECK_VOICES) if not any(r["voice"] == v for r in rows)]
+    if absent:
+        packages = " ".join(callshape.REAL_VOICES[v].package for v in absent)
+        raise SystemExit(f"no prompts of {', '.join(absent)}: apt-get install {packages}")
     rows += _gcin(out, CHECK_WORDINGS, check_takes, SEED + 1, "heldout")
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
