@@ -88,6 +88,12 @@ class SpeechEmbedding:
     def stream(self) -> EmbeddingStream:
         return EmbeddingStream(self)
 
+    def whole(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ends_s, vectors)`` of a whole recording: one stream, pushed once and finished."""
+        stream = self.stream()
+        (ends, vectors), (tail_ends, tail) = stream.push(samples), stream.finish()
+        return np.concatenate([ends, tail_ends]), np.concatenate([vectors, tail])
+
     def mel(self, samples: np.ndarray) -> np.ndarray:
         """Mel frames ``(n, 32)`` of 16 kHz int16-range *samples* (at least one window)."""
         out = self._mel.run(None, {self._mel_input: samples[None, :].astype(np.float32, copy=False)})[0]

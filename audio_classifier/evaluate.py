@@ -216,7 +216,7 @@ def score_records(items: list[BatchItem], records: list[dict[str, Any]]) -> dict
         "calibration": calibration([r["confidence"] for r in scored], correct),
         "decided_at_s": distribution([r["decided_at_s"] for r in scored]),
         "announcement_decided_after_onset_s": distribution(after_onset),
-        "actions": _action_metrics(truth, [r.get("action") or LABELS[r["label"]].action for r in scored]),
+        "actions": _action_metrics(truth, [_action(r) for r in scored]),
         "announcements_as_answers": _answered(truth, predicted),
     }
 
@@ -414,6 +414,7 @@ def compare(
 
 
 def _action(record: dict[str, Any]) -> str:
+    """The list action a record carries (a record written before actions: its label's)."""
     return record.get("action") or LABELS[record["label"]].action
 
 

@@ -257,19 +257,23 @@ def test_hostile_manifests_get_a_clear_error(tmp_path):
         recordings.split(recordings.read_manifest(_manifest(tmp_path, rows)))
 
 
-def test_reserved_recordings_are_refused(tmp_path):
+def test_reserved_recordings_are_refused(tmp_path, monkeypatch):
+    """Refused by where they are: stand-ins at the reserved places (no reserved recording is
+    opened, here or anywhere in training)."""
     from training import gcin_voice
 
-    reserved = sorted(callshape.SOUNDS.glob(f"{callshape.RESERVED_FOLDERS[0]}*/*.*"))[:1]
-    reserved += sorted(gcin_voice.GCIN_OGG.glob("*/3.ogg"))[:1]
-    allowed = sorted(gcin_voice.GCIN_OGG.glob("*/5.ogg"))[:1]
-    assert allowed and [recordings.reserved(p) for p in allowed] == [False]
-    assert gcin_voice.GCIN_OGG.is_dir()  # .ci/run installs gcin-voice
-    for path in reserved:  # whatever of the reserved material this machine has
+    sounds, ogg = tmp_path / "sounds", tmp_path / "ogg"
+    monkeypatch.setattr(callshape, "SOUNDS", sounds)
+    monkeypatch.setattr(gcin_voice, "GCIN_OGG", ogg)
+    reserved = [_wav(sounds / f"{callshape.RESERVED_FOLDERS[0]}_stand_in" / "ss-noservice.wav")]
+    reserved.append(_wav(ogg / "ㄅㄚ" / "3.wav").rename(ogg / "ㄅㄚ" / "3.ogg"))
+    allowed = [_wav(ogg / "ㄅㄚ" / "5.wav").rename(ogg / "ㄅㄚ" / "5.ogg"), _wav(sounds / "fr" / "a.wav")]
+    assert [recordings.reserved(p) for p in allowed] == [False, False]
+    for path in reserved:
         assert recordings.reserved(path)
         with pytest.raises(recordings.ManifestError, match="reserved for independent evaluation"):
             recordings.read_manifest(_manifest(tmp_path, [{"path": str(path), "label": "vacant"}]))
-    assert recordings.reserved(gcin_voice.GCIN_OGG / "ㄅㄚ" / "3.ogg")  # by place, even if absent
+    assert recordings.reserved(ogg / "ㄆㄚ" / "3.ogg")  # by place, even if absent
 
 
 def test_files_alone_split_the_same_however_the_manifest_is_named(tmp_path, monkeypatch):

@@ -75,11 +75,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -94,10 +92,9 @@ from scipy import signal as sps
 from audio_classifier import g711, synth
 from audio_classifier.audio import SAMPLE_RATE
 from audio_classifier.labels import ANNOUNCEMENT_LABELS, LABELS
-from audio_classifier.resample import resample
 from audio_classifier.tone_plans import SIT_SUBTYPE_LABELS, TONE_SPECS, ToneSpec
 
-from . import channel, corpus, recode, tts
+from . import channel, corpus, recode, recordings, tts
 from .parallel import map_in_order
 
 SEED = 30_300
@@ -309,30 +306,17 @@ def recording_path(voice: str, name: str) -> Path | None:
     return None
 
 
-@cache
 def read_recording(voice: str, name: str) -> np.ndarray:
-    """Prompt *name* of *voice* as float32 mono at 8 kHz, as recorded."""
+    """Prompt *name* of *voice* as float32 mono at 8 kHz, as recorded (read-only)."""
     path = recording_path(voice, name)
     if path is None:
         raise FileNotFoundError(f"no {name} in {SOUNDS / voice} ({REAL_VOICES[voice].package})")
-    if path.suffix == ".gsm":  # headerless GSM 06.10 at 8 kHz: sox knows it by its extension
-        done = subprocess.run(["sox", str(path), "-t", "wav", "-"], capture_output=True)
-        if done.returncode:
-            raise RuntimeError(f"{path}: sox failed: {done.stderr.decode(errors='replace').strip()}")
-        samples, rate = sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=True)
-    else:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    return resample(samples.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
+    return recordings.read_audio(path)
 
 
 def _trimmed(x: np.ndarray) -> np.ndarray:
-    """*x* without its leading and trailing quiet, at ``REAL_PEAK``: so that onsets are
-    where the speech starts."""
-    peak = float(np.abs(x).max(initial=0.0))
-    loud = np.flatnonzero(np.abs(x) > 0.03 * peak)
-    if len(loud):
-        x = x[loud[0] : loud[-1] + 1]
-    return (x * (REAL_PEAK / max(peak, 1e-6))).astype(np.float32)
+    """*x* without its leading and trailing quiet, at ``REAL_PEAK``."""
+    return recordings.trimmed(x, REAL_PEAK)
 
 
 @cache

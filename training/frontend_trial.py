@@ -37,6 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.embedding import SpeechEmbedding, embedding_end_s
+from audio_classifier.evaluate import ANSWER_LABELS
 from audio_classifier.features import FeatureConfig, clip_windows
 from audio_classifier.labels import LABELS
 from audio_classifier.model import ModelCard
@@ -112,9 +113,7 @@ def _features(args: tuple[dict, str]) -> tuple[list[np.ndarray], list[np.ndarray
     t0 = time.process_time()
     windows = dict(clip_windows(x, config))
     t1 = time.process_time()
-    stream = _EMBEDDING.stream()
-    (times, head), (tail_times, tail) = stream.push(x), stream.finish()
-    times, vectors = np.concatenate([times, tail_times]), np.concatenate([head, tail])
+    times, vectors = _EMBEDDING.whole(x)
     t2 = time.process_time()
     logmel, embedding = [], []
     for end in ends:
@@ -148,10 +147,6 @@ def featurise(rows: list[dict], jobs: int) -> dict:
         "embedding": round(1000 * cost_embedding / max(seconds, 1e-9), 2),
     }
     return feats
-
-
-def _answer(label: str) -> bool:
-    return LABELS[label].number_state == "reachable"
 
 
 def trial(train: dict, check: dict) -> dict:
@@ -193,9 +188,11 @@ def trial(train: dict, check: dict) -> dict:
             for c in np.unique(clips)
         ]
         right = predicted == y_check
-        announcement = np.array([not _answer(y) for y in y_check])
-        as_answer = np.array([_answer(p) for p in predicted])
-        answer_right = np.array([_answer(p) == _answer(y) for p, y in zip(predicted, y_check, strict=True)])
+        announcement = np.array([y not in ANSWER_LABELS for y in y_check])
+        as_answer = np.array([p in ANSWER_LABELS for p in predicted])
+        answer_right = np.array(
+            [(p in ANSWER_LABELS) == (y in ANSWER_LABELS) for p, y in zip(predicted, y_check, strict=True)]
+        )
         report[name] = {
             "window_accuracy": round(float(right.mean()), 4),
             "clip_accuracy": round(float(np.mean(clip_right)), 4),

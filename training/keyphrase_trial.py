@@ -37,10 +37,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from audio_classifier.audio import SAMPLE_RATE
 from audio_classifier.embedding import DIMENSION, SpeechEmbedding
 from audio_classifier.evaluate import ANSWER_LABELS
 from audio_classifier.labels import ANNOUNCEMENT_LABELS
 from audio_classifier.lexicon import FILLER, Lexicon, is_chinese
+
+from .recordings import loud_bounds, read_audio
 
 TRIAL_VERSION = 1
 CONTEXT = 16
@@ -109,11 +112,8 @@ def _embed(path: str) -> tuple[np.ndarray, np.ndarray]:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
     if rate != 8000:
         raise ValueError(f"{path}: {rate} Hz, the trial reads 8 kHz clips")
-    x = samples.mean(axis=1)[: int(MAX_CLIP_S * 8000)]
-    stream = _model().stream()
-    e1, v1 = stream.push(x)
-    e2, v2 = stream.finish()
-    return np.concatenate([e1, e2]).astype(np.float32), np.concatenate([v1, v2]).astype(np.float32)
+    ends, vectors = _model().whole(samples.mean(axis=1)[: int(MAX_CLIP_S * 8000)])
+    return ends.astype(np.float32), vectors.astype(np.float32)
 
 
 def inputs(vectors: np.ndarray) -> np.ndarray:
@@ -168,11 +168,9 @@ def _rows(manifest: Path, check: bool = False, where: str | None = None) -> list
 
 
 def loud_span(path: str) -> tuple[float, float]:
-    """Where a clean recording sounds (s): its first to last sample above 3 % of its peak."""
-    x, rate = sf.read(path, dtype="float32", always_2d=True)
-    x = np.abs(x.mean(axis=1))
-    loud = np.flatnonzero(x > 0.03 * x.max(initial=0.0))
-    return (loud[0] / rate, (loud[-1] + 1) / rate) if len(loud) else (0.0, 0.0)
+    """Where a clean recording sounds (s): ``recordings.loud_bounds``."""
+    bounds = loud_bounds(read_audio(Path(path)))
+    return (bounds[0] / SAMPLE_RATE, bounds[1] / SAMPLE_RATE) if bounds else (0.0, 0.0)
 
 
 def _cache_key(manifest: Path, role: str) -> str:

@@ -35,11 +35,13 @@ import hashlib
 import io
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from audio_classifier import synth
 from audio_classifier.audio import SAMPLE_RATE
 from audio_classifier.resample import resample
 
@@ -59,7 +61,7 @@ PEAK = 0.5
 recipe's voices speak)."""
 QUIET_SHARE = 0.03
 """A clean recording's leading and trailing samples below this share of its peak are cut,
-so that the onset is where its sound starts."""
+so that the onset is where its sound starts (``loud_bounds``)."""
 TAIL_S = (0.5, 2.5)
 """The open line after a clean speech recording (s)."""
 MAX_ONSET_S = 600.0
@@ -239,8 +241,10 @@ def split(recordings: list[Recording]) -> tuple[list[Recording], list[Recording]
     return [r for r in recordings if _group(r, key) not in held], heldout, key
 
 
+@cache
 def read_audio(path: Path) -> np.ndarray:
-    """A recording as float32 mono at 8 kHz."""
+    """A recording as float32 mono at 8 kHz (read-only: it is cached, as every copy of a
+    recording, and every clip a real prompt plays in, reads it again)."""
     if path.suffix.lower() == ".gsm":  # headerless GSM 06.10: sox knows it by its extension
         done = subprocess.run(["sox", str(path), "-t", "wav", "-"], capture_output=True)
         if done.returncode:
@@ -254,15 +258,27 @@ def read_audio(path: Path) -> np.ndarray:
         raise RuntimeError(f"{path}: cannot read: {exc}") from None
     if not len(samples):
         raise RuntimeError(f"{path}: no audio")
-    return resample(samples.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
+    out = resample(samples.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
+    out.flags.writeable = False
+    return out
 
 
-def _trimmed(x: np.ndarray) -> np.ndarray:
-    peak = float(np.abs(x).max(initial=0.0))
-    loud = np.flatnonzero(np.abs(x) > QUIET_SHARE * peak)
-    if len(loud):
-        x = x[loud[0] : loud[-1] + 1]
-    return (x * (PEAK / max(peak, 1e-6))).astype(np.float32)
+def loud_bounds(x: np.ndarray) -> tuple[int, int] | None:
+    """First and one-past-last sample of *x* above ``QUIET_SHARE`` of its peak (None when
+    it is silent): where a clean recording's sound is."""
+    level = np.abs(x)
+    loud = np.flatnonzero(level > QUIET_SHARE * float(level.max(initial=0.0)))
+    return (int(loud[0]), int(loud[-1]) + 1) if len(loud) else None
+
+
+def trimmed(x: np.ndarray, peak: float = PEAK) -> np.ndarray:
+    """*x* without its leading and trailing quiet (``loud_bounds``), scaled to *peak*: so
+    that an onset is where the recording's sound starts."""
+    top = float(np.abs(x).max(initial=0.0))
+    bounds = loud_bounds(x)
+    if bounds is not None:
+        x = x[bounds[0] : bounds[1]]
+    return (x * (peak / max(top, 1e-6))).astype(np.float32)
 
 
 CopyTask = tuple[Recording, int, bool, str]
@@ -285,12 +301,12 @@ def make_copy(task: CopyTask) -> dict:
         if onset >= body_end:
             raise ValueError(f"{recording.path}: onset_s {onset} is past its end ({body_end:.2f} s)")
     else:
-        body = _trimmed(audio)
+        body = trimmed(audio)
         lead_audio = np.zeros(0, dtype=np.float32)
         lead = ""
         if speaks:
             lead_audio, lead = corpus._lead(rng, 0.0 if heldout else corpus.MUSIC_LEAD_SHARE)
-        tail = corpus.synth.silence(rng.uniform(*TAIL_S)) if speaks else np.zeros(0, dtype=np.float32)
+        tail = synth.silence(rng.uniform(*TAIL_S)) if speaks else np.zeros(0, dtype=np.float32)
         clean = np.concatenate([lead_audio, body, tail])
         onset = len(lead_audio) / SAMPLE_RATE
         body_end = onset + len(body) / SAMPLE_RATE
