@@ -38,7 +38,7 @@ def _fingerprint_channel(samples_path: str | None, notes: list[str]) -> list[Cha
 def _asr_channel(config: ClassifierConfig, notes: list[str]) -> list[ChannelFactory]:
     """The speech channel as configured; without a model it is off (or an error if required)."""
     from .errors import ModelError
-    from .model_store import DEFAULT_ASR_MODEL, resolve_asr_model
+    from .model_store import fetch_command, resolve_asr_model
 
     if config.asr_model is None:
         if config.asr_required:
@@ -48,8 +48,8 @@ def _asr_channel(config: ClassifierConfig, notes: list[str]) -> list[ChannelFact
     path = resolve_asr_model(None if config.asr_model == "auto" else config.asr_model)
     if path is None:
         message = (
-            f"no speech model: running without the speech channel (fetch one with 'audio-classifier "
-            f"models fetch {DEFAULT_ASR_MODEL}' or pass --asr-model PATH)"
+            f"no speech model: running without the speech channel (fetch one with "
+            f"'{fetch_command()}' or pass --asr-model PATH)"
         )
         if config.asr_required:
             raise ModelError(message.replace("running without", "cannot run without"))

@@ -61,6 +61,14 @@ KNOWN_MODELS: dict[str, KnownModel] = {
 DEFAULT_ASR_MODEL = "vosk-model-small-cn-0.22"
 
 
+def fetch_command(name: str = DEFAULT_ASR_MODEL) -> str:
+    """The ``models fetch`` command for *name* as the user must type it: with ``--sha256``
+    where no published checksum is recorded for it (``fetch`` refuses without one)."""
+    known = KNOWN_MODELS.get(name)
+    checksum = " --sha256 <the provider's SHA-256 of the archive>" if known is None or known.sha256 is None else ""
+    return f"audio-classifier models fetch {name}{checksum}"
+
+
 def cache_dir() -> Path:
     """``$AUDIO_CLASSIFIER_CACHE``, else ``$XDG_CACHE_HOME/audio_classifier``, else ``~/.cache/audio_classifier``."""
     if os.environ.get(CACHE_ENV):

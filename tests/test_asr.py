@@ -19,6 +19,7 @@ import soundfile as sf
 from audio_classifier import Classifier, ClassifierConfig, ModelError
 from audio_classifier.channels.asr import UNKNOWN_WORD, VoskChannel
 from audio_classifier.lexicon import Lexicon
+from audio_classifier.model_store import fetch_command
 from audio_classifier.resample import Resampler
 
 from .conftest import FIXTURES, ROOT
@@ -180,6 +181,9 @@ def test_without_a_model_the_channel_is_off_and_said_once(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("no speech model") == 1
+    # the suggested command is one 'models fetch' accepts: the default model has no recorded
+    # checksum, so it must carry --sha256
+    assert f"'{fetch_command()}'" in result.stderr and "--sha256" in fetch_command()
     assert len(result.stdout.splitlines()) == 2
     required = subprocess.run(
         [
