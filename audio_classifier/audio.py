@@ -116,6 +116,11 @@ def check_rate_and_channels(sample_rate: int, channels: int, channel: int | None
         )
 
 
+MAX_FLOAT_AMPLITUDE = 64.0
+"""Float audio is nominally within -1..1; a sample beyond this (36 dB over full scale) means
+the input is not audio or has the wrong scale, and is refused rather than classified."""
+
+
 class StreamConverter:
     """Turn chunks in one encoding and layout into float32 mono at ``SAMPLE_RATE``.
 
@@ -201,9 +206,16 @@ class StreamConverter:
             raise UnsupportedEncodingError(
                 f"audio chunks must be bytes or numpy arrays, got {type(chunk).__name__}"
             )
-        if floats and not np.isfinite(interleaved).all():  # integer and G.711 codes are always finite
-            bad = int(np.count_nonzero(~np.isfinite(interleaved)))
-            raise InvalidSamplesError(f"audio contains {bad} NaN or infinite sample(s)")
+        if floats and len(interleaved):  # integer and G.711 codes are always finite and in range
+            if not np.isfinite(interleaved).all():
+                bad = int(np.count_nonzero(~np.isfinite(interleaved)))
+                raise InvalidSamplesError(f"audio contains {bad} NaN or infinite sample(s)")
+            peak = float(np.max(np.abs(interleaved)))
+            if peak > MAX_FLOAT_AMPLITUDE:
+                raise InvalidSamplesError(
+                    f"float samples reach {peak:.3g}: float audio lies within -1..1, so this is not "
+                    f"audio or has the wrong scale (integer values stored as floats?)"
+                )
         mono = self._to_mono(interleaved)
         self.frames_in += len(mono)
         return mono
@@ -231,6 +243,9 @@ class FileInfo:
     encoding: str
     frames: int | None
     """Frames (samples per channel) in the file, when the container says."""
+    declared_frames: int | None = None
+    """Frames the header promises, where that can differ from what the file holds (a WAV
+    cut short keeps the header of the whole)."""
 
     @property
     def duration_s(self) -> float | None:
@@ -268,9 +283,12 @@ def open_file(
     """
     p = Path(path)
     if not p.exists():
-        raise UnreadableAudioError(f"no such file: {p}")
+        dangling = p.is_symlink()
+        raise UnreadableAudioError(f"{'a dangling symbolic link' if dangling else 'no such file'}: {p}")
     if p.is_dir():
         raise UnreadableAudioError(f"is a directory, not an audio file: {p}")
+    if not p.is_file():
+        raise UnreadableAudioError(f"not a regular file (a FIFO, socket or device): {p}")
     size = p.stat().st_size
     if size == 0:
         raise EmptyAudioError(f"file is empty (0 bytes): {p}")
@@ -310,8 +328,38 @@ def _open_container(path: Path) -> tuple[FileInfo, Iterator[np.ndarray]]:
     if frames == 0:
         handle.close()
         raise EmptyAudioError(f"file has a valid header but no audio frames: {path}")
-    info = FileInfo(handle.samplerate, handle.channels, f"{handle.format}/{handle.subtype}", frames)
+    declared = _wav_declared_frames(path) if handle.format in ("WAV", "WAVEX") else None
+    info = FileInfo(handle.samplerate, handle.channels, f"{handle.format}/{handle.subtype}", frames, declared)
     return info, _iter_container(handle, path)
+
+
+WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+"""``data`` chunk sizes that a recorder writes while it does not yet know the length."""
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """The frames a RIFF/WAVE header's ``data`` chunk declares (``None``: no usable header)."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(12)[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while len(header := handle.read(8)) == 8:
+                chunk, size = struct.unpack("<4sI", header)
+                if chunk == b"fmt ":
+                    block_align = struct.unpack("<HHIIH", handle.read(14))[4]
+                    handle.seek(size - 14 + (size & 1), os.SEEK_CUR)
+                elif chunk == b"data":
+                    if not block_align or size in WAV_UNKNOWN_SIZES:
+                        return None
+                    return size // block_align
+                else:
+                    handle.seek(size + (size & 1), os.SEEK_CUR)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def _iter_container(handle, path: Path) -> Iterator[np.ndarray]:

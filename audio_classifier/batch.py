@@ -3,7 +3,9 @@
 Properties a QA team relies on: one record per input; a broken input becomes a record
 with ``error`` and the batch goes on; every record is flushed when written, so a crash
 loses nothing already done; running the same command again skips inputs already in the
-output (resume); worker processes each load the classifier once.
+output and classifies again the ones that failed (resume: an input is its path and its
+manifest row's values, so rows that share a path are each their own input); worker
+processes each load the classifier once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ from .labels import LABELS
 DECISION_FIELDS = (
     "label",
     "label_zh",
+    "label_en",
     "confidence",
     "number_state",
     "action",
@@ -55,6 +59,11 @@ class UsageError(AudioClassifierError, ValueError):
     """The batch was asked for something impossible (bad manifest, unknown format)."""
 
 
+class OutputError(AudioClassifierError, OSError):
+    """Records cannot be written any more (a full disk, a device that refuses them): the
+    records already written are kept and the same command resumes."""
+
+
 @dataclass(frozen=True)
 class BatchItem:
     """One input: ``key`` is the path as the user gave it (and as it appears in the output)."""
@@ -62,6 +71,35 @@ class BatchItem:
     key: str
     path: Path
     extra: dict[str, str] = field(default_factory=dict)
+
+    def identity(self, columns: Sequence[str]) -> tuple[str, ...]:
+        """What tells this input from others in an output file: its path and its manifest
+        row's values of *columns* (``record_identity`` gives the same for its record)."""
+        return (self.key, *(self.extra.get(name, "") for name in columns))
+
+
+def record_identity(record: dict[str, Any], columns: Sequence[str]) -> tuple[str, ...]:
+    """The identity (``BatchItem.identity``) of the input a written record is for."""
+    return (str(record.get("path", "")), *(_text(record.get(name)) for name in columns))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def match_records(
+    items: Sequence[BatchItem], records: Iterable[dict[str, Any]], columns: Sequence[str]
+) -> list[dict[str, Any] | None]:
+    """For each of *items*, in order, a record of *records* for it (the first unused one
+    with its identity; rows with equal identities take equal records in turn), or None."""
+    pool: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record in records:
+        pool.setdefault(record_identity(record, columns), []).append(record)
+    matched: list[dict[str, Any] | None] = []
+    for item in items:
+        candidates = pool.get(item.identity(columns))
+        matched.append(candidates.pop(0) if candidates else None)
+    return matched
 
 
 @dataclass(frozen=True)
@@ -98,36 +136,85 @@ def confidence_peaks() -> tuple[list[list[Any]], Callable[[Decision], None]]:
     return peaks, on_update
 
 
-def expand_paths(paths: Iterable[str]) -> list[BatchItem]:
-    """Files as given, and audio files found recursively under directories (sorted)."""
+def expand_paths(paths: Iterable[str], on_skip: Callable[[str], None] | None = None) -> list[BatchItem]:
+    """Files as given, and audio files found recursively under directories (sorted; symbolic
+    links followed). A file with an audio extension that is not a regular file (a dangling
+    link, a FIFO) is an input, so its record says what is wrong with it; folders that cannot
+    be searched (unreadable, a link loop) are passed to *on_skip* with the reason."""
     items: list[BatchItem] = []
     for given in paths:
         p = Path(given)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            items += [BatchItem(str(f), f) for f in found]
+            items += [BatchItem(str(f), f) for f in _audio_files(p, on_skip or (lambda reason: None))]
         else:
             items.append(BatchItem(given, p))
     return items
 
 
+def _audio_files(root: Path, on_skip: Callable[[str], None]) -> list[Path]:
+    found: list[Path] = []
+    searched: set[tuple[int, int]] = set()  # folders by (device, inode): each searched once
+
+    def unreadable(exc: OSError) -> None:
+        on_skip(f"{exc.filename}: {exc.strerror}")
+
+    for folder, subfolders, files in os.walk(root, followlinks=True, onerror=unreadable):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in searched:
+            on_skip(f"{folder}: a symbolic link to a folder already searched (a loop or an alias)")
+            subfolders[:] = []
+            continue
+        searched.add((stat.st_dev, stat.st_ino))
+        found += [Path(folder, name) for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
+    return sorted(found)
+
+
+MANIFEST_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+"""Byte-order marks a manifest may start with (spreadsheets save UTF-16 and UTF-8 with one),
+and the encoding each says; without one a manifest is UTF-8."""
+
+
+def _manifest_text(manifest: Path) -> str:
+    try:
+        data = manifest.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read manifest {manifest}: {exc.strerror}") from None
+    encoding = next((name for bom, name in MANIFEST_BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(
+            f"manifest {manifest} is not {encoding.upper().replace('-SIG', '')} (line {line}, byte "
+            f"{exc.start}): save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it, e.g. "
+            f"'iconv -f GBK -t UTF-8 {manifest.name} > utf8.csv'"
+        ) from None
+
+
 def read_manifest(manifest: str | os.PathLike[str]) -> list[BatchItem]:
     """Rows of a CSV manifest with a ``path`` column; relative paths are relative to the
     manifest's folder. Other columns are carried into the output records (a column whose
-    name is an output field is carried as ``manifest_<name>``)."""
+    name is an output field is carried as ``manifest_<name>``). UTF-8, or UTF-16/32 with a
+    byte-order mark; anything else is refused with the line it fails on."""
+    import io
+
     manifest = Path(manifest)
+    if manifest.is_dir():
+        raise UsageError(f"manifest {manifest} is a directory, not a CSV file")
+    reader = csv.DictReader(io.StringIO(_manifest_text(manifest), newline=""))
+    items: list[BatchItem] = []
     try:
-        handle = open(manifest, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"cannot read manifest {manifest}: {exc.strerror}") from None
-    with handle:
-        reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         if "path" not in columns:
             raise UsageError(
                 f"manifest {manifest} has no 'path' column (columns: {', '.join(columns) or 'none'})"
             )
-        items = []
         for row in reader:
             given = (row.get("path") or "").strip()
             if not given:
@@ -139,6 +226,10 @@ def read_manifest(manifest: str | os.PathLike[str]) -> list[BatchItem]:
             }
             path = Path(given) if Path(given).is_absolute() else manifest.parent / given
             items.append(BatchItem(given, path, extra))
+    except csv.Error as exc:
+        raise UsageError(
+            f"manifest {manifest}, data row {len(items) + 1} (after the header): {exc}"
+        ) from None
     return items
 
 
@@ -173,41 +264,148 @@ def classify_item(classifier: Classifier, item: BatchItem, options: ReadOptions)
 
 
 class RecordWriter:
-    """Writes records to JSONL or CSV (by the file's extension) or JSONL on stdout."""
+    """Writes records to JSONL or CSV (by the file's extension) or JSONL on stdout.
+
+    An existing output file is resumed: ``resume`` reads it, keeps its finished records and
+    returns the inputs still to do. Records with an ``error`` are dropped from the file so
+    their inputs are classified again; a record torn by a crash is dropped; a CSV whose
+    columns differ from this run's is rewritten with this run's columns. The file is only
+    ever rewritten whole, through a temporary file, so an interruption loses nothing.
+    """
 
     def __init__(self, output: str | None, extra_columns: list[str]) -> None:
         self.output = output
         self.format = "csv" if output and output.lower().endswith(".csv") else "jsonl"
+        self.extra_columns = list(extra_columns)
         self.columns = ["path", *extra_columns, *DECISION_FIELDS]
         self._handle: IO[str] | None = None
         self._csv: Any = None
 
-    def done_keys(self) -> set[str]:
-        """Keys of inputs already in the output file (for resume); repairs a torn last line."""
-        if not self.output or not os.path.exists(self.output):
-            return set()
-        _drop_partial_last_line(self.output)
-        keys: set[str] = set()
-        with open(self.output, newline="", encoding="utf-8") as handle:
-            if self.format == "csv":
-                for row in csv.DictReader(handle):
-                    if row.get("path"):
-                        keys.add(row["path"])
+    def resume(self, items: Sequence[BatchItem]) -> list[BatchItem]:
+        """The inputs of *items* that the output file does not already hold a finished
+        record for; prepares the file (see the class). Raises ``UsageError`` when the file
+        cannot be read as an output of this program."""
+        if not self.output or not os.path.isfile(self.output):
+            return list(items)  # nothing written yet, or a device (/dev/null): nothing to resume
+        records, header, complete = self._read_existing()
+        finished = [r for r in records if not r.get("error")]
+        if len(finished) != len(records) or not complete or (self.format == "csv" and header != self.columns):
+            self._rewrite(finished)
+        done = Counter(record_identity(r, self.extra_columns) for r in finished)
+        todo = []
+        for item in items:
+            identity = item.identity(self.extra_columns)
+            if done[identity] > 0:
+                done[identity] -= 1
             else:
-                for line in handle:
-                    try:
-                        keys.add(json.loads(line)["path"])
-                    except (ValueError, KeyError, TypeError):
-                        continue
-        return keys
+                todo.append(item)
+        return todo
+
+    def _read_existing(self) -> tuple[list[dict[str, Any]], list[str], bool]:
+        """(records, CSV header, whether the file ended with a whole record)."""
+        assert self.output is not None
+        try:
+            with open(self.output, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read the output file {self.output} to resume it: {exc.strerror}"
+            ) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"the output file {self.output} is not UTF-8 (byte {exc.start}): not an output of "
+                "this program; give another -o"
+            ) from None
+        if self.format == "csv":
+            return self._read_csv(text)
+        records: list[dict[str, Any]] = []
+        lines = text.split("\n")
+        complete = lines[-1] == ""
+        for number, line in enumerate(lines[:-1] if complete else lines, start=1):
+            last = number == len(lines) - (1 if complete else 0)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "path" not in record:
+                if last:  # a record torn by a crash: done again
+                    complete = False
+                    break
+                raise UsageError(
+                    f"line {number} of {self.output} is not a record of this program: not "
+                    "resuming into it; give another -o"
+                )
+            records.append(record)
+        return records, [], complete
+
+    def _read_csv(self, text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
+        import io
+
+        if not text:
+            return [], [], True
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        rows: list[list[str]] = []
+        torn = not text.endswith(("\n", "\r"))  # the last row read is torn
+        complete = not torn
+        try:
+            for row in reader:
+                rows.append(row)
+        except csv.Error:
+            # strict parsing fails at a quote left open, which runs to the end of the file (a
+            # crash tore the last record inside a quoted field), or at a malformed line
+            if reader.line_num < sum(1 for _ in io.StringIO(text, newline="")):
+                raise UsageError(
+                    f"line {reader.line_num} of {self.output} is not CSV as this program writes "
+                    "it: not resuming into it; give another -o"
+                ) from None
+            torn = complete = False  # the torn row raised: it is not among the rows
+        if not rows or "path" not in rows[0]:
+            raise UsageError(
+                f"{self.output} has no 'path' column in its first line: not an output of this "
+                "program; give another -o"
+            )
+        header, body = rows[0], rows[1:]
+        if torn and body:
+            body = body[:-1]
+        for number, row in enumerate(body, start=2):
+            if len(row) != len(header):
+                raise UsageError(
+                    f"record {number} of {self.output} has {len(row)} fields, its header "
+                    f"{len(header)}: not resuming into it; give another -o"
+                )
+        return [dict(zip(header, row, strict=True)) for row in body], header, complete
+
+    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the output file with *records* (in this run's format and columns)."""
+        assert self.output is not None
+        temporary = f"{self.output}.{os.getpid()}.tmp"
+        try:
+            with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                if self.format == "csv":
+                    writer = csv.DictWriter(handle, self.columns, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(records)  # already text: written back as read
+                else:
+                    handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            os.replace(temporary, self.output)
+        except OSError as exc:
+            Path(temporary).unlink(missing_ok=True)
+            raise UsageError(
+                f"cannot rewrite the output file {self.output} to resume it: {exc.strerror}"
+            ) from None
 
     def __enter__(self) -> RecordWriter:
         if self.output is None:
             self._handle = sys.stdout
         else:
-            Path(self.output).parent.mkdir(parents=True, exist_ok=True)
-            fresh = not os.path.exists(self.output) or os.path.getsize(self.output) == 0
-            self._handle = open(self.output, "a", newline="", encoding="utf-8")
+            try:
+                Path(self.output).parent.mkdir(parents=True, exist_ok=True)
+                fresh = not os.path.exists(self.output) or os.path.getsize(self.output) == 0
+                self._handle = open(self.output, "a", newline="", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write the output file {self.output}: {exc.strerror}") from None
             if self.format == "csv":
                 self._csv = csv.DictWriter(self._handle, self.columns, extrasaction="ignore")
                 if fresh:
@@ -216,36 +414,28 @@ class RecordWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         assert self._handle is not None
-        if self._csv is not None:
-            row = dict(record)
-            for name in ("evidence", "notes"):
-                if row.get(name) is not None:
-                    row[name] = json.dumps(row[name], ensure_ascii=False)
-            self._csv.writerow(row)
-        else:
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._handle.flush()
+        try:
+            if self._csv is not None:
+                row = dict(record)
+                for name in ("evidence", "notes"):
+                    if row.get(name) is not None:
+                        row[name] = json.dumps(row[name], ensure_ascii=False)
+                self._csv.writerow(row)
+            else:
+                self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.flush()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to {self.output or 'standard output'}: {exc.strerror}; the records "
+                "written so far are kept, and the same command resumes"
+            ) from None
 
     def __exit__(self, *exc: object) -> None:
         if self._handle is not None and self._handle is not sys.stdout:
-            self._handle.close()
-
-
-def _drop_partial_last_line(path: str) -> None:
-    """A crash mid-write can leave a line without its newline: cut it so it is redone."""
-    with open(path, "rb+") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        if size == 0:
-            return
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return
-        block = min(size, 1 << 20)
-        handle.seek(size - block)
-        tail = handle.read(block)
-        cut = tail.rfind(b"\n")
-        handle.truncate(size - block + cut + 1 if cut >= 0 else 0)
+            try:
+                self._handle.close()
+            except OSError:  # its last flush failed: write() already said why
+                pass
 
 
 # -- running ------------------------------------------------------------------------------

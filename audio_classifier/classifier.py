@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -139,6 +140,20 @@ class Classifier:
         self.notes: tuple[str, ...] = tuple(notes)
         """Facts about this classifier worth reporting once per run (missing channels...)."""
 
+    def settings(self) -> dict[str, Any]:
+        """What decides this classifier's records, as JSON-ready data: its configuration,
+        what each channel loaded (``ChannelInfo.source``), the confidence map and the
+        package version. Equal settings give equal records for the same audio; a run
+        resumed into an existing output checks them (``evaluate``)."""
+        from . import __version__
+
+        return {
+            "version": __version__,
+            "config": dataclasses.asdict(self.config),
+            "channels": {c.info.name: c.info.source for c in self.channels},
+            "confidence_map": dataclasses.asdict(self.confidence_map) if self.confidence_map else None,
+        }
+
     @property
     def channel_names(self) -> tuple[str, ...]:
         return tuple(c.info.name for c in self.channels)
@@ -216,6 +231,7 @@ class Classifier:
         session = self.open_session(
             info.sample_rate, info.stream_encoding, hints, channels=info.channels, channel=channel
         )
+        session.source_duration_s = info.duration_s
         try:
             for chunk in chunks:
                 updates = session.feed(chunk)
@@ -228,9 +244,15 @@ class Classifier:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        if info.duration_s is not None and info.duration_s > self.config.max_duration_s:
+        if (
+            info.declared_frames is not None
+            and info.frames is not None
+            and info.declared_frames > info.frames
+        ):
+            rate = info.sample_rate
             session.add_note(
-                f"analysed only the first {self.config.max_duration_s:g} s of {info.duration_s:.1f} s"
+                f"the file ends before its header says: {info.frames / rate:.1f} s of "
+                f"{info.declared_frames / rate:.1f} s (cut short, or still being written)"
             )
         final_already = session.final
         decision = session.close()

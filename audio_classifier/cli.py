@@ -5,6 +5,7 @@ Exit status: 0 all inputs succeeded, 1 some failed, 2 usage error.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -222,7 +223,7 @@ def classify(
     **analysis,
 ) -> None:
     """Classify audio files, directories (recursively) or a manifest's rows."""
-    from .batch import ReadOptions, RecordWriter, UsageError, expand_paths, read_manifest, run
+    from .batch import OutputError, ReadOptions, RecordWriter, UsageError, expand_paths, read_manifest, run
 
     config = _config(analysis)
     if not paths and not manifest:
@@ -231,15 +232,19 @@ def classify(
         items = read_manifest(manifest) if manifest else []
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    items += expand_paths(paths)
+    items += expand_paths(paths, on_skip=lambda reason: click.echo(f"note: not searched: {reason}", err=True))
     if not items:
         raise click.UsageError("no audio inputs found (directories are searched for audio extensions)")
     _check_channels(config)
     extra_columns = list(dict.fromkeys(name for item in items for name in item.extra))
+    if output and manifest and os.path.exists(output) and os.path.samefile(output, manifest):
+        raise click.UsageError(f"-o {output} is the manifest itself: give another output file")
     writer = RecordWriter(output, extra_columns)
-    done = writer.done_keys()
-    todo = [item for item in items if item.key not in done]
-    if done:
+    try:
+        todo = writer.resume(items)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if len(todo) < len(items):
         click.echo(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already in {output}", err=True)
     bar = _progress_bar(len(todo), progress)
     options = ReadOptions(channel=channel, raw_encoding=raw_encoding, raw_sample_rate=raw_rate)
@@ -257,6 +262,11 @@ def classify(
         bar.close()
         click.echo("interrupted: records written so far are kept; run the same command to resume", err=True)
         sys.exit(130)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OutputError as exc:
+        bar.close()
+        raise click.ClickException(str(exc)) from None
     bar.close()
     if failed:
         click.echo(f"{failed} of {succeeded + failed} inputs failed (see the 'error' field)", err=True)
@@ -310,6 +320,12 @@ def _parse_thresholds(ctx: click.Context, param: click.Parameter, value: str | N
     "OUT_DIR/compare-model. Its confidence is its score (no map is fitted for it): add "
     "--no-confidence-map to compare both on their scores, actions included.",
 )
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Discard the run already in OUT_DIR and start anew (by default it is resumed, and "
+    "refused when it was made with other settings).",
+)
 @_analysis_options
 def evaluate(
     manifest: str,
@@ -318,6 +334,7 @@ def evaluate(
     thresholds: tuple[float, ...],
     slices: tuple[str, ...],
     compare_model: str | None,
+    restart: bool,
     jobs: int,
     progress: bool | None,
     **analysis,
@@ -348,6 +365,8 @@ def evaluate(
             jobs=jobs,
             on_record=lambda record: bar.update(1),
             peaks=bool(thresholds),
+            settings=classifier.settings(),
+            restart=restart,
         )
         bar.close()
         predictions = written
@@ -384,6 +403,13 @@ def evaluate(
 
         click.echo("")
         click.echo(format_comparison(comparison, *comparison["names"]))
+    if metrics["errors"]:
+        click.echo(
+            f"{len(metrics['errors'])} of {metrics['inputs']} inputs failed (their 'error' in "
+            f"{predictions}); the figures above leave them out",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def _compare_models(

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, read_manifest, run
+from .batch import BatchItem, ReadOptions, RecordWriter, UsageError, match_records, read_manifest, run
 from .config import ClassifierConfig
 from .evidence import Decision
 from .labels import (
@@ -55,11 +55,15 @@ def predict(
     jobs: int = 1,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     peaks: bool = False,
+    settings: dict[str, Any] | None = None,
+    restart: bool = False,
 ) -> tuple[list[BatchItem], Path, int]:
     """Classify the manifest's rows into ``out_dir/predictions.jsonl`` (resuming).
 
     With *peaks*, every clip is analysed to its end instead and its records, with their
     confidence peaks, go to ``out_dir/streams.jsonl`` (see :func:`decide_at`).
+    *settings* (``Classifier.settings``) are written beside that file; a run resumed into
+    it with other settings is refused, unless *restart* discards it first.
     Returns the items, the file written and how many rows still needed classifying.
     """
     items = read_manifest(manifest)
@@ -71,25 +75,58 @@ def predict(
     predictions = out_dir / ("streams.jsonl" if peaks else "predictions.jsonl")
     if peaks:
         config = replace(config, early_decision=False, update_min_delta=0.0)
+    if restart:
+        predictions.unlink(missing_ok=True)
+    if settings is not None:
+        check_settings(predictions, {**settings, "peaks": peaks})
     extra_columns = list(dict.fromkeys(name for item in items for name in item.extra))
     writer = RecordWriter(str(predictions), extra_columns)
-    done = writer.done_keys()
-    todo = [item for item in items if item.key not in done]
+    todo = writer.resume(items)
     with writer:
         run(todo, writer, config=config, options=ReadOptions(peaks=peaks), jobs=jobs, on_record=on_record)
     return items, predictions, len(todo)
 
 
+def check_settings(output: Path, settings: dict[str, Any]) -> None:
+    """Write *settings* beside *output* (``<stem>.settings.json``), or, when *output*
+    already holds records, refuse (``UsageError``) if they were made with other settings,
+    naming what differs."""
+    stamp = output.with_name(f"{output.stem}.settings.json")
+    wanted = json.loads(json.dumps(settings))
+    if output.exists() and output.stat().st_size > 0:
+        try:
+            recorded = json.loads(stamp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        if recorded != wanted:
+            differ = (
+                ", ".join(_differences(recorded, wanted))
+                if isinstance(recorded, dict)
+                else "no settings recorded"
+            )
+            raise UsageError(
+                f"{output.parent} holds a run made with other settings ({differ}): give another "
+                "--out-dir, or --restart to discard that run"
+            )
+    stamp.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return found
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
 def read_records(items: list[BatchItem], path: Path) -> list[dict[str, Any]]:
-    """The records of *path* for *items* (matched by path; the last of repeated ones)."""
-    wanted = {item.key for item in items}
-    records: dict[str, dict] = {}
+    """The records of *path* for *items*, in the items' order (matched by path and manifest
+    row: ``batch.match_records``); items without a record are left out."""
+    columns = list(dict.fromkeys(name for item in items for name in item.extra))
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            if record["path"] in wanted:
-                records[record["path"]] = record
-    return list(records.values())
+        records = [json.loads(line) for line in handle if line.strip()]
+    return [r for r in match_records(items, records, columns) if r is not None]
 
 
 def decide_at(record: dict[str, Any], threshold: float | None, *, act_threshold: float) -> dict[str, Any]:
@@ -178,7 +215,7 @@ def compare_thresholds(
 
 
 def score(items: list[BatchItem], predictions: Path, by: Sequence[str] = ()) -> dict[str, Any]:
-    """Metrics of the predictions for *items* (records matched by path), and under ``"by"``
+    """Metrics of the predictions for *items* (records matched by path and manifest row), and under ``"by"``
     the same per value of each manifest column in *by* (``slice_metrics``)."""
     records = read_records(items, predictions)
     metrics = score_records(items, records)
@@ -260,10 +297,9 @@ def check_slices(items: list[BatchItem], columns: Sequence[str]) -> list[str]:
 def slice_metrics(items: list[BatchItem], records: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     """Metrics per value of the manifest's *column* (lead-in, codec, noise, language, ...), in
     the values' order: which part of a set is hard. A row without the value counts as ""."""
-    value_of = {item.key: item.extra.get(column, "") for item in items}
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        groups[value_of[record["path"]]].append(record)
+    for record in records:  # a record carries its manifest row's values
+        groups[str(record.get(column) or "")].append(record)
     rows = []
     for value in sorted(groups):
         metrics = score_records(items, groups[value])
@@ -384,8 +420,14 @@ def compare(
     """Two runs' records of the same calls, side by side: each run's headline figures and,
     call by call, where one is right and the other is not (by label and by list action)."""
     truth_column = _truth_column(items)
-    by_path = {r["path"]: r for r in second if not r.get("error")}
-    pairs = [(a, by_path[a["path"]]) for a in first if not a.get("error") and a["path"] in by_path]
+    columns = list(dict.fromkeys(name for item in items for name in item.extra))
+    pairs = [
+        (a, b)
+        for a, b in zip(
+            match_records(items, first, columns), match_records(items, second, columns), strict=True
+        )
+        if a is not None and b is not None and not a.get("error") and not b.get("error")
+    ]
     tally = dict.fromkeys(("both", "first_only", "second_only", "neither"), 0)
     action_tally = dict(tally)
     for a, b in pairs:
@@ -474,7 +516,9 @@ def format_comparison(compared: dict[str, Any], first: str, second: str) -> str:
 
 
 def plot(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
-    """confusion.png and reliability.png; needs matplotlib."""
+    """confusion.png and reliability.png (none when nothing was scored); needs matplotlib."""
+    if not metrics["scored"]:
+        return []
     import matplotlib
 
     matplotlib.use("Agg")

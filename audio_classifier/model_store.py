@@ -65,7 +65,9 @@ def fetch_command(name: str = DEFAULT_ASR_MODEL) -> str:
     """The ``models fetch`` command for *name* as the user must type it: with ``--sha256``
     where no published checksum is recorded for it (``fetch`` refuses without one)."""
     known = KNOWN_MODELS.get(name)
-    checksum = " --sha256 <the provider's SHA-256 of the archive>" if known is None or known.sha256 is None else ""
+    checksum = (
+        " --sha256 <the provider's SHA-256 of the archive>" if known is None or known.sha256 is None else ""
+    )
     return f"audio-classifier models fetch {name}{checksum}"
 
 

@@ -62,6 +62,9 @@ class Session:
         self._memory = Memory()
         self._final: Decision | None = None
         self._truncated = False
+        self.source_duration_s: float | None = None
+        """The whole input's length, when the caller knows it (a file): the note on
+        truncation then says how much was left unheard."""
         self._closed = False
         self._notes: list[str] = []
 
@@ -147,7 +150,8 @@ class Session:
         if len(samples) > room:
             samples = samples[: max(room, 0)]
             self._truncated = True
-            self.add_note(f"analysed only the first {self._config.max_duration_s:g} s of audio")
+            whole = f"{self.source_duration_s:.1f} s" if self.source_duration_s else "audio"
+            self.add_note(f"analysed only the first {self._config.max_duration_s:g} s of {whole}")
         self._buffer = np.concatenate([self._buffer, samples]) if len(self._buffer) else samples
         updates: list[Decision] = []
         position = 0

@@ -164,3 +164,12 @@ def test_non_finite_samples_rejected():
         conv.push(np.array([0.0, np.nan, 0.1], dtype=np.float32))
     with pytest.raises(InvalidSamplesError):
         StreamConverter(8000, "float32").push(np.array([np.inf], dtype=np.float32).tobytes())
+
+
+def test_float_samples_far_beyond_full_scale_rejected():
+    with pytest.raises(InvalidSamplesError, match=r"reach 1e\+30.*wrong scale"):
+        StreamConverter(8000, "float32").push(np.full(800, 1e30, dtype=np.float32))
+    with pytest.raises(InvalidSamplesError, match=r"reach 3\.2e\+04"):  # int16 values stored as floats
+        StreamConverter(8000, "float32").push(np.array([0.0, 32000.0], dtype=np.float32).tobytes())
+    loud = StreamConverter(8000, "float32").push(np.full(800, 1.5, dtype=np.float32))  # clipped, but audio
+    assert len(loud) == 800

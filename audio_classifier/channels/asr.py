@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,7 @@ class VoskChannel:
     ) -> None:
         self.path = Path(path)
         check_model_dir(self.path)
+        self.info = replace(INFO, source=f"{self.path} (grammar {grammar})")
         import vosk
 
         vosk.SetLogLevel(VOSK_LOG_LEVEL)

@@ -68,6 +68,11 @@ class ChannelInfo:
     """``heavy``: seconds of CPU per call (speech recognition): the server sizes its thread
     pool for it."""
 
+    source: str = ""
+    """What this instance loaded (a model file and its SHA-256, a sample library and its
+    size), so that a run's records can be tied to it; empty for a channel that loads
+    nothing."""
+
     evidence_grid: tuple[int, int] | None = None
     """``(first, step)`` in samples when its evidence arrives on a fixed grid (the model's
     windows end at ``first + k * step``): the session then ends its analysis blocks on that

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,11 @@ class FingerprintChannel:
             config = library.config
         with self._lock:
             self._state = (index, infos, config)
+            stat = self.path.stat()
+            self.info = replace(
+                INFO,
+                source=f"{self.path} ({len(infos)} samples, {stat.st_size} bytes, mtime {stat.st_mtime_ns})",
+            )
         return len(infos)
 
     @property

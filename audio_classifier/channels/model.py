@@ -28,6 +28,7 @@ class ModelChannel:
             window_s=self.model.card.features.window_s,
             claims=LATEST_PER_TIER,
             evidence_grid=self.model.evidence_grid,
+            source=f"{self.model.path} sha256:{self.model.card.onnx_sha256}",
         )
         """A running belief over windows of the card's length, on the windows' grid."""
 

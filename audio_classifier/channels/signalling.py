@@ -93,7 +93,7 @@ def _optional_int(value: Any, name: str, low: int, high: int) -> int | None:
         return None
     try:
         number = int(float(value)) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf, 1e400
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
     if not low <= number <= high:
         raise ConfigError(f"{name} must be within {low}..{high}, got {number}")

@@ -59,6 +59,8 @@ def parse_start(text: str | bytes) -> StreamStart:
     """The first (metadata) frame of a stream; raises :class:`ProtocolError`."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ProtocolError("bad_json", "the metadata is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
             "bad_json", f"the first message must be a JSON object of metadata: {exc}"
@@ -82,7 +84,7 @@ def parse_start(text: str | bytes) -> StreamStart:
         hints = Hints.from_mapping(hints_source)
     except ProtocolError:
         raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf), 1e400
         code = "bad_encoding" if isinstance(exc, AudioClassifierError) else "bad_metadata"
         raise ProtocolError(code, str(exc)) from None
     call_id = _first(merged, _CALL_KEYS)
