@@ -145,6 +145,15 @@ def _analysis_options(function):
             help="Sample library for fingerprint matching [default: $AUDIO_CLASSIFIER_SAMPLES, else the shipped one].",
         ),
         click.option("--no-samples", is_flag=True, help="Run without the fingerprint channel."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _batch_options(function):
+    """Options of the commands that classify many files (classify, evaluate)."""
+    options = [
         click.option(
             "-j",
             "--jobs",
@@ -211,6 +220,7 @@ def _progress_bar(total: int, progress: bool | None):
     help="Sample rate of headerless audio, Hz.",
 )
 @_analysis_options
+@_batch_options
 def classify(
     paths: tuple[str, ...],
     manifest: str | None,
@@ -327,6 +337,7 @@ def _parse_thresholds(ctx: click.Context, param: click.Parameter, value: str | N
     "refused when it was made with other settings).",
 )
 @_analysis_options
+@_batch_options
 def evaluate(
     manifest: str,
     out_dir: str,
@@ -485,7 +496,7 @@ def labels(as_json: bool) -> None:
 @click.option("--q850-cause", type=int, help="Signalling hint: Q.850 cause.")
 @click.option("--final-only", is_flag=True, help="Print only the final decision.")
 @_analysis_options
-def stream(rate, encoding, channels, sip_status, q850_cause, final_only, jobs, progress, **analysis) -> None:
+def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analysis) -> None:
     """Classify raw audio piped on standard input; print decisions as JSON lines."""
     import json
 
@@ -544,6 +555,26 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, jobs, p
     "--max-session", type=float, default=600.0, show_default=True, help="Seconds a stream may last."
 )
 @click.option("--callback-url", help="POST final decisions of AudioSocket and Twilio calls here.")
+@click.option(
+    "--audiosocket-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address AudioSocket listens on (it has no API key: keep it on loopback or a private network).",
+)
+@click.option(
+    "--audiosocket-allow",
+    multiple=True,
+    metavar="IP",
+    help="Accept AudioSocket connections only from this address (repeatable) [default: any].",
+)
+@click.option(
+    "--audiosocket-max-sessions",
+    type=click.IntRange(1, 100000),
+    default=100,
+    show_default=True,
+    help="AudioSocket calls at once (a pool of their own).",
+)
+@click.option("--docs", is_flag=True, help="Serve the API's /docs and /openapi.json.")
 @_analysis_options
 def serve(
     host,
@@ -555,8 +586,10 @@ def serve(
     idle_timeout,
     max_session,
     callback_url,
-    jobs,
-    progress,
+    audiosocket_host,
+    audiosocket_allow,
+    audiosocket_max_sessions,
+    docs,
     **analysis,
 ) -> None:
     """Serve inline classification: WebSocket /v1/stream, /v1/twilio, POST /v1/classify,
@@ -565,6 +598,7 @@ def serve(
 
     from .server import ServerSettings
     from .server import serve as run_server
+    from .server.runner import PortInUseError
 
     config = _config(analysis)
     if workers == 1:
@@ -576,10 +610,16 @@ def serve(
         idle_timeout_s=idle_timeout,
         max_session_s=max_session,
         callback_url=callback_url,
+        audiosocket_max_sessions=audiosocket_max_sessions,
+        audiosocket_allow=frozenset(audiosocket_allow),
+        docs=docs,
     )
     factory = partial(_app, config, settings)
-    audiosocket = (host, audiosocket_port) if audiosocket_port is not None else None
-    run_server(factory, host, port, audiosocket, workers=workers)
+    audiosocket = (audiosocket_host, audiosocket_port) if audiosocket_port is not None else None
+    try:
+        run_server(factory, host, port, audiosocket, workers=workers)
+    except PortInUseError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _app(config: ClassifierConfig, settings):

@@ -9,6 +9,8 @@ import pytest
 
 from audio_classifier import Classifier, ClassifierConfig
 
+from .helpers import Callbacks
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
@@ -27,3 +29,10 @@ def full_classifier() -> Classifier:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def callbacks():
+    c = Callbacks()
+    yield c
+    c.httpd.shutdown()

@@ -3,7 +3,6 @@ concurrency. The server runs in a thread of the test process, started by the tes
 
 import base64
 import contextlib
-import http.server
 import json
 import socket
 import struct
@@ -33,40 +32,6 @@ def pcm(x: np.ndarray) -> bytes:
 
 BUSY = synth.cadenced(synth.spec("CN", "busy"), 4.0)
 RINGBACK = synth.cadenced(synth.spec("CN", "ringback"), 3.0)
-
-
-class Callbacks:
-    """A local HTTP endpoint that records decision callbacks."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                owner.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/decisions"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout: float = 20) -> list[dict]:
-        deadline = time.time() + timeout
-        while len(self.received) < count and time.time() < deadline:
-            time.sleep(0.05)
-        return self.received
-
-
-@pytest.fixture(scope="module")
-def callbacks():
-    c = Callbacks()
-    yield c
-    c.httpd.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -1,46 +1,45 @@
 """The classification service: an ASGI app (FastAPI) plus an Asterisk AudioSocket listener.
 
 One :class:`~audio_classifier.Classifier` per process, loaded at start-up and shared
-read-only; one :class:`~audio_classifier.Session` per connection. Analysis runs in a
-thread pool, never on the event loop, and one call's chunks are analysed in order.
-A malformed message gets an error message naming what was wrong and ends that connection
-only; no client can take the service down or change what other clients see.
+read-only; one :class:`~audio_classifier.Session` per connection. Streams of every
+transport run through one call loop (``calls.py``; the transports are adapters in
+``transports.py``). A malformed message gets an error message naming what was wrong and
+ends that connection only; no client can take the service down, hold unbounded memory or
+change what other clients see.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
+import hmac
 import logging
-import os
+import re
+import shutil
 import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
+from starlette.formparsers import MultiPartException, MultiPartParser
 
+from ..audio import raw_encoding_for
 from ..channels.signalling import Hints
 from ..classifier import Classifier
-from ..errors import AudioClassifierError, AudioInputError, EmptyAudioError
-from ..evidence import Decision
-from ..session import Session
+from ..errors import AudioClassifierError
+from .calls import run_call
 from .metrics import Metrics
-from .protocol import SUBPROTOCOLS, ProtocolError, StreamStart, decision_message, error_message, parse_start
+from .protocol import SUBPROTOCOLS, decision_message, error_message
+from .transports import AudioSocketStream, TwilioStream, WebSocketStream
 
 log = logging.getLogger("audio_classifier.server")
 
-SHUTDOWN_REASON = "server shutting down"
-"""Streams still sending when the server is asked to stop end with their decision and this
-reason (close code 1001, going away)."""
+MAX_FORM_FIELDS = 20
+"""Text fields a multipart upload may carry beside its file (signalling hints)."""
 
 SWITCH_INTERVAL_S = 0.001
 """GIL switch interval in a server running recognisers in threads (Python's default: 5 ms)."""
@@ -60,9 +59,24 @@ class ServerSettings:
     """A stream that sends nothing for this long is ended."""
     max_upload_bytes: int = 50 * 1024 * 1024
     analysis_threads: int = 4
+    """Largest file ``POST /v1/classify`` accepts; counted while it is read, so a larger
+    one (declared or not, chunked or multipart) is refused without being held."""
+    upload_idle_timeout_s: float = 30.0
+    """An upload that sends nothing for this long is refused (408)."""
+    analysis_threads: int = 4
     callback_url: str | None = None
     """Final decisions of AudioSocket and Twilio calls are POSTed here as JSON."""
     callback_timeout_s: float = 5.0
+    audiosocket_max_sessions: int = 100
+    """AudioSocket calls at once: a pool of their own (AudioSocket has no key), so idle TCP
+    connections cannot fill the authenticated clients' ``max_sessions``."""
+    audiosocket_allow: frozenset[str] = frozenset()
+    """Peer addresses AudioSocket accepts (empty: any; it listens on loopback by default)."""
+    docs: bool = False
+    """Serve ``/docs`` and ``/openapi.json``."""
+    header_timeout_s: float = 10.0
+    """Seconds a connection has to deliver a request's headers (from connecting, or from the
+    end of its previous response): slow and silent clients are cut off."""
 
 
 @dataclass
@@ -72,6 +86,9 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     executor: ThreadPoolExecutor | None = None
     active: int = 0
+    """Open WebSocket streams (both protocols): at most ``settings.max_sessions``."""
+    audiosocket_active: int = 0
+    """Open AudioSocket connections: at most ``settings.audiosocket_max_sessions``."""
     draining: bool = False
     inline: bool = True
     """Analyse on the event loop. A 100 ms block costs about a millisecond without speech
@@ -86,93 +103,56 @@ class ServerState:
             return True
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
-        return any(k in keys for k in (token, headers.get("x-api-key"), query.get("token")) if k)
+        given = [k for k in (token, headers.get("x-api-key"), query.get("token")) if k]
+        return any(hmac.compare_digest(k.encode(), key.encode()) for k in given for key in keys)
 
 
-class CallStream:
-    """One call's session, fed off the event loop, in order."""
+class UploadTooLarge(Exception):
+    """The request body passed ``max_upload_bytes`` while it was read."""
 
-    def __init__(self, state: ServerState, start: StreamStart, transport: str) -> None:
-        self.state = state
-        self.start = start
-        self.transport = transport
-        self.session: Session = state.classifier.open_session(
-            start.sample_rate, start.encoding, start.hints, channels=start.channels, channel=start.channel
-        )
-        self.final_sent = False
-        self._counted = False
-        self.opened = time.monotonic()
-        self._bytes_per_second = (
-            start.sample_rate * start.channels * (2 if start.encoding == "pcm_s16le" else 1)
-        )
-        state.metrics.sessions.labels(transport).inc()
 
-    async def feed(self, data: bytes) -> list[Decision]:
-        arrived = time.perf_counter()
-        if self.state.inline:
-            updates = self.session.feed(data)
-        else:
-            loop = asyncio.get_running_loop()
-            updates = await loop.run_in_executor(self.state.executor, self.session.feed, data)
-        self.state.metrics.processing.observe(time.perf_counter() - arrived)
-        self.state.metrics.audio.inc(len(data) / self._bytes_per_second)
-        for update in updates:
-            if update.final:
-                self._count(update)
-        return updates
-
-    async def close(self) -> Decision | None:
-        loop = asyncio.get_running_loop()
+async def limited_body(request: Request, limit: int, idle_timeout_s: float) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive; raises ``UploadTooLarge`` as soon as more
+    than *limit* bytes came, ``TimeoutError`` when none comes for *idle_timeout_s*."""
+    total = 0
+    chunks = request.stream().__aiter__()
+    while True:
         try:
-            decision = await loop.run_in_executor(self.state.executor, self.session.close)
-        except EmptyAudioError:
-            return None
-        self._count(decision)
-        return decision
-
-    def _count(self, decision: Decision) -> None:
-        """Record the call's final decision in the metrics, once per call."""
-        if self._counted:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=idle_timeout_s)
+        except StopAsyncIteration:
             return
-        self._counted = True
-        self.state.metrics.decisions.labels(decision.label).inc()
-        if decision.decided_at_s is not None:
-            self.state.metrics.decided_at.observe(decision.decided_at_s)
-
-    @property
-    def expired(self) -> bool:
-        return time.monotonic() - self.opened > self.state.settings.max_session_s
+        total += len(chunk)
+        if total > limit:
+            raise UploadTooLarge
+        yield chunk
 
 
-def _post_callback(url: str, payload: dict, timeout: float) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        urllib.request.urlopen(request, timeout=timeout).close()
-    except Exception as exc:  # noqa: BLE001 - a callback failure must not end the call's logging
-        log.warning("decision callback to %s failed: %s", url, exc)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+SECRET_QUERY = re.compile(r"(?i)((?:token|api_key|key)=)[^&\s\"]+")
 
 
-async def report_final(state: ServerState, call: CallStream, decision: Decision | None) -> None:
-    """Log a call's final decision and POST it to the callback URL, if any."""
-    if decision is None:
-        log.info("%s call %s ended without audio", call.transport, call.start.call_id)
-        return
-    payload = decision_message(decision, call.start, transport=call.transport)
-    log.info(
-        "%s call %s: %s (confidence %.2f, decided at %s s)",
-        call.transport,
-        call.start.call_id,
-        decision.label,
-        decision.confidence,
-        decision.decided_at_s,
-    )
-    if state.settings.callback_url:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            None, _post_callback, state.settings.callback_url, payload, state.settings.callback_timeout_s
-        )
+class LogSanitiser(logging.Filter):
+    """Escapes control characters in log lines (a client's newline cannot forge a line) and
+    redacts keys given in URLs (``?token=``) from uvicorn's access and connection logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = SECRET_QUERY.sub(r"\1<redacted>", message)
+        clean = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", clean)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+SANITISED_LOGGERS = ("audio_classifier.server", "uvicorn.access", "uvicorn.error")
+
+
+def sanitise_logs() -> None:
+    """Put one :class:`LogSanitiser` on each logger that may carry client-made text."""
+    for name in SANITISED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, LogSanitiser) for f in logger.filters):
+            logger.addFilter(LogSanitiser())
 
 
 def create_app(
@@ -199,7 +179,10 @@ def create_app(
         state.draining = True
         state.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="audio_classifier", version="1", lifespan=lifespan)
+    sanitise_logs()
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="audio_classifier", version="1", lifespan=lifespan, **docs)
+    app.state.settings = settings
 
     def server(request_or_ws: Request | WebSocket) -> ServerState:
         return request_or_ws.app.state.server
@@ -234,34 +217,54 @@ def create_app(
         state = server(request)
         if not state.authorized(request.headers, request.query_params):
             return error_response(401, "unauthorized", "missing or unknown API key")
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > state.settings.max_upload_bytes:
-            return error_response(413, "too_large", f"upload over {state.settings.max_upload_bytes} bytes")
-        fields: dict[str, Any] = dict(request.query_params)
-        suffix = ".wav"
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form()
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                return error_response(400, "no_file", "multipart upload needs a 'file' field")
-            data = await upload.read()
-            suffix = os.path.splitext(upload.filename or "")[1] or suffix
-            fields.update({k: v for k, v in form.items() if isinstance(v, str)})
-        else:
-            data = await request.body()
-        if len(data) > state.settings.max_upload_bytes:
-            return error_response(413, "too_large", f"upload over {state.settings.max_upload_bytes} bytes")
+        limit = state.settings.max_upload_bytes
+        too_large = error_response(413, "too_large", f"upload over {limit} bytes")
+        too_large.headers["Connection"] = "close"  # the rest of the body is not read
         try:
-            hints = Hints.from_mapping(fields)
-        except AudioClassifierError as exc:
-            return error_response(400, "bad_hints", str(exc))
-        with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
-            handle.write(data)
-            handle.flush()
+            declared = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            return error_response(400, "bad_request", "Content-Length is not a number")
+        if declared > limit:
+            return too_large
+        fields: dict[str, Any] = dict(request.query_params)
+        raw_encoding = None  # a container, unless an uploaded file's name says headerless (.ul, .al, .raw)
+        body = limited_body(request, limit, state.settings.upload_idle_timeout_s)
+        with tempfile.NamedTemporaryFile(suffix=".audio") as handle:
+            try:
+                if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                    parser = MultiPartParser(request.headers, body, max_files=1, max_fields=MAX_FORM_FIELDS)
+                    form = await parser.parse()
+                    upload = form.get("file")
+                    if upload is None or isinstance(upload, str):
+                        return error_response(400, "no_file", "multipart upload needs a 'file' field")
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, shutil.copyfileobj, upload.file, handle
+                    )
+                    fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+                    raw_encoding = raw_encoding_for(upload.filename or "")
+                else:
+                    async for chunk in body:
+                        handle.write(chunk)
+                handle.flush()
+            except UploadTooLarge:
+                state.metrics.errors.labels("too_large").inc()
+                return too_large
+            except TimeoutError:
+                state.metrics.errors.labels("upload_timeout").inc()
+                return error_response(408, "upload_timeout", "the upload stalled")
+            except MultiPartException as exc:
+                return error_response(400, "bad_form", str(exc))
+            try:
+                hints = Hints.from_mapping(fields)
+            except AudioClassifierError as exc:
+                return error_response(400, "bad_hints", str(exc))
             loop = asyncio.get_running_loop()
             try:
                 decision = await loop.run_in_executor(
-                    state.executor, lambda: state.classifier.classify_file(handle.name, hints=hints)
+                    state.executor,
+                    lambda: state.classifier.classify_file(
+                        handle.name, hints=hints, raw_encoding=raw_encoding
+                    ),
                 )
             except AudioClassifierError as exc:
                 state.metrics.errors.labels("bad_audio").inc()
@@ -299,100 +302,16 @@ def create_app(
         await ws.accept(subprotocol=offered[0] if offered else None)
         return state
 
-    async def fail(ws: WebSocket, state: ServerState, code: str, message: str, close_code: int) -> None:
-        state.metrics.errors.labels(code).inc()
-        log.info("stream error %s: %s", code, message)
-        try:
-            await ws.send_json(error_message(code, message))
-            await ws.close(code=close_code, reason=code)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-
-    async def receive(ws: WebSocket, state: ServerState) -> dict:
-        return await asyncio.wait_for(ws.receive(), timeout=state.settings.idle_timeout_s)
-
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
         state = await admit(ws, SUBPROTOCOLS)
         if state is None:
             return
         state.active += 1
-        call: CallStream | None = None
-        ended = "client closed"
         try:
-            first = await receive(ws, state)
-            if first["type"] == "websocket.disconnect":
-                return
-            if first.get("text") is None:
-                raise ProtocolError("bad_metadata", "the first message must be a JSON text frame of metadata")
-            call = CallStream(state, parse_start(first["text"]), "websocket")
-            while True:
-                message = await receive(ws, state)
-                if message["type"] == "websocket.disconnect":
-                    break
-                if message.get("bytes") is not None:
-                    data = message["bytes"]
-                    if len(data) > state.settings.max_frame_bytes:
-                        raise ProtocolError(
-                            "frame_too_large",
-                            f"binary frame of {len(data)} bytes; the limit is "
-                            f"{state.settings.max_frame_bytes}",
-                        )
-                    for update in await call.feed(data):
-                        if update.final or call.start.interim:
-                            await ws.send_json(decision_message(update, call.start))
-                        if update.final:
-                            call.final_sent = True
-                    if call.final_sent and call.start.close_on_final:
-                        ended = "final decision"
-                        await ws.close(code=1000, reason="final decision")
-                        return
-                    if call.expired:
-                        ended = "session time limit"
-                        break
-                    if state.draining:
-                        ended = SHUTDOWN_REASON
-                        break
-                else:
-                    try:
-                        control = json.loads(message.get("text") or "")
-                    except ValueError:
-                        raise ProtocolError(
-                            "bad_json", "text frames after the metadata must be JSON"
-                        ) from None
-                    if isinstance(control, dict) and control.get("type") in ("stop", "close", "hangup"):
-                        ended = "stop"
-                        break
-                    raise ProtocolError(
-                        "bad_message", 'unknown control message; send binary audio or {"type": "stop"}'
-                    )
-            await finish(ws, state, call, ended)
-        except TimeoutError:
-            if call is not None:
-                await finish(ws, state, call, "idle timeout")
-            else:
-                await fail(ws, state, "idle_timeout", "no metadata received", 1000)
-        except ProtocolError as exc:
-            await fail(ws, state, exc.code, str(exc), 1007 if exc.code.startswith("bad_") else 1009)
-        except AudioInputError as exc:
-            await fail(ws, state, "bad_audio", f"{type(exc).__name__}: {exc}", 1007)
-        except WebSocketDisconnect:
-            pass  # the client went away; its session is simply dropped
+            await run_call(state, WebSocketStream(ws, state.settings.idle_timeout_s))
         finally:
             state.active -= 1
-
-    async def finish(ws: WebSocket, state: ServerState, call: CallStream, reason: str) -> None:
-        """Close the session; send the final decision if it was not sent, then close."""
-        decision = await call.close()
-        if decision is None:
-            await fail(ws, state, "no_audio", "the stream ended without audio", 1000)
-            return
-        try:
-            if not call.final_sent:
-                await ws.send_json(decision_message(decision, call.start, ended=reason))
-            await ws.close(code=1001 if reason == SHUTDOWN_REASON else 1000, reason=reason)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
 
     @app.websocket("/v1/twilio")
     async def twilio(ws: WebSocket) -> None:
@@ -401,66 +320,8 @@ def create_app(
         if state is None:
             return
         state.active += 1
-        call: CallStream | None = None
-        send_decisions = False
         try:
-            while True:
-                message = await receive(ws, state)
-                if message["type"] == "websocket.disconnect":
-                    break
-                try:
-                    event = json.loads(message.get("text") or "")
-                except ValueError:
-                    raise ProtocolError("bad_json", "Twilio messages are JSON text frames") from None
-                kind = event.get("event") if isinstance(event, dict) else None
-                if kind == "start":
-                    info = event.get("start") or {}
-                    params = info.get("customParameters") or {}
-                    fmt = info.get("mediaFormat") or {}
-                    metadata = {
-                        "sample_rate": fmt.get("sampleRate", 8000),
-                        "encoding": fmt.get("encoding", "audio/x-mulaw"),
-                        "channels": fmt.get("channels", 1),
-                        "call_id": info.get("callSid"),
-                        "number": params.get("number"),
-                        **{k: params[k] for k in ("sip_status", "q850_cause") if k in params},
-                    }
-                    call = CallStream(state, parse_start(json.dumps(metadata)), "twilio")
-                    send_decisions = str(params.get("send_decisions", "")).lower() in ("1", "true", "yes")
-                elif kind == "media":
-                    if call is None:
-                        raise ProtocolError("bad_message", "media before start")
-                    try:
-                        data = base64.b64decode((event.get("media") or {}).get("payload", ""), validate=True)
-                    except (binascii.Error, ValueError):
-                        raise ProtocolError("bad_payload", "media payload is not base64") from None
-                    for update in await call.feed(data):
-                        if update.final:
-                            call.final_sent = True
-                            await report_final(state, call, update)
-                        if send_decisions:
-                            await ws.send_json(decision_message(update, call.start))
-                elif kind == "stop":
-                    break
-                elif kind in ("connected", "mark", "dtmf"):
-                    continue
-                else:
-                    raise ProtocolError("bad_message", f"unknown Twilio event {kind!r}")
-            if call is not None:
-                decision = await call.close()
-                if not call.final_sent:
-                    await report_final(state, call, decision)
-                    if send_decisions and decision is not None:
-                        await ws.send_json(decision_message(decision, call.start))
-            await ws.close(code=1000)
-        except TimeoutError:
-            await fail(ws, state, "idle_timeout", "no message for too long", 1000)
-        except ProtocolError as exc:
-            await fail(ws, state, exc.code, str(exc), 1007)
-        except AudioInputError as exc:
-            await fail(ws, state, "bad_audio", str(exc), 1007)
-        except WebSocketDisconnect:
-            pass
+            await run_call(state, TwilioStream(ws, state.settings.idle_timeout_s))
         finally:
             state.active -= 1
 
@@ -469,81 +330,34 @@ def create_app(
 
 # -- Asterisk AudioSocket ---------------------------------------------------------------------
 
-AUDIOSOCKET_RATES = {0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000}
-"""Audio frame types: signed linear 16-bit mono, by sample rate."""
-AS_HANGUP, AS_UUID, AS_DTMF, AS_ERROR = 0x00, 0x01, 0x03, 0xFF
-
 
 async def handle_audiosocket(
     state: ServerState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """One AudioSocket connection: UUID, audio frames, hangup. Records the final decision."""
-    if state.draining or state.active >= state.settings.max_sessions:
+    """One AudioSocket connection, within AudioSocket's own session pool and allow-list."""
+    peer = writer.get_extra_info("peername")
+    allowed = state.settings.audiosocket_allow
+    if allowed and (not peer or peer[0] not in allowed):
+        state.metrics.errors.labels("not_allowed").inc()
+        log.info("audiosocket connection from %s refused: not in the allow-list", peer and peer[0])
         writer.close()
-        state.metrics.errors.labels("session_limit").inc()
         return
-    state.active += 1
-    call_id: str | None = None
-    call: CallStream | None = None
-    try:
-        while True:
-            try:
-                header = await asyncio.wait_for(reader.readexactly(3), timeout=state.settings.idle_timeout_s)
-                kind, length = header[0], int.from_bytes(header[1:3], "big")
-                payload = await asyncio.wait_for(
-                    reader.readexactly(length), timeout=state.settings.idle_timeout_s
-                )
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    state.metrics.errors.labels("truncated_frame").inc()
-                    log.info("audiosocket %s: connection closed inside a frame", call_id)
-                break
-            except TimeoutError:
-                state.metrics.errors.labels("idle_timeout").inc()
-                break
-            if kind == AS_HANGUP:
-                break
-            if kind == AS_UUID:
-                call_id = payload.hex() if len(payload) == 16 else payload.decode(errors="replace")
-            elif kind in AUDIOSOCKET_RATES:
-                rate = AUDIOSOCKET_RATES[kind]
-                if call is None:
-                    call = CallStream(state, StreamStart(sample_rate=rate, call_id=call_id), "audiosocket")
-                elif call.start.sample_rate != rate:
-                    state.metrics.errors.labels("rate_change").inc()
-                    log.info("audiosocket %s: sample rate changed mid-call; ending", call_id)
-                    break
-                for update in await call.feed(payload):
-                    if update.final:
-                        call.final_sent = True
-                        await report_final(state, call, update)
-                if call.expired or state.draining:
-                    break
-            elif kind == AS_ERROR:
-                log.info("audiosocket %s: Asterisk reported an error (%s)", call_id, payload.hex())
-            elif kind != AS_DTMF:
-                state.metrics.errors.labels("bad_frame").inc()
-                log.info("audiosocket %s: unknown frame type 0x%02x; ending", call_id, kind)
-                break
-        if call is not None:
-            decision = await call.close()
-            if not call.final_sent:
-                await report_final(state, call, decision)
-    except AudioInputError as exc:
-        state.metrics.errors.labels("bad_audio").inc()
-        log.info("audiosocket %s: %s", call_id, exc)
-    finally:
-        state.active -= 1
+    if state.draining or state.audiosocket_active >= state.settings.audiosocket_max_sessions:
+        state.metrics.errors.labels("session_limit").inc()
         writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+        return
+    state.audiosocket_active += 1
+    try:
+        await run_call(state, AudioSocketStream(reader, writer, state.settings.idle_timeout_s))
+    finally:
+        state.audiosocket_active -= 1
 
 
-async def start_audiosocket(app: FastAPI, host: str, port: int) -> asyncio.base_events.Server:
+async def start_audiosocket(
+    app: FastAPI, host: str, port: int, *, reuse_port: bool = False
+) -> asyncio.base_events.Server:
     """Listen for AudioSocket connections on the app's event loop (after start-up)."""
     state: ServerState = app.state.server
     return await asyncio.start_server(
-        lambda r, w: handle_audiosocket(state, r, w), host, port, reuse_port=True
+        lambda r, w: handle_audiosocket(state, r, w), host, port, reuse_port=reuse_port
     )

@@ -1,21 +1,39 @@
-"""Running the app: uvicorn on sockets we create (SO_REUSEPORT, so several worker processes
-can share the HTTP and AudioSocket ports), with the AudioSocket listener on the same loop."""
+"""Running the app: uvicorn on sockets we create, with the AudioSocket listener on the same
+loop. Several worker processes share the ports through SO_REUSEPORT; one process binds them
+alone, so a port another server holds is an error, not a shared port.
+
+uvicorn is hardened against slow and greedy clients: request headers must arrive within
+``ServerSettings.header_timeout_s`` (a client dripping them, or sending nothing, is cut off), connections
+beyond ``max_sessions + HTTP_HEADROOM`` get 503, and a WebSocket message larger than the
+app's frame limit (with Twilio's base64 and JSON around it) is refused by the protocol
+layer before it is buffered.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import multiprocessing
 import socket
 import threading
 from collections.abc import Callable
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import start_audiosocket
+from .app import ServerSettings, start_audiosocket
 
 GRACEFUL_SHUTDOWN_S = 10
+
+HTTP_HEADROOM = 64
+"""Connections allowed beyond ``max_sessions`` (health checks, metrics, uploads)."""
+
+
+class PortInUseError(OSError):
+    """The port is held by another process."""
 
 
 def drain(app: FastAPI) -> None:
@@ -25,16 +43,84 @@ def drain(app: FastAPI) -> None:
         state.draining = True
 
 
-def make_socket(host: str, port: int) -> socket.socket:
+def make_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; with *reuse_port*, one several worker processes can share.
+    Raises :class:`PortInUseError` when another process holds the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
+    if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(f"port {port} on {host} is in use by another process") from None
+        raise
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def check_free(host: str, port: int) -> None:
+    """Raise :class:`PortInUseError` unless *port* can be bound without sharing it."""
+    make_socket(host, port).close()
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's headers
+    (``header_timeout_s``, set per server by :func:`guarded_protocol`)."""
+
+    header_timeout_s: float = 10.0
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:  # the headers are in
+            self._disarm()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._disarm()
+        super().handle_websocket_upgrade(event)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection gets the same deadline
+
+
+def guarded_protocol(header_timeout_s: float) -> type[GuardedH11Protocol]:
+    """:class:`GuardedH11Protocol` with this deadline (a subclass: servers in one process may
+    differ)."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout_s": header_timeout_s})
+
+
+def ws_max_size(settings: ServerSettings) -> int:
+    """Largest WebSocket message uvicorn accepts: a frame of the app's limit, base64-encoded
+    inside a Twilio JSON event."""
+    return settings.max_frame_bytes * 4 // 3 + 4096
 
 
 async def _serve(
@@ -44,13 +130,17 @@ async def _serve(
     server_box: list,
     ready: threading.Event | None = None,
     log_level: str = "info",
+    reuse_port: bool = False,
 ) -> None:
+    settings: ServerSettings = app.state.settings
     config = uvicorn.Config(
         app,
         lifespan="on",
         log_level=log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        ws_max_size=16 * 1024 * 1024,
+        http=guarded_protocol(settings.header_timeout_s),
+        ws_max_size=ws_max_size(settings),
+        limit_concurrency=settings.max_sessions + HTTP_HEADROOM,
     )
     server = uvicorn.Server(config)
     exit_handler = server.handle_exit
@@ -69,7 +159,7 @@ async def _serve(
         await asyncio.sleep(0.02)
     listener = None
     if audiosocket is not None:
-        listener = await start_audiosocket(app, *audiosocket)
+        listener = await start_audiosocket(app, *audiosocket, reuse_port=reuse_port)
         server_box.append(listener.sockets[0].getsockname()[1])
     if ready is not None:
         ready.set()
@@ -86,11 +176,15 @@ def _worker(
     port: int,
     audiosocket: tuple[str, int] | None,
     log_level: str,
+    shared: bool,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
-    asyncio.run(_serve(app_factory(), make_socket(host, port), audiosocket, [], log_level=log_level))
+    sock = make_socket(host, port, reuse_port=shared)
+    if audiosocket is not None and not shared:
+        check_free(*audiosocket)
+    asyncio.run(_serve(app_factory(), sock, audiosocket, [], log_level=log_level, reuse_port=shared))
 
 
 def serve(
@@ -104,10 +198,13 @@ def serve(
     """Run until interrupted. With several workers each process loads its own models and
     the kernel spreads connections over them."""
     if workers <= 1:
-        _worker(app_factory, host, port, audiosocket, log_level)
+        _worker(app_factory, host, port, audiosocket, log_level, shared=False)
         return
+    check_free(host, port)  # the workers share the port with each other, not with a stranger
+    if audiosocket is not None:
+        check_free(*audiosocket)
     processes = [
-        multiprocessing.Process(target=_worker, args=(app_factory, host, port, audiosocket, log_level))
+        multiprocessing.Process(target=_worker, args=(app_factory, host, port, audiosocket, log_level, True))
         for _ in range(workers)
     ]
     for p in processes:

@@ -1,0 +1,268 @@
+"""One call loop for every streaming transport.
+
+A transport (``transports.py``: our WebSocket protocol, Twilio Media Streams, Asterisk
+AudioSocket) turns what its client sends into typed events, ``Start``, ``Audio`` and
+``Stop`` (``Tick`` for anything else that arrives: DTMF, marks, keep-alives), and delivers
+decisions the way its client expects them. :func:`run_call` does the rest, the same for
+all: the session, frame and time limits, the shutdown drain, every error answered with its
+code and counted, the final decision delivered and reported once whatever ended the call
+(a hang-up, an idle line, a reset connection, a malformed message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import AudioInputError, EmptyAudioError
+from ..evidence import Decision
+from ..session import Session
+from .protocol import ProtocolError, StreamStart, decision_message
+
+if TYPE_CHECKING:
+    from .app import ServerState
+
+log = logging.getLogger("audio_classifier.server")
+
+SHUTDOWN_REASON = "server shutting down"
+"""Streams still sending when the server is asked to stop end with their decision and this
+reason (close code 1001, going away)."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """The call's metadata: what the audio is and which call it belongs to."""
+
+    start: StreamStart
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A chunk of the call's audio, in the encoding the ``Start`` named."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The client ended the call (a hang-up, a stop message, a close)."""
+
+    reason: str = "client closed"
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Anything else the client sent (DTMF, a mark, a keep-alive): no audio, but the limits
+    are still checked."""
+
+
+Event = Start | Audio | Stop | Tick
+
+
+class ClientGone(Exception):
+    """The connection ended without a goodbye (a reset, a dropped socket)."""
+
+
+class Transport(Protocol):
+    """What the call loop needs of a transport."""
+
+    name: str
+    """The ``transport`` of its calls in logs, metrics and callbacks."""
+
+    reports: bool
+    """Whether a call's final decision is logged and POSTed to the callback URL (its client
+    cannot receive it itself, or may not want to)."""
+
+    def events(self) -> AsyncIterator[Event]:
+        """The client's messages as events; raises ``ProtocolError`` on a malformed one,
+        ``TimeoutError`` when the client is idle too long, ``ClientGone`` when it vanishes."""
+        ...
+
+    async def deliver(self, call: CallStream, decision: Decision, ended: str | None) -> None:
+        """Send *decision* (interim or final; *ended* says why the stream ended, for the
+        final one sent at the end) to the client, where it takes decisions."""
+        ...
+
+    async def fail(self, code: str, message: str) -> None:
+        """Tell the client what was wrong, where it can be told, and end the connection."""
+        ...
+
+    async def close(self, reason: str) -> None:
+        """End the connection after the call ended normally."""
+        ...
+
+
+class CallStream:
+    """One call's session, fed in order, with its metrics."""
+
+    def __init__(self, state: ServerState, start: StreamStart, transport: str) -> None:
+        self.state = state
+        self.start = start
+        self.transport = transport
+        self.session: Session = state.classifier.open_session(
+            start.sample_rate, start.encoding, start.hints, channels=start.channels, channel=start.channel
+        )
+        self.final_sent = False
+        self._counted = False
+        self._bytes_per_second = (
+            start.sample_rate * start.channels * (2 if start.encoding == "pcm_s16le" else 1)
+        )
+        state.metrics.sessions.labels(transport).inc()
+
+    async def feed(self, data: bytes) -> list[Decision]:
+        arrived = time.perf_counter()
+        if self.state.inline:
+            updates = self.session.feed(data)
+        else:
+            loop = asyncio.get_running_loop()
+            updates = await loop.run_in_executor(self.state.executor, self.session.feed, data)
+        self.state.metrics.processing.observe(time.perf_counter() - arrived)
+        self.state.metrics.audio.inc(len(data) / self._bytes_per_second)
+        for update in updates:
+            if update.final:
+                self._count(update)
+        return updates
+
+    async def close(self) -> Decision | None:
+        loop = asyncio.get_running_loop()
+        try:
+            decision = await loop.run_in_executor(self.state.executor, self.session.close)
+        except EmptyAudioError:
+            return None
+        self._count(decision)
+        return decision
+
+    def _count(self, decision: Decision) -> None:
+        """Record the call's final decision in the metrics, once per call."""
+        if self._counted:
+            return
+        self._counted = True
+        self.state.metrics.decisions.labels(decision.label).inc()
+        if decision.decided_at_s is not None:
+            self.state.metrics.decided_at.observe(decision.decided_at_s)
+
+
+def _post_callback(url: str, payload: dict, timeout: float) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except Exception as exc:  # noqa: BLE001 - a callback failure must not end the call's logging
+        log.warning("decision callback to %s failed: %s", url, exc)
+
+
+async def report_final(state: ServerState, call: CallStream, decision: Decision | None) -> None:
+    """Log a call's final decision and POST it to the callback URL, if any."""
+    if decision is None:
+        log.info("%s call %s ended without audio", call.transport, call.start.call_id)
+        return
+    log.info(
+        "%s call %s: %s (confidence %.2f, decided at %s s)",
+        call.transport,
+        call.start.call_id,
+        decision.label,
+        decision.confidence,
+        decision.decided_at_s,
+    )
+    if state.settings.callback_url:
+        payload = decision_message(decision, call.start, transport=call.transport)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None, _post_callback, state.settings.callback_url, payload, state.settings.callback_timeout_s
+        )
+
+
+async def run_call(state: ServerState, transport: Transport) -> None:
+    """Run one connection's call from its first event to its end (see the module)."""
+    opened = time.monotonic()
+    call: CallStream | None = None
+    ended = "client closed"
+    failure: tuple[str, str] | None = None
+    reported = False
+
+    async def deliver(decision: Decision, reason: str | None = None) -> None:
+        nonlocal reported
+        assert call is not None
+        if decision.final:
+            call.final_sent = True
+            if transport.reports and not reported:
+                reported = True
+                await report_final(state, call, decision)
+        await transport.deliver(call, decision, reason)
+
+    try:
+        async for event in transport.events():
+            if isinstance(event, Start):
+                if call is not None:
+                    raise ProtocolError("bad_message", "a second start in one call")
+                call = CallStream(state, event.start, transport.name)
+            elif isinstance(event, Audio):
+                if call is None:
+                    raise ProtocolError("bad_message", "audio before the call's start")
+                if len(event.data) > state.settings.max_frame_bytes:
+                    raise ProtocolError(
+                        "frame_too_large",
+                        f"audio frame of {len(event.data)} bytes; the limit is {state.settings.max_frame_bytes}",
+                    )
+                for update in await call.feed(event.data):
+                    await deliver(update)
+                if call.final_sent and call.start.close_on_final:
+                    ended = "final decision"
+                    break
+            elif isinstance(event, Stop):
+                ended = event.reason
+                break
+            if time.monotonic() - opened > state.settings.max_session_s:
+                ended = "session time limit"
+                break
+            if state.draining:
+                ended = SHUTDOWN_REASON
+                break
+    except TimeoutError:
+        ended = "idle timeout"
+        if call is None:
+            failure = ("idle_timeout", "no call metadata received")
+    except ProtocolError as exc:
+        failure = (exc.code, str(exc))
+    except AudioInputError as exc:
+        failure = ("bad_audio", f"{type(exc).__name__}: {exc}")
+    except ClientGone:
+        ended = "connection lost"
+    except Exception as exc:  # noqa: BLE001 - a client must never get a traceback or take the server down
+        log.error(
+            "%s call: internal error on a client message (%s: %s)", transport.name, type(exc).__name__, exc
+        )
+        failure = ("internal_error", "the server failed on this message; the call is ended")
+    if failure is not None:
+        state.metrics.errors.labels(failure[0]).inc()
+        log.info("%s stream error %s: %s", transport.name, *failure)
+    decision = None
+    if call is not None:
+        try:
+            decision = await call.close()
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.error("%s call: internal error closing it (%s: %s)", transport.name, type(exc).__name__, exc)
+        if transport.reports and not reported and (failure is None or decision is not None):
+            reported = True
+            await report_final(state, call, decision)
+    try:
+        if failure is not None:
+            await transport.fail(*failure)
+        elif call is None:
+            await transport.close(ended)
+        elif decision is None:
+            state.metrics.errors.labels("no_audio").inc()
+            await transport.fail("no_audio", "the stream ended without audio")
+        else:
+            if not call.final_sent and ended != "connection lost":
+                await transport.deliver(call, decision, ended)
+            await transport.close(ended)
+    except ClientGone:
+        pass
