@@ -24,6 +24,18 @@ if TYPE_CHECKING:
     from .classifier import Classifier
 
 
+CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM")
+"""How audio files start: a stream of raw samples that starts so is probably a file."""
+
+CONFIG_OPTIONS = {
+    "decision_threshold": "--threshold",
+    "act_threshold": "--act-threshold",
+    "max_duration_s": "--max-duration",
+    "sit_wait_s": "--sit-wait",
+}
+"""Configuration fields as the command line names them, for its error messages."""
+
+
 def _config(options: dict) -> ClassifierConfig:
     """The classifier configuration from the shared analysis options (see _analysis_options)."""
     try:
@@ -42,7 +54,10 @@ def _config(options: dict) -> ClassifierConfig:
             confidence_map=options.pop("confidence_map"),
         )
     except AudioClassifierError as exc:
-        raise click.UsageError(str(exc)) from None
+        message = str(exc)
+        for field_name, option in CONFIG_OPTIONS.items():
+            message = message.replace(field_name, option)
+        raise click.UsageError(message) from None
     if config.confidence_map not in (None, "default"):
         from .calibration import ConfidenceMap
 
@@ -514,8 +529,17 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analy
         raise click.ClickException(str(exc)) from None
     source = sys.stdin.buffer
     chunk = max(1, rate * channels * (2 if encoding == "pcm_s16le" else 1) // 50)  # 20 ms
+    first = True
     try:
         while data := source.read1(chunk) if hasattr(source, "read1") else source.read(chunk):
+            if first and data.startswith(CONTAINER_MAGIC):
+                click.echo(
+                    "note: the input starts like an audio file (WAV, FLAC, Ogg), but stream reads raw "
+                    f"{encoding} audio: its header is heard as audio; use 'classify FILE' for files, or "
+                    "send raw samples (e.g. sox call.wav -t raw - | audio-classifier stream ...)",
+                    err=True,
+                )
+            first = False
             for update in session.feed(data):
                 if update.final or not final_only:
                     click.echo(json.dumps({"type": "decision", **update.to_dict()}, ensure_ascii=False))
@@ -676,16 +700,21 @@ def lexicon_check(asr_model: str | None, folders: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-def _library(path: str | None, create: bool = False):
-    from .samples import SampleLibrary, resolve_library
+def _library(path: str | None, *, write: bool = False, create: bool = True):
+    """The sample library to open: to read, as ``resolve_library``; to write, as
+    ``writable_library`` (never the shipped file)."""
+    from .samples import SampleLibrary, resolve_library, writable_library
 
     try:
-        if path is None:
-            found = resolve_library(None)
-            if found is None:
-                raise click.UsageError("no sample library: give --samples PATH")
-            path = str(found)
-        return SampleLibrary(path, create=create)
+        if write:
+            target, note = writable_library(path)
+            if note:
+                click.echo(f"note: {note}", err=True)
+            return SampleLibrary(target, create=create)
+        found = resolve_library(path)
+        if found is None:
+            raise click.UsageError("no sample library: give --samples PATH")
+        return SampleLibrary(found)
     except AudioClassifierError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -694,7 +723,8 @@ _samples_option = click.option(
     "--samples",
     "library_path",
     type=click.Path(dir_okay=False),
-    help="The library file [default: $AUDIO_CLASSIFIER_SAMPLES, else the shipped one].",
+    help="The library file [default: $AUDIO_CLASSIFIER_SAMPLES, else your own library "
+    "(made from the shipped one on the first enrolment), else the shipped one].",
 )
 
 
@@ -713,7 +743,7 @@ def samples() -> None:
 def samples_add(files, label, lang, carrier, note, library_path) -> None:
     """Enrol recordings: they are matched from the next call on, no retraining."""
     failed = 0
-    with _library(library_path, create=library_path is not None) as library:
+    with _library(library_path, write=True) as library:
         for path in files:
             try:
                 sample_id, new = library.add_file(path, label=label, lang=lang, carrier=carrier, note=note)
@@ -732,7 +762,7 @@ def samples_add(files, label, lang, carrier, note, library_path) -> None:
 def samples_import(manifest, library_path) -> None:
     """Enrol every row of a CSV with path and label (and optional lang, carrier, note)."""
     failed = 0
-    with _library(library_path, create=library_path is not None) as library:
+    with _library(library_path, write=True) as library:
         try:
             for path, sample_id, new, error in library.import_manifest(manifest):
                 if error:
@@ -763,7 +793,7 @@ def samples_list(library_path) -> None:
 @_samples_option
 def samples_remove(sample_id, library_path) -> None:
     """Remove one recording by id."""
-    with _library(library_path) as library:
+    with _library(library_path, write=True, create=False) as library:
         if not library.remove(sample_id):
             raise click.ClickException(f"no sample {sample_id} in {library.path}")
         click.echo(f"removed sample {sample_id}")

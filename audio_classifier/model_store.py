@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -59,6 +60,9 @@ KNOWN_MODELS: dict[str, KnownModel] = {
     )
 }
 DEFAULT_ASR_MODEL = "vosk-model-small-cn-0.22"
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+"""What a model name may be: it names a folder in the cache, so nothing that leaves it."""
 
 
 def fetch_command(name: str = DEFAULT_ASR_MODEL) -> str:
@@ -185,6 +189,10 @@ def fetch(
     progress: Progress | None = None,
 ) -> Path:
     """Download, verify and unpack a speech model; return its folder. Idempotent."""
+    if not MODEL_NAME.fullmatch(name) or name.strip(".") == "":
+        raise ModelError(
+            f"model name {name!r}: use letters, digits, '.', '_' and '-' only (it names a folder)"
+        )
     known = KNOWN_MODELS.get(name)
     if known is None and not url:
         raise ModelError(

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -30,6 +31,14 @@ CHANNEL = "fingerprint"
 LIBRARY_FORMAT = 1
 SAMPLES_ENV = "AUDIO_CLASSIFIER_SAMPLES"
 DEFAULT_LIBRARY = asset("samples.sqlite")
+"""The library shipped inside the package: read, never written."""
+DATA_ENV = "AUDIO_CLASSIFIER_DATA"
+"""Folder of the user's own data (their sample library) instead of the default."""
+LIBRARY_NAME = "samples.sqlite"
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell starting with one of these is a formula to a spreadsheet: ``export`` writes
+it with a leading apostrophe, which ``import_manifest`` takes off again."""
 
 MIN_VOTES = 22
 """Aligned landmarks needed for a match. A shared word in the same synthetic voice ("call",
@@ -212,11 +221,11 @@ class SampleLibrary:
                 writer.writerow(
                     [
                         s.id,
-                        s.source or "",
+                        _cell(s.source or ""),
                         s.label,
-                        s.lang or "",
-                        s.carrier or "",
-                        s.note or "",
+                        _cell(s.lang or ""),
+                        _cell(s.carrier or ""),
+                        _cell(s.note or ""),
                         round(s.duration_s, 3),
                         s.added,
                         s.landmarks,
@@ -230,8 +239,11 @@ class SampleLibrary:
         """Enrol every row of a CSV (``path``, ``label``, optional ``lang``, ``carrier``,
         ``note``); yields (path, id, newly added, error) per row: one bad row never stops it."""
         manifest = Path(manifest)
-        with open(manifest, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
+        try:
+            with open(manifest, newline="", encoding="utf-8-sig") as handle:
+                rows = [{k: _uncell(v or "") for k, v in row.items() if k} for row in csv.DictReader(handle)]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"cannot read {manifest} as a UTF-8 CSV file: {exc}") from None
         if rows and ("path" not in rows[0] or "label" not in rows[0]):
             raise ConfigError(f"{manifest} needs 'path' and 'label' columns (has: {', '.join(rows[0])})")
         for row in rows:
@@ -249,12 +261,57 @@ class SampleLibrary:
                 yield row["path"], None, False, f"{type(exc).__name__}: {exc}"
 
 
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _uncell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def data_dir() -> Path:
+    """``$AUDIO_CLASSIFIER_DATA``, else ``$XDG_DATA_HOME/audio_classifier``, else
+    ``~/.local/share/audio_classifier``: where the user's own sample library lives."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "audio_classifier"
+
+
+def user_library() -> Path:
+    """The user's own library (``samples add`` writes there by default)."""
+    return data_dir() / LIBRARY_NAME
+
+
 def resolve_library(option: str | None) -> Path | None:
-    """The library to use: the option, else ``$AUDIO_CLASSIFIER_SAMPLES``, else the shipped one."""
+    """The library to read: the option, else ``$AUDIO_CLASSIFIER_SAMPLES``, else the user's
+    own (once ``samples add`` made it), else the shipped one; None when there is none."""
     choice = option or os.environ.get(SAMPLES_ENV)
     if choice:
         path = Path(choice)
         if not path.is_file():
             raise ConfigError(f"sample library not found: {path}")
         return path
-    return DEFAULT_LIBRARY if DEFAULT_LIBRARY.is_file() else None
+    for path in (user_library(), DEFAULT_LIBRARY):
+        if path.is_file():
+            return path
+    return None
+
+
+def writable_library(option: str | None) -> tuple[Path, str | None]:
+    """The library to write (enrol into, remove from): the option, else
+    ``$AUDIO_CLASSIFIER_SAMPLES``, else the user's own, made on first use as a copy of the
+    shipped one (which is never written). Returns the path and a note when it was made."""
+    choice = option or os.environ.get(SAMPLES_ENV)
+    if choice:
+        return Path(choice), None
+    path = user_library()
+    if path.is_file():
+        return path, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if DEFAULT_LIBRARY.is_file():
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        shutil.copyfile(DEFAULT_LIBRARY, temporary)
+        os.replace(temporary, path)
+        return path, f"made your sample library {path} from the shipped one"
+    return path, f"made your sample library {path}"

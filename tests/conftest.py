@@ -36,3 +36,19 @@ def callbacks():
     c = Callbacks()
     yield c
     c.httpd.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_data_folder(tmp_path_factory):
+    """The user's own data (a sample library made by 'samples add') goes to a folder of the
+    test run, for the test process and the commands it starts: never the real home."""
+    import os
+
+    folder = tmp_path_factory.mktemp("user-data")
+    previous = os.environ.get("AUDIO_CLASSIFIER_DATA")
+    os.environ["AUDIO_CLASSIFIER_DATA"] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ["AUDIO_CLASSIFIER_DATA"]
+    else:
+        os.environ["AUDIO_CLASSIFIER_DATA"] = previous

@@ -214,6 +214,27 @@ def test_stream_command_reads_stdin():
         timeout=120,
     )
     assert bad.returncode == 1 and b"EmptyAudioError" in bad.stdout
+    assert b"starts like an audio file" not in result.stderr
+    wav = subprocess.run(
+        [sys.executable, "-m", "audio_classifier.cli", "stream", "--no-asr", "--no-model", "--final-only"],
+        input=(FIXTURES / "tones" / "cn_busy.wav").read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert wav.returncode == 0 and b"note: the input starts like an audio file (WAV" in wav.stderr
+
+
+def test_option_errors_name_options_and_batch_options_only_where_they_work():
+    result = run_cli("classify", "--threshold", "2", FIXTURES / "tones" / "cn_busy.wav")
+    assert result.exit_code == 2 and "--threshold must be within (0, 1]" in result.output
+    assert "decision_threshold" not in result.output
+    result = run_cli("classify", "--max-duration", "0", FIXTURES / "tones" / "cn_busy.wav")
+    assert "--max-duration must be > 0" in result.output
+    for command in ("stream", "serve"):
+        help_text = run_cli(command, "--help").output
+        assert "--jobs" not in help_text and "--progress" not in help_text
+        assert run_cli(command, "--jobs", "2").exit_code == 2  # no such option
+    assert "--jobs" in run_cli("classify", "--help").output
 
 
 def test_evaluate_command(tmp_path):

@@ -1,6 +1,8 @@
 """Fingerprint matching of enrolled carrier prompts: robustness, negatives, the library."""
 
+import csv
 import io
+import os
 import subprocess
 import sys
 import zlib
@@ -297,3 +299,45 @@ def test_best_votes_is_what_best_reports(prompts, library_path):
         assert matcher.best_votes == (best.votes if best else 0)
         seen.append(matcher.best_votes)
     assert seen[-1] > 50 and best.sample_id == vacant and seen == sorted(seen)
+
+
+def test_samples_add_without_a_library_writes_the_users_own_never_the_shipped_one(tmp_path):
+    import hashlib
+
+    from audio_classifier.samples import DEFAULT_LIBRARY, SampleLibrary
+
+    shipped_before = hashlib.sha256(DEFAULT_LIBRARY.read_bytes()).hexdigest()
+    shipped_count = len(SampleLibrary(DEFAULT_LIBRARY).list())
+    data = tmp_path / "data"
+    env = {**os.environ, "AUDIO_CLASSIFIER_DATA": str(data)}
+    env.pop("AUDIO_CLASSIFIER_SAMPLES", None)
+    prompt = tmp_path / "=HYPERLINK(x).wav"
+    sf.write(prompt, 0.1 * np.random.default_rng(0).standard_normal(24000), 8000)  # peaks to fingerprint
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "audio_classifier.cli", *map(str, args)],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+
+    added = cli("samples", "add", prompt, "--label", "busy_tone", "--note", "=cmd|' /C calc'!A0")
+    assert added.returncode == 0, added.stderr
+    assert f"made your sample library {data / 'samples.sqlite'} from the shipped one" in added.stderr
+    assert hashlib.sha256(DEFAULT_LIBRARY.read_bytes()).hexdigest() == shipped_before
+    assert len(SampleLibrary(data / "samples.sqlite").list()) == shipped_count + 1
+    listed = cli("samples", "list")
+    assert listed.stdout.splitlines()[0] == str(data / "samples.sqlite")  # read from now on
+    exported = tmp_path / "out.csv"
+    assert cli("samples", "export", exported).returncode == 0
+    text = exported.read_text()
+    assert "'=cmd|" in text and ",=cmd" not in text  # no formula for a spreadsheet
+    again = tmp_path / "again.sqlite"
+    rows = [r for r in csv.DictReader(open(exported)) if r["note"].endswith("A0")]
+    assert rows[0]["note"].startswith("'=")
+    reimport = tmp_path / "reimport.csv"
+    with open(reimport, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, rows[0].keys())
+        writer.writeheader()
+        writer.writerows(rows)
+    assert cli("samples", "import", reimport, "--samples", again).returncode == 0
+    assert SampleLibrary(again).list()[0].note == "=cmd|' /C calc'!A0"  # the apostrophe comes off

@@ -134,6 +134,10 @@ def test_interrupted_download_resumes(server, tmp_path):
 def test_refusals(server, tmp_path):
     with pytest.raises(ModelError, match="unknown model"):
         fetch("no-such-model", cache=tmp_path)
+    for name in ("../../escaped", "a/b", "..", ".", ""):  # a name is one folder inside the cache
+        with pytest.raises(ModelError, match="use letters, digits"):
+            fetch(name, url=server.url + "/m.zip", sha256="0" * 64, cache=tmp_path / "c")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "c").exists()
     with pytest.raises(ModelError, match="no SHA-256 is recorded"):
         fetch("vosk-model-small-cn-0.22", cache=tmp_path)  # refused before any download
     with pytest.raises(ModelError, match="HTTP 404"):

@@ -90,7 +90,7 @@ class VoskChannel:
         if grammar not in GRAMMAR_MODES:
             raise ModelError(f"grammar mode {grammar!r}: choose one of {', '.join(GRAMMAR_MODES)}")
         self.grammar: list[str] | None = None
-        name = self.path.name
+        name = str(self.path)  # its folder is often just "model"
         if grammar != "off" and not self.dynamic_graph:
             self.notes.append(f"speech model {name} has a static graph: free recognition")
         elif grammar == "auto" and not self.in_vocabulary(UNKNOWN_WORD):
