@@ -598,6 +598,14 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analy
     show_default=True,
     help="AudioSocket calls at once (a pool of their own).",
 )
+@click.option(
+    "--file-processes",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="Processes per worker for POST /v1/classify files, at lower CPU priority than the live "
+    "streams (0: the serving process's threads).",
+)
 @click.option("--docs", is_flag=True, help="Serve the API's /docs and /openapi.json.")
 @_analysis_options
 def serve(
@@ -613,6 +621,7 @@ def serve(
     audiosocket_host,
     audiosocket_allow,
     audiosocket_max_sessions,
+    file_processes,
     docs,
     **analysis,
 ) -> None:
@@ -636,6 +645,7 @@ def serve(
         callback_url=callback_url,
         audiosocket_max_sessions=audiosocket_max_sessions,
         audiosocket_allow=frozenset(audiosocket_allow),
+        file_processes=file_processes,
         docs=docs,
     )
     factory = partial(_app, config, settings)

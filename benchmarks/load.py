@@ -1,6 +1,7 @@
 """Load: N concurrent real-time calls over loopback WebSockets; added decision latency.
 
-    python -m benchmarks.load [--calls 50 100 150 200] [--workers 2] [--asr-model PATH]
+    python -m benchmarks.load [--calls 50 100 150 200] [--workers 2] [--post-clients 4]
+                              [--asr-model PATH]
 
 The service runs in its own processes (``audio-classifier serve``), the simulated calls in
 this one: each streams 20 ms frames at real-time pace (ringback, then a busy tone, a SIT or
@@ -9,7 +10,10 @@ first frame. Added latency = arrival of the final decision - the moment the fram
 completed the deciding audio left the client (the client runs on the same two cores and
 can fall behind real time; how far is reported too). Reported per N:
 p50/p95/max added latency, failed calls, the server's CPU (cores) and RSS. Both share the
-machine's 2 cores, so the client's own cost is part of the measurement.
+machine's 2 cores, so the client's own cost is part of the measurement. With
+``--post-clients K``, K more clients POST files to ``/v1/classify`` back to back while the
+calls run (each a 12 s recording of ringback then a busy tone, analysed to its end), and
+their throughput is reported: file classification must not starve the live calls.
 """
 
 from __future__ import annotations
@@ -65,6 +69,58 @@ def server_pids(root: int) -> list[int]:
     return [root, *map(int, out)]
 
 
+POST_AUDIO_S = 12.0
+
+
+def post_file() -> bytes:
+    """A WAV of ringback then a busy tone, decided late: a file that costs its whole length."""
+    import io
+
+    import soundfile as sf
+
+    x = np.concatenate(
+        [
+            synth.cadenced(synth.spec("CN", "ringback"), POST_AUDIO_S - 4.0),
+            synth.cadenced(synth.spec("CN", "busy"), 4.0),
+        ]
+    )
+    buffer = io.BytesIO()
+    sf.write(buffer, x, 8000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+async def post_files(url: str, clients: int, stop: asyncio.Event) -> tuple[int, int]:
+    """(files classified, failures) by *clients* POSTing back to back until *stop*."""
+    body = post_file()
+    done = failed = 0
+
+    async def client() -> None:
+        nonlocal done, failed
+        async with httpx.AsyncClient(timeout=120) as http:
+            while not stop.is_set():
+                try:
+                    r = await http.post(f"{url}/v1/classify", content=body)
+                    done, failed = (done + 1, failed) if r.status_code == 200 else (done, failed + 1)
+                except httpx.HTTPError:
+                    failed += 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done, failed
+
+
+async def run_with_posts(
+    ws_url: str, http_url: str, n: int, seed: int, post_clients: int
+) -> tuple[list[tuple[float | None, float, str]], tuple[int, int]]:
+    stop = asyncio.Event()
+    posting = asyncio.create_task(post_files(http_url, post_clients, stop)) if post_clients else None
+    if posting is not None:
+        await asyncio.sleep(1.0)  # the uploads are under way before the calls start
+    results = await run_calls(ws_url, n, seed)
+    stop.set()
+    posts = await posting if posting is not None else (0, 0)
+    return results, posts
+
+
 async def run_calls(url: str, n: int, seed: int) -> list[tuple[float | None, float, str]]:
     rng = np.random.default_rng(seed)
     audios = [call_audio(i, rng) for i in range(n)]
@@ -93,6 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, nargs="+", default=[50, 100, 150, 200])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--asr-model", help="also run the speech channel with this model")
+    parser.add_argument("--post-clients", type=int, default=0, help="clients POSTing files meanwhile")
+    parser.add_argument(
+        "--file-processes",
+        type=int,
+        default=1,
+        help="the server's --file-processes (0: files in its threads)",
+    )
     args = parser.parse_args(argv)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         str(args.workers),
         "--max-sessions",
         "2000",
+        "--file-processes",
+        str(args.file_processes),
     ]
     command += ["--asr-model", args.asr_model, "--asr-grammar", "off"] if args.asr_model else ["--no-asr"]
     server = subprocess.Popen(
@@ -132,7 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.calls:
             cpu0, _ = server_usage(pids)
             wall0 = time.monotonic()
-            results = asyncio.run(run_calls(f"ws://127.0.0.1:{port}", n, seed=n))
+            results, (posted, post_failed) = asyncio.run(
+                run_with_posts(f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}", n, n, args.post_clients)
+            )
             wall = time.monotonic() - wall0
             cpu1, rss = server_usage(server_pids(server.pid))
             latencies = np.array([r[0] for r in results if r[0] is not None])
@@ -154,6 +221,11 @@ def main(argv: list[str] | None = None) -> None:
             if failed:
                 reasons = sorted({r[2] for r in results if r[0] is None})
                 print(f"      failures: {', '.join(reasons)}")
+            if args.post_clients:
+                print(
+                    f"      meanwhile {args.post_clients} clients POSTed {posted} files of {POST_AUDIO_S:g} s "
+                    f"({posted * POST_AUDIO_S / wall:.0f} s of audio per second), {post_failed} failed"
+                )
         print(f"largest N with p95 added latency <= {1000 * LATENCY_TARGET_S:.0f} ms and no failure: {best}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

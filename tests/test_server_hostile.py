@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import socket
 import struct
 import subprocess
@@ -365,3 +366,21 @@ def test_a_port_in_use_is_a_clear_error():
     holder.close()
     assert done.returncode == 1 and f"Error: port {port} on 127.0.0.1 is in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_files_are_classified_in_processes_of_lower_priority(hardened):
+    """Uploads run in their own process at lower CPU priority: they cannot starve live calls."""
+    r = httpx.post(hardened.url + "/v1/classify", files={"file": ("busy.ul", _mulaw(BUSY))}, headers=KEY)
+    assert r.status_code == 200 and r.json()["label"] == "busy_tone"
+    niceness = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and b"spawn_main" in cmdline:  # not the resource tracker
+            niceness[int(entry)] = int(stat[16])
+    assert niceness and set(niceness.values()) == {os.nice(0) + 10}, niceness

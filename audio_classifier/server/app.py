@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import multiprocessing
+import os
 import re
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +31,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..audio import raw_encoding_for
+from ..batch import exit_with_parent
 from ..channels.signalling import Hints
 from ..classifier import Classifier
+from ..config import ClassifierConfig
 from ..errors import AudioClassifierError
 from .calls import run_call
 from .metrics import Metrics
-from .protocol import SUBPROTOCOLS, decision_message, error_message
+from .protocol import SUBPROTOCOLS, error_message
 from .transports import AudioSocketStream, TwilioStream, WebSocketStream
 
 log = logging.getLogger("audio_classifier.server")
@@ -72,6 +77,11 @@ class ServerSettings:
     connections cannot fill the authenticated clients' ``max_sessions``."""
     audiosocket_allow: frozenset[str] = frozenset()
     """Peer addresses AudioSocket accepts (empty: any; it listens on loopback by default)."""
+    file_processes: int = 1
+    """Processes that classify ``POST /v1/classify`` files, at lower CPU priority, so that a
+    queue of uploads never slows the live streams (0: the analysis threads of the serving
+    process). Started at the first upload; each builds ``Classifier(config)`` from the
+    serving classifier's configuration."""
     docs: bool = False
     """Serve ``/docs`` and ``/openapi.json``."""
     header_timeout_s: float = 10.0
@@ -85,6 +95,8 @@ class ServerState:
     settings: ServerSettings
     metrics: Metrics = field(default_factory=Metrics)
     executor: ThreadPoolExecutor | None = None
+    file_pool: ProcessPoolExecutor | None = None
+    """``settings.file_processes`` processes for uploaded files, made at the first upload."""
     active: int = 0
     """Open WebSocket streams (both protocols): at most ``settings.max_sessions``."""
     audiosocket_active: int = 0
@@ -155,6 +167,44 @@ def sanitise_logs() -> None:
             logger.addFilter(LogSanitiser())
 
 
+FILE_WORKER_NICENESS = 10
+"""How much lower the file processes' CPU priority is than the serving process's (nice)."""
+
+_file_worker: dict[str, Classifier] = {}
+"""In a file process: the classifier it built once (``_init_file_worker``)."""
+
+
+def _init_file_worker(config: ClassifierConfig) -> None:
+    exit_with_parent()
+    os.nice(FILE_WORKER_NICENESS)
+    _file_worker["classifier"] = Classifier(config)
+
+
+def _classify_in_worker(path: str, hints: Hints, raw_encoding: str | None) -> dict[str, Any]:
+    return _file_worker["classifier"].classify_file(path, hints=hints, raw_encoding=raw_encoding).to_dict()
+
+
+async def classify_upload(
+    state: ServerState, path: str, hints: Hints, raw_encoding: str | None
+) -> dict[str, Any]:
+    """Classify an uploaded file: in the file processes, or the analysis threads without them."""
+    loop = asyncio.get_running_loop()
+    if state.settings.file_processes <= 0:
+        decision = await loop.run_in_executor(
+            state.executor,
+            lambda: state.classifier.classify_file(path, hints=hints, raw_encoding=raw_encoding),
+        )
+        return decision.to_dict()
+    if state.file_pool is None:
+        state.file_pool = ProcessPoolExecutor(
+            state.settings.file_processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_file_worker,
+            initargs=(state.classifier.config,),
+        )
+    return await loop.run_in_executor(state.file_pool, _classify_in_worker, path, hints, raw_encoding)
+
+
 def create_app(
     classifier_factory: Callable[[], Classifier], settings: ServerSettings | None = None
 ) -> FastAPI:
@@ -178,6 +228,8 @@ def create_app(
         yield
         state.draining = True
         state.executor.shutdown(wait=False, cancel_futures=True)
+        if state.file_pool is not None:
+            state.file_pool.shutdown(wait=False, cancel_futures=True)
 
     sanitise_logs()
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
@@ -258,19 +310,18 @@ def create_app(
                 hints = Hints.from_mapping(fields)
             except AudioClassifierError as exc:
                 return error_response(400, "bad_hints", str(exc))
-            loop = asyncio.get_running_loop()
             try:
-                decision = await loop.run_in_executor(
-                    state.executor,
-                    lambda: state.classifier.classify_file(
-                        handle.name, hints=hints, raw_encoding=raw_encoding
-                    ),
-                )
+                decision = await classify_upload(state, handle.name, hints, raw_encoding)
             except AudioClassifierError as exc:
                 state.metrics.errors.labels("bad_audio").inc()
                 return error_response(400, "bad_audio", f"{type(exc).__name__}: {exc}")
-        state.metrics.decisions.labels(decision.label).inc()
-        return JSONResponse(decision_message(decision))
+            except BrokenProcessPool:
+                state.file_pool = None  # the next upload starts a fresh pool
+                state.metrics.errors.labels("internal_error").inc()
+                log.error("the file classification process died")
+                return error_response(500, "internal_error", "the file classification process died")
+        state.metrics.decisions.labels(decision["label"]).inc()
+        return JSONResponse({"type": "decision", **decision})
 
     @app.post("/v1/admin/reload-samples")
     async def reload_samples(request: Request) -> JSONResponse:
