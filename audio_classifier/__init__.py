@@ -17,9 +17,11 @@ from .errors import (
     EmptyAudioError,
     InvalidSamplesError,
     ModelError,
+    OutputError,
     SessionClosedError,
     UnreadableAudioError,
     UnsupportedEncodingError,
+    UsageError,
 )
 from .evidence import Decision, Evidence
 from .labels import LABEL_IDS, LABELS, Label
@@ -46,9 +48,11 @@ __all__ = [
     "InvalidSamplesError",
     "Label",
     "ModelError",
+    "OutputError",
     "Session",
     "SessionClosedError",
     "UnreadableAudioError",
     "UnsupportedEncodingError",
+    "UsageError",
     "__version__",
 ]

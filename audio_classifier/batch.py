@@ -27,7 +27,7 @@ from typing import IO, Any
 from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from .classifier import Classifier
 from .config import ClassifierConfig
-from .errors import AudioClassifierError
+from .errors import AudioClassifierError, OutputError, UsageError
 from .evidence import Decision
 from .labels import LABELS
 
@@ -53,15 +53,6 @@ DECISION_FIELDS = (
 HINT_COLUMNS = ("sip_status", "q850_cause")
 IN_FLIGHT_PER_JOB = 4
 """Tasks queued per worker: keeps workers busy without holding a million futures."""
-
-
-class UsageError(AudioClassifierError, ValueError):
-    """The batch was asked for something impossible (bad manifest, unknown format)."""
-
-
-class OutputError(AudioClassifierError, OSError):
-    """Records cannot be written any more (a full disk, a device that refuses them): the
-    records already written are kept and the same command resumes."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class UnsupportedEncodingError(AudioInputError):
 
 
 class InvalidSamplesError(AudioInputError):
-    """Decoded samples that are not finite numbers (NaN or infinity)."""
+    """Decoded samples that are not finite numbers (NaN or infinity) or far beyond full scale."""
 
 
 class SessionClosedError(AudioClassifierError, RuntimeError):
@@ -40,3 +40,13 @@ class ConfigError(AudioClassifierError, ValueError):
 
 class ModelError(AudioClassifierError, RuntimeError):
     """A model file is missing, corrupt or does not match its model card."""
+
+
+class UsageError(AudioClassifierError, ValueError):
+    """A batch or evaluation was asked for something impossible (a bad manifest, an output
+    that is not this program's, settings that differ from the run being resumed)."""
+
+
+class OutputError(AudioClassifierError, OSError):
+    """Records cannot be written any more (a full disk, a device that refuses them): the
+    records already written are kept and the same command resumes."""

@@ -77,7 +77,8 @@ ANNOUNCEMENT_LABELS: tuple[str, ...] = (
 
 PREAMBLE_LABELS: frozenset[str] = frozenset({"sit"})
 """Labels of a preamble: a Special Information Tone says the call failed and that an
-announcement saying why usually follows (telephony.md §2)."""
+announcement saying why usually follows (Telcordia GR-1162: the SIT precedes a recorded
+announcement)."""
 
 DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"remove", "suppress"})
 """List actions that take a number off a calling list: a wrong one loses a reachable

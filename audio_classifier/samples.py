@@ -41,10 +41,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 it with a leading apostrophe, which ``import_manifest`` takes off again."""
 
 MIN_VOTES = 22
-"""Aligned landmarks needed for a match. A shared word in the same synthetic voice ("call",
-"please") aligns about 10; 22 keeps identification at 99.6 % with a median time to match
-of 1.0 s (benchmarks/fingerprint.py: the trade-off at 10, 18 and 22 is in the closing note
-of the change that set it)."""
+"""Aligned landmarks needed for a match: well above the ~10 that a word two recordings in
+one voice share ("call", "please") aligns, low enough to identify a prompt within about a
+second of its start (benchmarks/fingerprint.py measures both sides)."""
 MIN_MARGIN = 2.0
 """... and this many times the votes of the best recording with another label (prompts in
 the same voice share words, so a partial match of a sibling prompt is normal; siblings

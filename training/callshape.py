@@ -389,7 +389,8 @@ def sit_label(subtype: str) -> str:
 
 
 def real_sit_pairing(label: str) -> tuple[str, ...]:
-    """The SITs a switch plays before *label*'s announcement (telephony.md §2)."""
+    """The SITs a switch plays before *label*'s announcement (Telcordia's SIT codes, as
+    ``corpus.SIT_CODES_FOR`` pairs them)."""
     codes = corpus.SIT_CODES_FOR.get(label)
     return tuple("plain" if code is None else code for code in codes) if codes else GENERIC_SIT
 

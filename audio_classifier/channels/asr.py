@@ -6,7 +6,7 @@ reported to grow). Audio is upsampled from 8 kHz to the model's rate (small mode
 8 kHz). Partial results are matched against the lexicon as they arrive, so an announcement
 can be decided before it ends; the transcript and the matched phrase go into the evidence.
 
-Vosk pitfalls handled here (telephony.md §7): grammar words must be in the model's
+Vosk pitfalls handled here: grammar words must be in the model's
 vocabulary (missing ones are dropped with only a log line: ``lexicon check`` lists them);
 grammar JSON must keep non-ASCII text as is (Vosk does not decode ``\\uXXXX`` escapes);
 grammar mode needs a dynamic graph (``HCLr.fst`` + ``Gr.fst``), other models decode freely.

@@ -1,6 +1,6 @@
 """Signalling hints (SIP final status, Q.850 cause) as evidence for the decision model.
 
-Mapping after RFC 3398 and ../shared/reference/telephony.md §4. Carriers often send a
+Mapping after RFC 3398 (ISUP cause to SIP status) and ITU-T Q.850. Carriers often send a
 late, generic status for every failure, so a hint is weak evidence: it enters the decision
 through the ``signalling`` channel with a weight below 1. It chooses the label only when the
 audio holds nothing but progress (ringback, silence) and nothing that names the signalled
