@@ -27,6 +27,7 @@ from typing import IO, Any
 from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from .classifier import Classifier
 from .config import ClassifierConfig
+from .csvtext import read_text
 from .errors import AudioClassifierError, OutputError, UsageError
 from .evidence import Decision
 from .labels import LABELS
@@ -160,34 +161,6 @@ def _audio_files(root: Path, on_skip: Callable[[str], None]) -> list[Path]:
     return sorted(found)
 
 
-MANIFEST_BOMS = (
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xef\xbb\xbf", "utf-8-sig"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16"),
-)
-"""Byte-order marks a manifest may start with (spreadsheets save UTF-16 and UTF-8 with one),
-and the encoding each says; without one a manifest is UTF-8."""
-
-
-def _manifest_text(manifest: Path) -> str:
-    try:
-        data = manifest.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read manifest {manifest}: {exc.strerror}") from None
-    encoding = next((name for bom, name in MANIFEST_BOMS if data.startswith(bom)), "utf-8")
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UsageError(
-            f"manifest {manifest} is not {encoding.upper().replace('-SIG', '')} (line {line}, byte "
-            f"{exc.start}): save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it, e.g. "
-            f"'iconv -f GBK -t UTF-8 {manifest.name} > utf8.csv'"
-        ) from None
-
-
 def read_manifest(manifest: str | os.PathLike[str]) -> list[BatchItem]:
     """Rows of a CSV manifest with a ``path`` column; relative paths are relative to the
     manifest's folder. Other columns are carried into the output records (a column whose
@@ -198,7 +171,7 @@ def read_manifest(manifest: str | os.PathLike[str]) -> list[BatchItem]:
     manifest = Path(manifest)
     if manifest.is_dir():
         raise UsageError(f"manifest {manifest} is a directory, not a CSV file")
-    reader = csv.DictReader(io.StringIO(_manifest_text(manifest), newline=""))
+    reader = csv.DictReader(io.StringIO(read_text(manifest, "manifest"), newline=""))
     items: list[BatchItem] = []
     try:
         columns = reader.fieldnames or []

@@ -17,6 +17,7 @@ from .audio import ENCODINGS, SAMPLE_RATE
 from .config import ClassifierConfig
 from .errors import AudioClassifierError
 from .labels import LABELS
+from .numbers.cli import numbers as numbers_group
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -869,6 +870,9 @@ def models_fetch(name: str, url: str | None, sha256: str | None, cache_dir: str 
         raise click.ClickException(str(exc)) from None
     bar.close()
     click.echo(str(path))
+
+
+main.add_command(numbers_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@ confidence map, the sample library and the lexicons, and classifies the fixtures
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,14 @@ def test_a_wheel_installed_in_a_fresh_venv_classifies_the_fixtures(tmp_path):
     assert got == expected
     assert all(r["confidence"] != r["score"] for r in records)  # the shipped confidence map is there
     assert "sample library" not in result.stderr and "model channel off" not in result.stderr
+    # the registry's migrations and policy are package data too
+    leads = tmp_path / "leads.csv"
+    leads.write_text("number\n13800138000\n")
+    registry = subprocess.run(
+        [venv / "bin" / "audio-classifier", "numbers", "import", str(leads), "--source", "v", "--list", "l"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUDIO_CLASSIFIER_NUMBERS_DB": str(tmp_path / "r.sqlite")},
+    )
+    assert registry.returncode == 0 and "1 accepted" in registry.stdout, registry.stderr

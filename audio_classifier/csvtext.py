@@ -1,0 +1,36 @@
+"""CSV files as spreadsheets save them: UTF-8 (with or without a byte-order mark), or UTF-16/32
+with one. Anything else is refused with the line it fails on and the command that converts
+it, never guessed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UsageError
+
+BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+"""Byte-order marks a CSV may start with, and the encoding each says; without one, UTF-8."""
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """The text of the CSV *path* (see the module); raises ``UsageError`` naming *what* it is."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    encoding = next((name for bom, name in BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(
+            f"{what} {path} is not {encoding.upper().replace('-SIG', '')} (line {line}, byte "
+            f"{exc.start}): save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it, e.g. "
+            f"'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
+        ) from None

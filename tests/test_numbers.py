@@ -1,0 +1,281 @@
+"""The number registry on both engines it supports: SQLite (a file) and a real PostgreSQL
+server started for the test run. Imports, outcomes, agent marks, policy, exports, bad input,
+and the whole path from recordings to a cleaned list."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audio_classifier.cli import main
+from audio_classifier.errors import ConfigError, UsageError
+from audio_classifier.numbers import InvalidNumber, Policy, Registry, normalise
+from audio_classifier.numbers.policy import Outcome
+
+from .conftest import FIXTURES
+
+
+def _postgres_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
+    if not found or not found[-1]:
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not installed: tests/setup installs the postgresql package"
+        )
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server on a free loopback port (as the postgres user when root:
+    the server refuses to run as root). Yields an admin URL."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="audio-classifier-pg-"))  # pytest's folders are private to root
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = root / "data"
+    subprocess.run(
+        [
+            *as_user,
+            _postgres_bin("initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+    subprocess.run(
+        [
+            *as_user,
+            _postgres_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_user, _postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A fresh, empty registry database on each engine."""
+    if request.param == "sqlite":
+        return str(tmp_path / "numbers.sqlite")
+    import sqlalchemy as sa
+
+    admin = request.getfixturevalue("postgres")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(f"{admin}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return f"{admin}/{name}"
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(open(path, newline="", encoding="utf-8")))
+
+
+def test_numbers_are_normalised_or_refused_with_a_reason():
+    assert normalise("138 0013 8000") == "+8613800138000"
+    assert normalise("+86 (10) 6234-5678") == "+861062345678"
+    assert normalise("+1 650 253 0000", "CN") == "+16502530000"
+    assert normalise("6502530000", "US") == "+16502530000"
+    for text, reason in (("", "empty"), ("call me", "not a phone number"), ("+999 1234", "country code")):
+        with pytest.raises(InvalidNumber, match=reason):
+            normalise(text)
+    with pytest.raises(InvalidNumber, match=r"impossible|no such number range"):
+        normalise("1380013800099999")
+
+
+def test_import_dedupes_rejects_with_reasons_and_is_idempotent(database, tmp_path):
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "number,name,campaign\n13800138000,Ann,spring\n138 0013 8000,Ann again,spring\n"
+        "12,Bad,spring\n13912345678,Bo,spring\n"
+    )
+    with Registry(database) as registry:
+        first = registry.import_leads(leads, source="vendorA", list_name="spring")
+        accepted, rejected = _csv(first.accepted_file), _csv(first.rejected_file)
+        assert (first.rows, first.accepted, first.new_numbers, first.new_entries) == (4, 2, 2, 2)
+        assert [r["e164"] for r in accepted] == ["+8613800138000", "+8613912345678"]
+        assert accepted[0]["name"] == "Ann" and accepted[0]["campaign"] == "spring"  # columns kept
+        assert {r["line"]: r["reason"].split(":")[0] for r in rejected} == {
+            "3": "duplicate of line 2",
+            "4": "invalid",
+        }
+        before = (first.accepted_file.read_bytes(), first.rejected_file.read_bytes())
+        again = registry.import_leads(leads, source="vendorA", list_name="spring")
+        assert (again.new_numbers, again.new_entries) == (0, 0)
+        assert (again.accepted_file.read_bytes(), again.rejected_file.read_bytes()) == before
+        assert len(registry.list_numbers("spring")) == 2
+
+
+def _outputs(tmp_path: Path, records: list[dict]) -> Path:
+    path = tmp_path / "out.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_outcomes_block_by_policy_and_agents_mark(database, tmp_path):
+    records = [
+        {"path": "a.wav", "number": "13800000001", "label": "vacant", "confidence": 0.97, "error": None},
+        {"path": "b.wav", "number": "13800000002", "label": "vacant", "confidence": 0.60, "error": None},
+        {"path": "c.wav", "number": "13800000003", "label": "powered_off", "confidence": 0.95, "error": None},
+        {"path": "d.wav", "number": "13800000004", "label": "human", "confidence": 0.93, "error": None},
+        {"path": "e.wav", "number": "not a number", "label": "vacant", "confidence": 0.99, "error": None},
+        {"path": "f.wav", "number": "13800000005", "label": None, "error": "UnreadableAudioError: x"},
+        {"path": "g.wav", "label": "vacant", "confidence": 0.99, "error": None},
+    ]
+    out = _outputs(tmp_path, records)
+    with Registry(database) as registry:
+        result = registry.record(out)
+        assert (result.added, result.already) == (4, 0)
+        assert result.skipped == {"invalid number": 1, "failed input": 1, "no number": 1}
+        assert registry.record(out).added == 0  # recording the same output again adds nothing
+        states = registry.states(["+8613800000001", "+8613800000002", "+8613800000003", "+8613800000004"])
+        assert states["+8613800000001"].status == "blocked"
+        assert (
+            states["+8613800000002"].status == "review"
+            and "below the policy's 0.91" in states["+8613800000002"].rule
+        )
+        assert states["+8613800000003"].status == "retry" and states["+8613800000003"].due is not None
+        assert states["+8613800000004"].status == "active"
+        assert registry.mark("13800000004", "suspended", by="alice", note="heard 停机").status == "blocked"
+        assert registry.mark("13800000004", "human", by="bob").status == "active"  # an agent lifts it
+        _, state, history = registry.show("13800000004")
+        assert [h["label"] for h in history] == ["human", "suspended", "human"]
+        assert state.rule.startswith("human") and history[-1]["agent"] == "bob"
+        blocked = dict(registry.blocked())
+        assert list(blocked) == ["+8613800000001"] and "counted outcome" in blocked["+8613800000001"].rule
+
+
+def test_policy_is_data():
+    strict = Policy.from_mapping(
+        {"block": {"labels": ["vacant"], "min_confidence": 0.5, "outcomes": 2}, "retry": {"busy": "30m"}}
+    )
+    now = datetime.now(UTC)
+    once = [Outcome(1, "vacant", 0.9, "classifier", now)]
+    assert strict.state(once).status == "active"  # one outcome is not two in a row
+    twice = [*once, Outcome(2, "vacant", 0.8, "classifier", now + timedelta(minutes=5))]
+    assert strict.state(twice).status == "blocked" and strict.state(twice).outcomes == (1, 2)
+    interrupted = [*once, Outcome(3, "human", 0.9, "classifier", now + timedelta(minutes=1)), twice[1]]
+    assert strict.state(interrupted).status == "active"
+    busy = strict.state([Outcome(4, "busy", 0.9, "classifier", now)])
+    assert busy.status == "retry" and busy.due == now + timedelta(minutes=30)
+    assert not busy.callable_at(now) and busy.callable_at(now + timedelta(hours=1))
+    with pytest.raises(ConfigError, match="unknown labels nonsense"):
+        Policy.from_mapping({"block": {"labels": ["nonsense"]}})
+    with pytest.raises(ConfigError, match="duration"):
+        Policy.from_mapping({"retry": {"busy": "soon"}})
+
+
+def test_bad_lead_files_are_refused_whole(database, tmp_path):
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("number,name\n13800138000,张三\n".encode("gbk"))
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes("number,name\n13800138000,张三\n".encode("utf-16"))
+    no_column = tmp_path / "phones.csv"
+    no_column.write_text("phone\n13800138000\n")
+    with Registry(database) as registry:
+        with pytest.raises(UsageError, match="not UTF-8"):
+            registry.import_leads(gbk, source="v", list_name="l")
+        with pytest.raises(UsageError, match="no 'number' column"):
+            registry.import_leads(no_column, source="v", list_name="l")
+        assert registry.list_numbers("l") == []  # nothing half-imported
+        assert registry.import_leads(utf16, source="v", list_name="l").accepted == 1
+        assert _csv(tmp_path / "utf16.accepted.csv")[0]["name"] == "张三"
+
+
+def test_recordings_to_a_cleaned_list_end_to_end(database, tmp_path):
+    """classify a manifest with a number column -> numbers record -> a new list's import
+    rejects exactly the numbers the policy blocks, each with its reason."""
+    speech = ["ported", "barred", "vacant", "powered_off", "human", "number_changed", "busy"]
+    manifest = tmp_path / "calls.csv"
+    numbers = {label: f"1390000{i:04d}" for i, label in enumerate(speech)}
+    manifest.write_text(
+        "path,number\n"
+        + "".join(f"{FIXTURES / 'speech' / f'{label}.wav'},{numbers[label]}\n" for label in speech)
+    )
+    out = tmp_path / "out.jsonl"
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["classify", "--manifest", str(manifest), "-o", str(out), "--no-asr"]).exit_code
+        == 0
+    )
+    env = {"AUDIO_CLASSIFIER_NUMBERS_DB": database}
+    recorded = runner.invoke(main, ["numbers", "record", str(out)], env=env)
+    assert recorded.exit_code == 0 and f"{len(speech)} outcomes recorded" in recorded.output, recorded.output
+    policy = Policy.load()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = {
+        normalise(r["number"])
+        for r in records
+        if r["label"] in policy.block and r["confidence"] >= policy.min_confidence
+    }
+    assert expected, "the fixtures include destructive outcomes the policy counts"
+    leads = tmp_path / "new_list.csv"
+    leads.write_text("number,vendor_ref\n" + "".join(f"{n},ref{i}\n" for i, n in enumerate(numbers.values())))
+    imported = runner.invoke(
+        main, ["numbers", "import", str(leads), "--source", "vendorB", "--list", "autumn"], env=env
+    )
+    assert imported.exit_code == 0, imported.output
+    rejected = _csv(tmp_path / "new_list.rejected.csv")
+    assert {normalise(r["number"]) for r in rejected} == expected
+    assert all(r["reason"].startswith("blocked: ") for r in rejected)
+    shown = json.loads(
+        runner.invoke(main, ["numbers", "show", next(iter(expected)), "--json"], env=env).output
+    )
+    assert shown["state"] == "blocked" and shown["history"][0]["recording"].endswith(".wav")
+    active = runner.invoke(main, ["numbers", "export", "--list", "autumn", "--active"], env=env).output
+    assert not any(e in active for e in expected)
+
+
+def test_the_cli_says_what_is_wrong(tmp_path):
+    env = {"AUDIO_CLASSIFIER_NUMBERS_DB": str(tmp_path / "r.sqlite")}
+    runner = CliRunner()
+    bad_url = runner.invoke(main, ["numbers", "show", "13800138000", "--db", "nosuch://x"])
+    assert bad_url.exit_code == 1 and "database URL" in bad_url.output
+    bad_number = runner.invoke(main, ["numbers", "mark", "abc", "vacant", "--by", "a"], env=env)
+    assert bad_number.exit_code == 1 and "not a phone number" in bad_number.output
+    assert (
+        runner.invoke(main, ["numbers", "mark", "13800138000", "nonsense", "--by", "a"], env=env).exit_code
+        == 2
+    )
