@@ -343,8 +343,9 @@ def _parse_thresholds(ctx: click.Context, param: click.Parameter, value: str | N
     type=click.Path(exists=True, dir_okay=False),
     help="Also classify every call with this model (its card beside it) and put the two side by "
     "side: figures, F1 per label, and the calls only one gets right. Its run goes to "
-    "OUT_DIR/compare-model. Its confidence is its score (no map is fitted for it): add "
-    "--no-confidence-map to compare both on their scores, actions included.",
+    "OUT_DIR/compare-model. Its confidence is its score unless it is the shipped model (the "
+    "shipped map is for the shipped model): add --no-confidence-map to compare both on their "
+    "scores, actions included.",
 )
 @click.option(
     "--restart",
@@ -457,7 +458,9 @@ def _compare_models(
 
     from .evaluate import compare, predict, read_records
 
-    second = replace(config, model_path=str(other), confidence_map=None)
+    second = replace(
+        config, model_path=str(other), confidence_map="default"
+    )  # the shipped map for the shipped model
     _check_channels(second)
     out = folder / "compare-model"
     # a run of another model in this folder must not be resumed
@@ -473,7 +476,7 @@ def _compare_models(
     )
     bar.close()
     compared = compare(items, read_records(items, predictions), read_records(items, written))
-    first_name = "model" if config.model_path == "default" else Path(str(config.model_path)).stem
+    first_name = "early_media" if config.model_path == "default" else Path(str(config.model_path)).stem
     second_name = Path(other).stem
     if second_name == first_name:
         first_name, second_name = "first", "second"
@@ -814,8 +817,11 @@ def samples_remove(sample_id, library_path) -> None:
 @click.argument("out", type=click.Path(dir_okay=False))
 @_samples_option
 def samples_export(out, library_path) -> None:
-    """Write the library's samples (id, source path, label, ...) as CSV."""
+    """Write the library's samples (id, source path, label, ...) as CSV ('-': standard output)."""
     with _library(library_path) as library:
+        if out == "-":
+            library.export(sys.stdout)
+            return
         click.echo(f"exported {library.export(out)} samples to {out}")
 
 

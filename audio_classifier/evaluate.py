@@ -286,7 +286,8 @@ def check_slices(items: list[BatchItem], columns: Sequence[str]) -> list[str]:
     for column in columns:
         name = column if column in present else f"manifest_{column}"
         if name not in present:
-            raise UsageError(f"--by {column}: the manifest has no such column (it has: {', '.join(present)})")
+            shown = ", ".join(name.removeprefix("manifest_") for name in present)
+            raise UsageError(f"--by {column}: the manifest has no such column (it has: {shown})")
         count = len({item.extra.get(name, "") for item in items})
         if count > MAX_SLICES:
             raise UsageError(f"--by {column}: {count} different values; at most {MAX_SLICES} make slices")

@@ -16,8 +16,10 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -208,10 +210,15 @@ class SampleLibrary:
             return Index(empty.astype(np.uint32), empty, empty), infos
         return Index(np.concatenate(hashes), np.concatenate(ids), np.concatenate(times)), infos
 
-    def export(self, out: str | os.PathLike[str]) -> int:
-        """Write the samples' metadata as CSV (the manifest ``samples import`` reads back)."""
+    def export(self, out: str | os.PathLike[str] | IO[str]) -> int:
+        """Write the samples' metadata as CSV (the manifest ``samples import`` reads back) to
+        the file *out* or an open text stream."""
         samples = self.list()
-        with open(out, "w", newline="", encoding="utf-8") as handle:
+        with (
+            open(out, "w", newline="", encoding="utf-8")
+            if not hasattr(out, "write")
+            else nullcontext(out) as handle
+        ):
             writer = csv.writer(handle)
             writer.writerow(
                 ["id", "path", "label", "lang", "carrier", "note", "duration_s", "added", "landmarks"]

@@ -399,7 +399,21 @@ def test_evaluate_compare_model_puts_two_models_side_by_side(tmp_path):
     assert compared["second"]["announcements_as_answers"] == sum(r["label"] == "human" for r in second) > 0
     tally = compared["label_right"]
     assert sum(tally.values()) == len(rows) and tally["first_only"] > 0
-    assert "only model" in result.stdout and "biased" in result.stdout
+    assert "only early_media" in result.stdout and "biased" in result.stdout
+    itself = run_cli(
+        "evaluate",
+        manifest,
+        "--out-dir",
+        tmp_path / "self",
+        "--no-asr",
+        "--no-samples",
+        "--compare-model",
+        DEFAULT_MODEL,
+    )
+    assert itself.exit_code == 0, itself.output
+    same = json.loads((tmp_path / "self" / "compare-model" / "comparison.json").read_text())
+    assert same["first"] == same["second"]  # the shipped model gets the shipped map both times
+    assert same["names"] == ["first", "second"]
     both = run_cli(
         "evaluate", manifest, "--out-dir", tmp_path / "x", "--compare-model", biased, "--thresholds", "0.8"
     )

@@ -265,6 +265,9 @@ def test_samples_cli(tmp_path, prompts):
     assert cli("samples", "remove", "2", "--samples", lib).returncode == 0
     assert cli("samples", "remove", "2", "--samples", lib).returncode == 1
     assert cli("samples", "export", tmp_path / "out.csv", "--samples", lib).returncode == 0
+    to_stdout = cli("samples", "export", "-", "--samples", lib)
+    assert to_stdout.returncode == 0 and to_stdout.stdout.startswith("id,path,label")
+    assert not (tmp_path / "-").exists()
 
 
 def test_shipped_library_matches_its_reference_prompt():

@@ -279,3 +279,29 @@ def test_the_cli_says_what_is_wrong(tmp_path):
         runner.invoke(main, ["numbers", "mark", "13800138000", "nonsense", "--by", "a"], env=env).exit_code
         == 2
     )
+
+
+def test_the_fast_normaliser_accepts_what_the_library_accepts():
+    import random
+
+    from audio_classifier.numbers.phone import Normaliser
+
+    rng = random.Random(7)
+    fast = Normaliser("CN")
+    for _ in range(3000):
+        digits = "1" + "".join(rng.choice("0123456789") for _ in range(10))
+        for text in (
+            digits,
+            "+86" + digits,
+            f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}",
+            f"{digits[:3]}-{digits[3:]}",
+        ):
+            try:
+                expected = normalise(text)
+            except InvalidNumber:
+                expected = None
+            try:
+                got = fast(text)
+            except InvalidNumber:
+                got = None
+            assert got == expected, text

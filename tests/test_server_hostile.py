@@ -384,3 +384,18 @@ def test_files_are_classified_in_processes_of_lower_priority(hardened):
         if int(stat[1]) == os.getpid() and b"spawn_main" in cmdline:  # not the resource tracker
             niceness[int(entry)] = int(stat[16])
     assert niceness and set(niceness.values()) == {os.nice(0) + 10}, niceness
+
+
+def test_headerless_audio_over_http_says_its_encoding(hardened):
+    body = _mulaw(BUSY)
+    plain = httpx.post(hardened.url + "/v1/classify", content=body, headers=KEY)
+    assert plain.status_code == 400 and plain.json()["code"] == "bad_audio"
+    message = plain.json()["error"]
+    assert "?encoding=mulaw" in message and "/tmp" not in message and ".audio" not in message
+    said = httpx.post(
+        hardened.url + "/v1/classify?encoding=mulaw&sample_rate=8000", content=body, headers=KEY
+    )
+    assert said.status_code == 200 and said.json()["label"] == "busy_tone"
+    for query in ("encoding=opus", "encoding=mulaw&sample_rate=fast", "encoding=mulaw&sample_rate=7"):
+        bad = httpx.post(f"{hardened.url}/v1/classify?{query}", content=body, headers=KEY)
+        assert bad.status_code == 400 and bad.json()["code"] == "bad_encoding", query

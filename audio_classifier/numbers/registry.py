@@ -25,7 +25,7 @@ from ..csvtext import read_text
 from ..errors import ConfigError, UsageError
 from ..labels import LABELS
 from . import schema
-from .phone import DEFAULT_REGION, InvalidNumber, normalise
+from .phone import DEFAULT_REGION, InvalidNumber, Normaliser
 from .policy import ORIGINS, Outcome, Policy, State
 
 DB_ENV = "AUDIO_CLASSIFIER_NUMBERS_DB"
@@ -108,6 +108,7 @@ class Registry:
         self.engine = engine_for(self.database)
         self.policy = policy or Policy.load()
         self.region = region
+        self._normaliser = Normaliser(region)
         self.migrate()
 
     def migrate(self) -> None:
@@ -136,7 +137,8 @@ class Registry:
     # -- numbers and their states ------------------------------------------------------------
 
     def normalise(self, text: str) -> str:
-        return normalise(text, self.region)
+        """*text* as E.164 in this registry's region; raises ``InvalidNumber``."""
+        return self._normaliser(text)
 
     def _ids(self, connection: sa.Connection, e164s: Sequence[str], create: bool) -> dict[str, int]:
         table = schema.numbers

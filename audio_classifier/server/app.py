@@ -30,12 +30,13 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..audio import raw_encoding_for
+from ..audio import ENCODINGS, SAMPLE_RATE, check_rate_and_channels, normalise_encoding, raw_encoding_for
 from ..batch import exit_with_parent
 from ..channels.signalling import Hints
 from ..classifier import Classifier
 from ..config import ClassifierConfig
-from ..errors import AudioClassifierError
+from ..errors import AudioClassifierError, UnreadableAudioError, UnsupportedEncodingError
+from ..evidence import Decision
 from .calls import run_call
 from .metrics import Metrics
 from .protocol import SUBPROTOCOLS, error_message
@@ -180,20 +181,51 @@ def _init_file_worker(config: ClassifierConfig) -> None:
     _file_worker["classifier"] = Classifier(config)
 
 
-def _classify_in_worker(path: str, hints: Hints, raw_encoding: str | None) -> dict[str, Any]:
-    return _file_worker["classifier"].classify_file(path, hints=hints, raw_encoding=raw_encoding).to_dict()
+HEADERLESS_HINT = (
+    "; headerless audio over HTTP: ?encoding=mulaw|alaw|pcm_s16le (and sample_rate=, default "
+    "8000), or a multipart file named .ul, .al or .raw"
+)
 
 
-async def classify_upload(
-    state: ServerState, path: str, hints: Hints, raw_encoding: str | None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RawAudio:
+    """How an upload's samples are encoded when it has no header (``encoding`` None: it has one)."""
+
+    encoding: str | None = None
+    sample_rate: int = SAMPLE_RATE
+
+    @classmethod
+    def from_query(cls, fields: dict[str, Any]) -> RawAudio:
+        encoding = fields.get("encoding") or None
+        if encoding is not None:
+            encoding = normalise_encoding(str(encoding))
+            if encoding not in ENCODINGS[:3]:
+                raise UnsupportedEncodingError(f"encoding {encoding}: one of {', '.join(ENCODINGS[:3])}")
+        try:
+            rate = int(fields.get("sample_rate") or SAMPLE_RATE)
+        except (TypeError, ValueError, OverflowError):
+            raise UnsupportedEncodingError(
+                f"sample_rate {fields.get('sample_rate')!r} is not a number"
+            ) from None
+        check_rate_and_channels(rate, 1, None)
+        return cls(encoding, rate)
+
+
+def _classify(classifier: Classifier, path: str, hints: Hints, raw: RawAudio) -> Decision:
+    return classifier.classify_file(
+        path, hints=hints, raw_encoding=raw.encoding, raw_sample_rate=raw.sample_rate
+    )
+
+
+def _classify_in_worker(path: str, hints: Hints, raw: RawAudio) -> dict[str, Any]:
+    return _classify(_file_worker["classifier"], path, hints, raw).to_dict()
+
+
+async def classify_upload(state: ServerState, path: str, hints: Hints, raw: RawAudio) -> dict[str, Any]:
     """Classify an uploaded file: in the file processes, or the analysis threads without them."""
     loop = asyncio.get_running_loop()
     if state.settings.file_processes <= 0:
-        decision = await loop.run_in_executor(
-            state.executor,
-            lambda: state.classifier.classify_file(path, hints=hints, raw_encoding=raw_encoding),
-        )
+        decision = await loop.run_in_executor(state.executor, _classify, state.classifier, path, hints, raw)
         return decision.to_dict()
     if state.file_pool is None:
         state.file_pool = ProcessPoolExecutor(
@@ -202,7 +234,7 @@ async def classify_upload(
             initializer=_init_file_worker,
             initargs=(state.classifier.config,),
         )
-    return await loop.run_in_executor(state.file_pool, _classify_in_worker, path, hints, raw_encoding)
+    return await loop.run_in_executor(state.file_pool, _classify_in_worker, path, hints, raw)
 
 
 def create_app(
@@ -228,8 +260,8 @@ def create_app(
         yield
         state.draining = True
         state.executor.shutdown(wait=False, cancel_futures=True)
-        if state.file_pool is not None:
-            state.file_pool.shutdown(wait=False, cancel_futures=True)
+        if state.file_pool is not None:  # waited for: its queues and semaphores are released
+            await loop.run_in_executor(None, lambda: state.file_pool.shutdown(wait=True, cancel_futures=True))
 
     sanitise_logs()
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
@@ -279,7 +311,11 @@ def create_app(
         if declared > limit:
             return too_large
         fields: dict[str, Any] = dict(request.query_params)
-        raw_encoding = None  # a container, unless an uploaded file's name says headerless (.ul, .al, .raw)
+        # a container, unless ?encoding= or an uploaded file's name (.ul, .al, .raw) says headerless
+        try:
+            raw = RawAudio.from_query(fields)
+        except AudioClassifierError as exc:
+            return error_response(400, "bad_encoding", str(exc))
         body = limited_body(request, limit, state.settings.upload_idle_timeout_s)
         with tempfile.NamedTemporaryFile(suffix=".audio") as handle:
             try:
@@ -293,7 +329,8 @@ def create_app(
                         None, shutil.copyfileobj, upload.file, handle
                     )
                     fields.update({k: v for k, v in form.items() if isinstance(v, str)})
-                    raw_encoding = raw_encoding_for(upload.filename or "")
+                    if raw.encoding is None:
+                        raw = RawAudio(raw_encoding_for(upload.filename or ""), raw.sample_rate)
                 else:
                     async for chunk in body:
                         handle.write(chunk)
@@ -311,10 +348,13 @@ def create_app(
             except AudioClassifierError as exc:
                 return error_response(400, "bad_hints", str(exc))
             try:
-                decision = await classify_upload(state, handle.name, hints, raw_encoding)
+                decision = await classify_upload(state, handle.name, hints, raw)
             except AudioClassifierError as exc:
                 state.metrics.errors.labels("bad_audio").inc()
-                return error_response(400, "bad_audio", f"{type(exc).__name__}: {exc}")
+                message = f"{type(exc).__name__}: {exc}".replace(handle.name, "the upload")
+                if isinstance(exc, UnreadableAudioError):
+                    message += HEADERLESS_HINT
+                return error_response(400, "bad_audio", message)
             except BrokenProcessPool:
                 state.file_pool = None  # the next upload starts a fresh pool
                 state.metrics.errors.labels("internal_error").inc()
