@@ -610,6 +610,11 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analy
     help="Processes per worker for POST /v1/classify files, at lower CPU priority than the live "
     "streams (0: the serving process's threads).",
 )
+@click.option(
+    "--numbers-db",
+    help="Record streams' final decisions (metadata 'number') in this number registry and take "
+    "agents' marks on POST /v1/numbers/{number}/events (a SQLite file or a URL).",
+)
 @click.option("--docs", is_flag=True, help="Serve the API's /docs and /openapi.json.")
 @_analysis_options
 def serve(
@@ -626,6 +631,7 @@ def serve(
     audiosocket_allow,
     audiosocket_max_sessions,
     file_processes,
+    numbers_db,
     docs,
     **analysis,
 ) -> None:
@@ -650,6 +656,7 @@ def serve(
         audiosocket_max_sessions=audiosocket_max_sessions,
         audiosocket_allow=frozenset(audiosocket_allow),
         file_processes=file_processes,
+        numbers_db=numbers_db,
         docs=docs,
     )
     factory = partial(_app, config, settings)

@@ -4,6 +4,7 @@ it, never guessed."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from .errors import UsageError
@@ -34,3 +35,17 @@ def read_text(path: Path, what: str = "file") -> str:
             f"{exc.start}): save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it, e.g. "
             f"'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
         ) from None
+
+
+def open_text(path: Path, what: str = "file") -> io.TextIOWrapper:
+    """The CSV *path* as a text stream in the encoding its byte-order mark says (UTF-8
+    without one): for files too large to read whole. A byte that is not of that encoding
+    raises ``UnicodeDecodeError`` while reading; ``UsageError`` when it cannot be opened."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    start = handle.read(4)
+    handle.seek(0)
+    encoding = next((name for bom, name in BOMS if start.startswith(bom)), "utf-8")
+    return io.TextIOWrapper(handle, encoding=encoding, newline="")

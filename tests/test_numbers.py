@@ -5,12 +5,7 @@ and the whole path from recordings to a cleaned list."""
 from __future__ import annotations
 
 import csv
-import glob
 import json
-import os
-import shutil
-import socket
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,75 +17,16 @@ from audio_classifier.cli import main
 from audio_classifier.errors import ConfigError, UsageError
 from audio_classifier.numbers import InvalidNumber, Policy, Registry, normalise
 from audio_classifier.numbers.policy import Outcome
+from benchmarks.postgres import create_database, postgres_server
 
 from .conftest import FIXTURES
 
 
-def _postgres_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
-    if not found or not found[-1]:
-        raise RuntimeError(
-            f"PostgreSQL's {name} is not installed: tests/setup installs the postgresql package"
-        )
-    return found[-1]
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL server on a free loopback port (as the postgres user when root:
-    the server refuses to run as root). Yields an admin URL."""
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix="audio-classifier-pg-"))  # pytest's folders are private to root
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data = root / "data"
-    subprocess.run(
-        [
-            *as_user,
-            _postgres_bin("initdb"),
-            "-D",
-            str(data),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    subprocess.run(
-        [
-            *as_user,
-            _postgres_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*as_user, _postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
+    """A real PostgreSQL server for the session (benchmarks/postgres.py)."""
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -98,15 +34,7 @@ def database(request, tmp_path):
     """A fresh, empty registry database on each engine."""
     if request.param == "sqlite":
         return str(tmp_path / "numbers.sqlite")
-    import sqlalchemy as sa
-
-    admin = request.getfixturevalue("postgres")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(f"{admin}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return f"{admin}/{name}"
+    return create_database(request.getfixturevalue("postgres"), f"t_{uuid.uuid4().hex[:12]}")
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -305,3 +233,83 @@ def test_the_fast_normaliser_accepts_what_the_library_accepts():
             except InvalidNumber:
                 got = None
             assert got == expected, text
+
+
+def test_a_file_unreadable_halfway_changes_nothing(database, tmp_path):
+    """The bad byte comes after the first chunk of rows has been entered: the import is one
+    transaction, so the registry and the output files stay as they were."""
+    from audio_classifier.numbers.registry import IMPORT_CHUNK
+
+    leads = tmp_path / "big.csv"
+    good = "".join(f"1390{i:07d},x\n" for i in range(IMPORT_CHUNK + 500))
+    leads.write_bytes(("number,name\n" + good).encode() + "13800138000,张三\n".encode("gbk"))
+    with Registry(database) as registry:
+        with pytest.raises(UsageError, match="not UTF-8"):
+            registry.import_leads(leads, source="v", list_name="big")
+        assert registry.list_numbers("big") == []
+        assert registry.states(["+8613900000001"])["+8613900000001"].rule == "no counted outcome"
+    assert not (tmp_path / "big.accepted.csv").exists() and not (tmp_path / "big.rejected.csv").exists()
+    assert not list(tmp_path.glob(".big.*"))  # no temporary output left behind
+
+
+def test_forget_erases_and_a_blocked_number_stays_blocked_by_its_hash(database, tmp_path):
+    import sqlalchemy as sa
+
+    with Registry(database) as registry:
+        registry.mark("13800000001", "vacant", by="alice")
+        registry.mark("13800000002", "human", by="alice")
+        assert registry.forget("13800000001")[2] is True and registry.forget("13800000002")[2] is False
+        with registry.engine.connect() as connection:
+            stored = connection.execute(sa.text("SELECT e164 FROM numbers")).scalars().all()
+            assert stored == [] and connection.execute(sa.text("SELECT count(*) FROM events")).scalar() == 0
+        _, state, history = registry.show("13800000001")
+        assert history == [] and state.status == "blocked" and "forgotten" in state.rule
+        leads = tmp_path / "again.csv"
+        leads.write_text("number\n13800000001\n13800000002\n")
+        result = registry.import_leads(leads, source="v", list_name="l")
+        assert result.accepted == 1 and result.rejected == {"blocked": 1}
+
+
+def test_due_lists_numbers_whose_outcomes_are_old(database):
+    with Registry(database) as registry:
+        registry.mark("13800000003", "powered_off", by="a")
+        assert [e for e, *_ in registry.due(timedelta(seconds=0))] == ["+8613800000003"]
+        assert registry.due(timedelta(days=1)) == []
+    runner = CliRunner()
+    env = {"AUDIO_CLASSIFIER_NUMBERS_DB": database}
+    assert runner.invoke(main, ["numbers", "due", "--older-than", "soon"], env=env).exit_code == 2
+    listed = runner.invoke(main, ["numbers", "due", "--older-than", "0s"], env=env)
+    assert listed.exit_code == 0 and "+8613800000003,retry," in listed.output
+
+
+def test_the_server_records_live_calls_and_takes_agents_marks(tmp_path):
+    import httpx
+    import numpy as np
+
+    from audio_classifier import Classifier, ClassifierConfig, synth
+    from audio_classifier.client import stream
+    from audio_classifier.server import BackgroundServer, ServerSettings, create_app
+
+    db = str(tmp_path / "live.sqlite")
+    settings = ServerSettings(api_keys=frozenset({"k"}), numbers_db=db)
+    config = ClassifierConfig(asr_model=None, model_path=None, samples_path=None)
+    busy = (np.clip(synth.cadenced(synth.spec("CN", "busy"), 4.0), -1, 1) * 32767).astype("<i2").tobytes()
+    with BackgroundServer(create_app(lambda: Classifier(config), settings), audiosocket=False) as running:
+        messages = stream(
+            running.ws_url, busy, api_key="k", metadata={"number": "13800000009", "call_id": "c1"}
+        )
+        assert any(m.get("final") for m in messages)
+        url = running.url + "/v1/numbers/13800000009/events"
+        assert httpx.post(url, json={"label": "vacant", "by": "alice"}).status_code == 401
+        marked = httpx.post(url, json={"label": "vacant", "by": "alice"}, headers={"X-API-Key": "k"})
+        assert marked.status_code == 200 and marked.json()["state"] == "blocked"
+        for body in ({"label": "nonsense", "by": "a"}, {"label": "vacant"}, [1]):
+            bad = httpx.post(url, json=body, headers={"X-API-Key": "k"})
+            assert bad.status_code == 400 and bad.json()["code"] in ("bad_event", "bad_json"), body
+    with Registry(db) as registry:
+        _, state, history = registry.show("13800000009")
+    assert [(h["origin"], h["label"], h["call_id"]) for h in history] == [
+        ("classifier", "busy_tone", "c1"),
+        ("agent", "vacant", None),
+    ]
+    assert state.status == "blocked"

@@ -170,6 +170,47 @@ def export_command(list_name, active, output, database, policy, region) -> None:
     )
 
 
+@numbers.command("due")
+@click.option(
+    "--older-than",
+    "older_than",
+    default="90d",
+    show_default=True,
+    help="Age of the latest outcome (e.g. 30d, 12h).",
+)
+@click.option("--list", "list_name", help="Only numbers on this list.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="[default: stdout]")
+@_registry_options
+def due_command(older_than, list_name, output, database, policy, region) -> None:
+    """The re-validation queue: numbers whose latest outcome is older than --older-than."""
+    from .policy import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except AudioClassifierError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    with _registry(database, policy, region) as registry:
+        rows = registry.due(age, list_name=list_name)
+    _write(
+        output,
+        ["number", "state", "last_outcome"],
+        [{"number": e, "state": s.status, "last_outcome": at.isoformat() if at else ""} for e, s, at in rows],
+    )
+
+
+@numbers.command("forget")
+@click.argument("number")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_registry_options
+def forget_command(number, yes, database, policy, region) -> None:
+    """Erase NUMBER and its history (a blocked number stays blocked by its hash, as the policy says)."""
+    if not yes:
+        click.confirm(f"erase {number} and everything recorded about it?", abort=True)
+    with _registry(database, policy, region) as registry:
+        e164, state, kept = registry.forget(number)
+    click.echo(f"{e164}: erased (it was {state.status}){'; its hash stays on the blocklist' if kept else ''}")
+
+
 @numbers.group("blocklist")
 def blocklist() -> None:
     """The numbers no list may call."""

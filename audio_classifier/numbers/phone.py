@@ -53,38 +53,26 @@ def normalise(text: str, region: str = DEFAULT_REGION) -> str:
 CN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})")
 """A Chinese mobile number written plainly (11 digits, optionally after +86)."""
 SEPARATORS = str.maketrans("", "", " -().\t")
-H_CODE_DIGITS = 7
-"""Chinese mobile numbers are allocated in blocks named by their first seven digits (the
-H-code): every number of a block is valid or none is."""
 
 
 class Normaliser:
-    """:func:`normalise` for many numbers: for region CN, plainly written mobile numbers are
-    judged once per H-code block by the library and the verdict is remembered; every other
-    number goes through the library. It accepts the same numbers as :func:`normalise`, with
-    the same E.164 form (checked on 240,000 random ones in four spellings); a refused mobile
-    number gets the library's reason for its +86 form. Several times faster on a lead file
-    of mobile numbers."""
+    """:func:`normalise` for many numbers. For region CN, a plainly written 11-digit number
+    that matches the library's own pattern of Chinese mobile numbers (its metadata) is valid
+    without a full parse; every other number goes through the library. It accepts the same
+    numbers with the same E.164 form as :func:`normalise` (a test compares them on
+    thousands of random numbers in four spellings), and is several times faster on a lead
+    file of mobile numbers."""
 
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         self.region = region
-        self._fast = region.upper() == "CN"
-        self._verdicts: dict[str, str | None] = {}  # H-code -> None (valid) or the reason
+        self._mobile = None
+        if region.upper() == "CN":
+            pattern = phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
+            self._mobile = re.compile(pattern)
 
     def __call__(self, text: str) -> str:
-        if self._fast:
+        if self._mobile is not None:
             match = CN_MOBILE.fullmatch((text or "").strip().translate(SEPARATORS))
-            if match:
-                digits = match.group(1)
-                block = digits[:H_CODE_DIGITS]
-                if block not in self._verdicts:
-                    try:
-                        normalise("+86" + digits, self.region)
-                        self._verdicts[block] = None
-                    except InvalidNumber as exc:
-                        self._verdicts[block] = str(exc)
-                reason = self._verdicts[block]
-                if reason is not None:
-                    raise InvalidNumber(reason)
-                return "+86" + digits
+            if match and self._mobile.fullmatch(match.group(1)):
+                return "+86" + match.group(1)
         return normalise(text, self.region)

@@ -71,6 +71,8 @@ class Policy:
     retry: dict[str, timedelta]
     review: frozenset[str]
     reachable: frozenset[str]
+    keep_blocked_hash: bool = True
+    """``forget`` keeps a blocked number blocked by its hash."""
     source: str = DEFAULT_POLICY
 
     @classmethod
@@ -113,6 +115,7 @@ class Policy:
             retry={label: parse_duration(value) for label, value in retry_section.items()},
             review=labels("review"),
             reachable=labels("reachable"),
+            keep_blocked_hash=bool(data.get("forget", {}).get("keep_blocked_hash", True)),
             source=source,
         )
         if not 0.0 <= policy.min_confidence <= 1.0 or policy.outcomes < 1:

@@ -15,13 +15,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..csvtext import read_text
+from ..csvtext import open_text, read_text
 from ..errors import ConfigError, UsageError
 from ..labels import LABELS
 from . import schema
@@ -31,6 +31,7 @@ from .policy import ORIGINS, Outcome, Policy, State
 DB_ENV = "AUDIO_CLASSIFIER_NUMBERS_DB"
 """The registry database when ``--db`` is not given (a path or a SQLAlchemy URL)."""
 DB_NAME = "numbers.sqlite"
+SQLITE_CACHE_KIB = 65536
 CHUNK = 5000
 """Numbers per query or insert batch (under SQLite's bound-parameter limit)."""
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -60,6 +61,10 @@ def engine_for(database: str) -> sa.Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # WAL with NORMAL sync stays consistent after a crash (the last commits may be lost
+        # on power failure); a 64 MB page cache keeps a million-number index in memory
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     return engine
@@ -141,62 +146,45 @@ class Registry:
         return self._normaliser(text)
 
     def _ids(self, connection: sa.Connection, e164s: Sequence[str], create: bool) -> dict[str, int]:
-        table = schema.numbers
-        ids: dict[str, int] = {}
-        for chunk in _chunks(list(e164s)):
-            rows = connection.execute(sa.select(table.c.e164, table.c.id).where(table.c.e164.in_(chunk)))
-            ids.update(dict(rows.all()))
+        ids = dict(_select_in(connection, "SELECT e164, id FROM numbers WHERE e164 IN ({})", list(e164s)))
         missing = [e for e in dict.fromkeys(e164s) if e not in ids]
         if create and missing:
-            now = datetime.now(UTC)
-            for chunk in _chunks(missing):
-                connection.execute(table.insert(), [{"e164": e, "first_seen": now} for e in chunk])
-                rows = connection.execute(sa.select(table.c.e164, table.c.id).where(table.c.e164.in_(chunk)))
-                ids.update(dict(rows.all()))
+            now = _bind(connection, schema.numbers.c.first_seen, datetime.now(UTC))
+            _insert(connection, "numbers", ("e164", "first_seen"), [(e, now) for e in missing])
+            ids.update(_select_in(connection, "SELECT e164, id FROM numbers WHERE e164 IN ({})", missing))
         return ids
 
     def _outcomes(self, connection: sa.Connection, number_ids: Sequence[int]) -> dict[int, list[Outcome]]:
-        events = schema.events
         found: dict[int, list[Outcome]] = {}
-        for chunk in _chunks(list(number_ids)):
-            rows = connection.execute(
-                sa.select(
-                    events.c.number_id,
-                    events.c.id,
-                    events.c.label,
-                    events.c.confidence,
-                    events.c.origin,
-                    events.c.at,
-                    events.c.agent,
-                ).where(events.c.number_id.in_(chunk))
+        at_of = _result(connection, schema.events.c.at)
+        rows = _select_in(
+            connection,
+            "SELECT number_id, id, label, confidence, origin, at, agent FROM events WHERE number_id IN ({})",
+            list(number_ids),
+        )
+        for number_id, event_id, label, confidence, origin, at, agent in rows:
+            found.setdefault(number_id, []).append(
+                Outcome(event_id, label, confidence, origin, _utc(at_of(at)), agent)
             )
-            for number_id, *values in rows:
-                event_id, label, confidence, origin, at, agent = values
-                found.setdefault(number_id, []).append(
-                    Outcome(event_id, label, confidence, origin, _utc(at), agent)
-                )
         return found
 
     def _hand_blocked(self, connection: sa.Connection, e164s: Sequence[str]) -> dict[str, str]:
         """Blocklist entries (by hash) for *e164s*: e164 -> reason."""
         by_hash = {_sha256(e): e for e in e164s}
-        table = schema.blocklist
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(by_hash)):
-            rows = connection.execute(
-                sa.select(table.c.e164_sha256, table.c.reason).where(table.c.e164_sha256.in_(chunk))
-            )
-            for digest, reason in rows:
-                found[by_hash[digest]] = reason
-        return found
+        rows = _select_in(
+            connection, "SELECT e164_sha256, reason FROM blocklist WHERE e164_sha256 IN ({})", list(by_hash)
+        )
+        return {by_hash[digest]: reason for digest, reason in rows}
 
     def states(self, e164s: Sequence[str]) -> dict[str, State]:
         """The state of each of *e164s* (unknown numbers are ``active``)."""
         with self.engine.connect() as connection:
             return self._states(connection, e164s)
 
-    def _states(self, connection: sa.Connection, e164s: Sequence[str]) -> dict[str, State]:
-        ids = self._ids(connection, e164s, create=False)
+    def _states(
+        self, connection: sa.Connection, e164s: Sequence[str], *, ids: dict[str, int] | None = None
+    ) -> dict[str, State]:
+        ids = self._ids(connection, e164s, create=False) if ids is None else ids
         outcomes = self._outcomes(connection, list(ids.values()))
         hand = self._hand_blocked(connection, e164s)
         states = {}
@@ -204,7 +192,8 @@ class Registry:
             if e164 in hand:
                 states[e164] = State("blocked", f"on the blocklist: {hand[e164]}")
             else:
-                states[e164] = self.policy.state(outcomes.get(ids.get(e164, -1), []))
+                heard = outcomes.get(ids.get(e164, -1))
+                states[e164] = self.policy.state(heard) if heard else NOTHING_HEARD
         return states
 
     def show(self, number: str) -> tuple[str, State, list[dict[str, Any]]]:
@@ -270,6 +259,38 @@ class Registry:
                 ],
             )
             return self._states(connection, [e164])[e164]
+
+    def add_outcome(
+        self,
+        number: str,
+        label: str,
+        *,
+        origin: str,
+        confidence: float | None = None,
+        action: str | None = None,
+        recording: str | None = None,
+        call_id: str | None = None,
+    ) -> bool:
+        """Record one outcome (a live call's decision, a signalling result); False when the
+        same outcome was recorded before. Raises ``InvalidNumber``, ``UsageError``."""
+        if origin not in ORIGINS or label not in LABELS:
+            raise UsageError(f"outcome {label!r} from {origin!r}: unknown label or origin")
+        e164 = self.normalise(number)
+        key = _sha256(f"{origin}|{e164}|{recording}|{call_id}|{label}|{confidence}")
+        with self.engine.begin() as connection:
+            number_id = self._ids(connection, [e164], create=True)[e164]
+            row = {
+                "number_id": number_id,
+                "label": label,
+                "confidence": confidence,
+                "action": action or LABELS[label].action,
+                "origin": origin,
+                "recording": recording,
+                "call_id": call_id,
+                "at": datetime.now(UTC),
+                "key": key,
+            }
+            return self._add_events(connection, [row]) == 1
 
     def record(self, path: str | Path, *, origin: str = "classifier") -> RecordResult:
         """Outcomes from a ``classify`` or ``evaluate`` output (JSONL or CSV) whose records
@@ -340,106 +361,134 @@ class Registry:
     ) -> ImportResult:
         """Import a lead file (CSV with a ``number`` column; other columns are kept) into
         *list_name* from *source*: every row checked, the accepted rows and the rejected ones
-        (with a reason) written beside it (or to *accepted* / *rejected*)."""
+        (with a reason) written beside it (or to *accepted* / *rejected*).
+
+        The file is read in chunks of ``IMPORT_CHUNK`` rows, all in one transaction: a file
+        that turns out unreadable halfway leaves the registry and the output files as they
+        were. Importing the same file again adds nothing."""
         path = Path(path)
         if not source.strip() or not list_name.strip():
             raise UsageError("an import needs a source (the vendor) and a list name")
-        data_sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-        reader = csv.DictReader(io.StringIO(read_text(path, "lead file"), newline=""))
-        columns = [c for c in (reader.fieldnames or []) if c]
+        text = open_text(path, "lead file")
+        reader = csv.DictReader(text)
+        try:
+            columns = [c for c in (reader.fieldnames or []) if c]
+        except (UnicodeDecodeError, csv.Error) as exc:
+            text.close()
+            raise UsageError(_unreadable(path, reader, exc)) from None
         if "number" not in columns:
+            text.close()
             raise UsageError(
                 f"lead file {path} has no 'number' column (columns: {', '.join(columns) or 'none'})"
             )
         result = ImportResult()
-        rows: list[tuple[int, dict[str, str], str | None, str | None]] = []  # (line, row, e164, reason)
-        first_row: dict[str, int] = {}
-        try:
-            for line, row in enumerate(reader, start=2):
-                row = {k: (v or "") for k, v in row.items() if k}
-                try:
-                    e164 = self.normalise(row.get("number", ""))
-                except InvalidNumber as exc:
-                    rows.append((line, row, None, f"invalid: {exc}"))
-                    continue
-                if e164 in first_row:
-                    rows.append((line, row, e164, f"duplicate of line {first_row[e164]}"))
-                    continue
-                first_row[e164] = line
-                rows.append((line, row, e164, None))
-        except csv.Error as exc:
-            raise UsageError(f"lead file {path}, line {reader.line_num}: {exc}") from None
-        result.rows = len(rows)
-        candidates = [e for _, _, e, reason in rows if e and reason is None]
-        now = datetime.now(UTC)
-        with self.engine.begin() as connection:
-            known = self._ids(connection, candidates, create=False)
-            states = self._states(connection, candidates)
-            blocked = {e: s for e, s in states.items() if s.status == "blocked"}
-            allowed = [e for e in candidates if e not in blocked]
-            ids = self._ids(connection, allowed, create=True)
-            result.new_numbers = len([e for e in allowed if e not in known])
-            import_id = self._import_row(connection, path, data_sha, source, list_name, now)
-            entries = schema.list_entries
-            on_list: set[int] = set()
-            for chunk in _chunks([ids[e] for e in allowed]):
-                on_list.update(
-                    connection.execute(
-                        sa.select(entries.c.number_id).where(
-                            entries.c.list_name == list_name, entries.c.number_id.in_(chunk)
-                        )
-                    ).scalars()
-                )
-            by_e164 = {e: row for _, row, e, reason in rows if e and reason is None}
-            new_entries = [
-                {
-                    "list_name": list_name,
-                    "number_id": ids[e],
-                    "source": source,
-                    "import_id": import_id,
-                    "extra": json.dumps(
-                        {k: v for k, v in by_e164[e].items() if k != "number"}, ensure_ascii=False
-                    ),
-                    "added": now,
-                }
-                for e in allowed
-                if ids[e] not in on_list
-            ]
-            for chunk in _chunks(new_entries):
-                connection.execute(entries.insert(), list(chunk))
-            result.new_entries = len(new_entries)
-            final = []
-            for line, row, e164, reason in rows:
-                if reason is None and e164 in blocked:
-                    reason = f"blocked: {blocked[e164].rule}"
-                final.append((line, row, e164, reason, states.get(e164) if e164 else None))
-            result.accepted = sum(1 for *_, reason, _ in final if reason is None)
-            for *_, reason, _ in final:
-                if reason is not None:
-                    kind = reason.split(":")[0].split(" of ")[0]
-                    result.rejected[kind] = result.rejected.get(kind, 0) + 1
-            connection.execute(
-                schema.imports.update()
-                .where(schema.imports.c.id == import_id)
-                .values(rows=result.rows, accepted=result.accepted, rejected=result.rows - result.accepted)
-            )
         result.accepted_file = Path(accepted) if accepted else path.with_suffix(".accepted.csv")
         result.rejected_file = Path(rejected) if rejected else path.with_suffix(".rejected.csv")
-        _write_rows(
+        outputs = _Outputs(
             result.accepted_file,
             [*columns, "e164", "state"],
-            ({**row, "e164": e, "state": s.status} for _, row, e, reason, s in final if reason is None),
-        )
-        _write_rows(
             result.rejected_file,
             [*columns, "line", "reason"],
-            (
-                {**row, "line": line, "reason": reason}
-                for line, row, _, reason, _ in final
-                if reason is not None
-            ),
         )
+        first_line: dict[int, int] = {}  # E.164 digits -> the line that brought it first
+        now = datetime.now(UTC)
+        try:
+            with text, outputs, self.engine.begin() as connection:
+                import_id = self._import_row(connection, path, _file_sha256(path), source, list_name, now)
+                chunk: list[tuple[int, dict[str, str], str]] = []
+                line = 1
+                try:
+                    for line, row in enumerate(reader, start=2):
+                        row = {k: (v or "") for k, v in row.items() if k}
+                        result.rows += 1
+                        try:
+                            e164 = self.normalise(row.get("number", ""))
+                        except InvalidNumber as exc:
+                            outputs.reject(row, line, f"invalid: {exc}", result)
+                            continue
+                        key = int(e164[1:])
+                        if key in first_line:
+                            outputs.reject(row, line, f"duplicate of line {first_line[key]}", result)
+                            continue
+                        first_line[key] = line
+                        chunk.append((line, row, e164))
+                        if len(chunk) >= IMPORT_CHUNK:
+                            self._import_chunk(
+                                connection, chunk, source, list_name, import_id, now, outputs, result
+                            )
+                            chunk = []
+                except (UnicodeDecodeError, csv.Error) as exc:
+                    raise UsageError(_unreadable(path, reader, exc)) from None
+                self._import_chunk(connection, chunk, source, list_name, import_id, now, outputs, result)
+                connection.execute(
+                    schema.imports.update()
+                    .where(schema.imports.c.id == import_id)
+                    .values(
+                        rows=result.rows, accepted=result.accepted, rejected=result.rows - result.accepted
+                    )
+                )
+        except BaseException:
+            outputs.discard()
+            raise
         return result
+
+    def _import_chunk(
+        self,
+        connection: sa.Connection,
+        chunk: list[tuple[int, dict[str, str], str]],
+        source: str,
+        list_name: str,
+        import_id: int,
+        now: datetime,
+        outputs: _Outputs,
+        result: ImportResult,
+    ) -> None:
+        """Check and enter one chunk of an import's rows (valid, unique within the file)."""
+        if not chunk:
+            return
+        candidates = [e for _, _, e in chunk]
+        known = self._ids(connection, candidates, create=False)
+        states = self._states(connection, candidates, ids=known)
+        allowed = [e for e in candidates if states[e].status != "blocked"]
+        ids = self._ids(connection, allowed, create=True)
+        result.new_numbers += sum(1 for e in allowed if e not in known)
+        known_ids = [known[e] for e in allowed if e in known]
+        on_list = {
+            number_id
+            for (number_id,) in _select_in(
+                connection,
+                f"SELECT number_id FROM list_entries WHERE list_name = {_mark(connection)} AND number_id IN ({{}})",
+                known_ids,
+                before=(list_name,),
+            )
+        }
+        rows = {e: row for _, row, e in chunk}
+        added = _bind(connection, schema.list_entries.c.added, now)
+        new_entries = [
+            (
+                list_name,
+                ids[e],
+                source,
+                import_id,
+                json.dumps({k: v for k, v in rows[e].items() if k != "number"}, ensure_ascii=False),
+                added,
+            )
+            for e in allowed
+            if ids[e] not in on_list
+        ]
+        _insert(
+            connection,
+            "list_entries",
+            ("list_name", "number_id", "source", "import_id", "extra", "added"),
+            new_entries,
+        )
+        result.new_entries += len(new_entries)
+        for line, row, e164 in chunk:
+            state = states[e164]
+            if state.status == "blocked":
+                outputs.reject(row, line, f"blocked: {state.rule}", result)
+            else:
+                outputs.accept({**row, "e164": e164, "state": state.status}, result)
 
     def _import_row(
         self, connection: sa.Connection, path: Path, sha: str, source: str, list_name: str, now: datetime
@@ -464,6 +513,58 @@ class Registry:
                 rejected=0,
             )
         ).inserted_primary_key[0]
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def due(
+        self, older_than: timedelta, *, list_name: str | None = None
+    ) -> list[tuple[str, State, datetime | None]]:
+        """Numbers to re-validate: (E.164, state, last outcome) of those whose latest outcome
+        is older than *older_than*, or with none and known for longer (on *list_name* only,
+        if given), oldest first."""
+        cutoff = datetime.now(UTC) - older_than
+        numbers, events, entries = schema.numbers, schema.events, schema.list_entries
+        last = sa.select(events.c.number_id, sa.func.max(events.c.at).label("last")).group_by(
+            events.c.number_id
+        )
+        last = last.subquery()
+        query = sa.select(numbers.c.e164, numbers.c.first_seen, last.c.last).outerjoin(
+            last, last.c.number_id == numbers.c.id
+        )
+        if list_name is not None:
+            query = query.where(
+                numbers.c.id.in_(sa.select(entries.c.number_id).where(entries.c.list_name == list_name))
+            )
+        with self.engine.connect() as connection:
+            rows = [(e, _utc(first), _utc(at) if at else None) for e, first, at in connection.execute(query)]
+            stale = [(e, at) for e, first, at in rows if (at or first) < cutoff]
+            states = self._states(connection, [e for e, _ in stale])
+        stale.sort(key=lambda item: item[1] or datetime.min.replace(tzinfo=UTC))
+        return [(e, states[e], at) for e, at in stale]
+
+    def forget(self, number: str) -> tuple[str, State, bool]:
+        """Erase *number*: its history, its list entries, the number itself. A blocked number
+        stays blocked by the hash of its E.164 form where the policy says so. Returns (E.164,
+        the state it had, whether a hash was kept)."""
+        e164 = self.normalise(number)
+        with self.engine.begin() as connection:
+            state = self._states(connection, [e164])[e164]
+            ids = self._ids(connection, [e164], create=False)
+            if e164 in ids:
+                for table in (schema.events, schema.list_entries):
+                    connection.execute(table.delete().where(table.c.number_id == ids[e164]))
+                connection.execute(schema.numbers.delete().where(schema.numbers.c.id == ids[e164]))
+            keep = state.status == "blocked" and self.policy.keep_blocked_hash
+            digest = _sha256(e164)
+            if keep and not self._hand_blocked(connection, [e164]):
+                connection.execute(
+                    schema.blocklist.insert().values(
+                        e164_sha256=digest,
+                        reason=f"forgotten; was blocked: {state.rule}",
+                        at=datetime.now(UTC),
+                    )
+                )
+        return e164, state, keep
 
     # -- exports ----------------------------------------------------------------------------
 
@@ -490,6 +591,118 @@ class Registry:
             )
             states = self._states(connection, e164s)
         return [(e, s) for e, s in states.items() if s.status == "blocked"]
+
+
+def _mark(connection: sa.Connection) -> str:
+    """The driver's parameter placeholder (qmark for sqlite3, format for psycopg)."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+
+def _select_in(
+    connection: sa.Connection, sql: str, values: Sequence[Any], *, before: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Rows of *sql* (with ``{}`` where the IN list goes) for *values*, in batches of
+    ``CHUNK``, straight through the driver: an import runs such lookups for every chunk of
+    numbers, and building SQLAlchemy statements with thousands of parameters cost more
+    than the queries."""
+    found: list[tuple[Any, ...]] = []
+    for part in _chunks(list(values)):
+        statement = sql.format(", ".join([_mark(connection)] * len(part)))
+        found += connection.exec_driver_sql(statement, (*before, *part)).all()
+    return found
+
+
+INSERT_ROWS = 500
+"""Rows per multi-row INSERT: one statement (one round trip on PostgreSQL) per this many."""
+
+
+def _insert(connection: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Insert *rows* (tuples in *columns*' order, as the driver takes them) with multi-row
+    INSERT statements, straight through the driver (see ``_select_in``)."""
+    one = "(" + ", ".join([_mark(connection)] * len(columns)) + ")"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    for part in _chunks(list(rows), INSERT_ROWS):
+        connection.exec_driver_sql(head + ", ".join([one] * len(part)), tuple(v for row in part for v in row))
+
+
+def _bind(connection: sa.Connection, column: sa.Column, value: Any) -> Any:
+    """*value* as the driver takes it for *column* (SQLAlchemy's conversion, e.g. datetimes on SQLite)."""
+    process = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    return process(value) if process else value
+
+
+def _result(connection: sa.Connection, column: sa.Column) -> Any:
+    """A function from the driver's value for *column* to the Python value."""
+    process = column.type.dialect_impl(connection.dialect).result_processor(connection.dialect, None)
+    return process or (lambda value: value)
+
+
+NOTHING_HEARD = State("active", "no counted outcome")
+"""The state of a number with no outcome (most of a new lead file)."""
+
+IMPORT_CHUNK = 20000
+"""Lead rows checked and entered together (bounds an import's memory)."""
+
+
+class _Outputs:
+    """An import's accepted and rejected CSVs, written to temporary files and put in place
+    only when the import commits."""
+
+    def __init__(
+        self, accepted: Path, accepted_columns: list[str], rejected: Path, rejected_columns: list[str]
+    ) -> None:
+        self._targets = (accepted, rejected)
+        self._temporary = tuple(p.with_name(f".{p.name}.{os.getpid()}") for p in self._targets)
+        self._handles = [open(t, "w", newline="", encoding="utf-8") for t in self._temporary]
+        self._accepted = csv.DictWriter(self._handles[0], accepted_columns, extrasaction="ignore")
+        self._rejected = csv.DictWriter(self._handles[1], rejected_columns, extrasaction="ignore")
+        self._accepted.writeheader()
+        self._rejected.writeheader()
+        self._done = False
+
+    def accept(self, row: dict[str, Any], result: ImportResult) -> None:
+        self._accepted.writerow(row)
+        result.accepted += 1
+
+    def reject(self, row: dict[str, Any], line: int, reason: str, result: ImportResult) -> None:
+        self._rejected.writerow({**row, "line": line, "reason": reason})
+        kind = reason.split(":")[0].split(" of ")[0]
+        result.rejected[kind] = result.rejected.get(kind, 0) + 1
+
+    def __enter__(self) -> _Outputs:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        for handle in self._handles:
+            handle.close()
+        if kind is None:
+            for temporary, target in zip(self._temporary, self._targets, strict=True):
+                os.replace(temporary, target)
+            self._done = True
+
+    def discard(self) -> None:
+        for handle in self._handles:
+            handle.close()
+        if not self._done:
+            for temporary in self._temporary:
+                Path(temporary).unlink(missing_ok=True)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unreadable(path: Path, reader: Any, exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"lead file {path} is not {exc.encoding.upper()} (near line {reader.line_num + 1}): save it as UTF-8 "
+            f"(a spreadsheet's 'CSV UTF-8'), or convert it, e.g. 'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
+        )
+    return f"lead file {path}, line {reader.line_num}: {exc}"
 
 
 def _float(value: Any) -> float | None:
@@ -519,12 +732,3 @@ def _read_records(path: Path) -> Iterable[dict[str, Any]]:
             ) from None
         if isinstance(record, dict):
             yield record
-
-
-def _write_rows(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)

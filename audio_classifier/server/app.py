@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import multiprocessing
 import os
@@ -83,6 +84,10 @@ class ServerSettings:
     queue of uploads never slows the live streams (0: the analysis threads of the serving
     process). Started at the first upload; each builds ``Classifier(config)`` from the
     serving classifier's configuration."""
+    numbers_db: str | None = None
+    """The number registry (a SQLite file or a URL): streams' final decisions with a
+    ``number`` in their metadata are recorded there, and ``POST /v1/numbers/{number}/events``
+    takes agents' marks. None: off."""
     docs: bool = False
     """Serve ``/docs`` and ``/openapi.json``."""
     header_timeout_s: float = 10.0
@@ -98,6 +103,8 @@ class ServerState:
     executor: ThreadPoolExecutor | None = None
     file_pool: ProcessPoolExecutor | None = None
     """``settings.file_processes`` processes for uploaded files, made at the first upload."""
+    registry: Any = None
+    """The number registry (``numbers.Registry``) when ``settings.numbers_db`` is set."""
     active: int = 0
     """Open WebSocket streams (both protocols): at most ``settings.max_sessions``."""
     audiosocket_active: int = 0
@@ -252,6 +259,10 @@ def create_app(
         state = ServerState(classifier, settings, executor=executor, inline=not heavy)
         if heavy:
             sys.setswitchinterval(SWITCH_INTERVAL_S)  # shorter GIL hand-offs between loop and recognisers
+        if settings.numbers_db:
+            from ..numbers import Registry
+
+            state.registry = await loop.run_in_executor(None, Registry, settings.numbers_db)
         app.state.server = state
         for note in classifier.notes:
             log.info("note: %s", note)
@@ -260,6 +271,8 @@ def create_app(
         yield
         state.draining = True
         state.executor.shutdown(wait=False, cancel_futures=True)
+        if state.registry is not None:
+            state.registry.close()
         if state.file_pool is not None:  # waited for: its queues and semaphores are released
             await loop.run_in_executor(None, lambda: state.file_pool.shutdown(wait=True, cancel_futures=True))
 
@@ -362,6 +375,38 @@ def create_app(
                 return error_response(500, "internal_error", "the file classification process died")
         state.metrics.decisions.labels(decision["label"]).inc()
         return JSONResponse({"type": "decision", **decision})
+
+    @app.post("/v1/numbers/{number}/events")
+    async def number_event(number: str, request: Request) -> JSONResponse:
+        """An agent's mark: {"label": ..., "by": ..., "note": ...}; answers the number's state."""
+        state = server(request)
+        if not state.authorized(request.headers, request.query_params):
+            return error_response(401, "unauthorized", "missing or unknown API key")
+        if state.registry is None:
+            return error_response(404, "no_registry", "the number registry is off (serve --numbers-db)")
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except (ValueError, RecursionError):
+            return error_response(400, "bad_json", "the body must be a JSON object")
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("label"), str)
+            or not isinstance(body.get("by"), str)
+        ):
+            return error_response(
+                400, "bad_event", 'the body needs "label" and "by" strings ("note" optional)'
+            )
+        note = body.get("note") if isinstance(body.get("note"), str) else None
+        loop = asyncio.get_running_loop()
+        try:
+            marked = await loop.run_in_executor(
+                None, lambda: state.registry.mark(number, body["label"], by=body["by"], note=note)
+            )
+        except AudioClassifierError as exc:
+            return error_response(400, "bad_event", str(exc))
+        return JSONResponse(
+            {"number": state.registry.normalise(number), "state": marked.status, "rule": marked.rule}
+        )
 
     @app.post("/v1/admin/reload-samples")
     async def reload_samples(request: Request) -> JSONResponse:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import AudioInputError, EmptyAudioError
+from ..errors import AudioClassifierError, AudioInputError, EmptyAudioError
 from ..evidence import Decision
 from ..session import Session
 from .protocol import ProtocolError, StreamStart, decision_message
@@ -179,6 +179,29 @@ async def report_final(state: ServerState, call: CallStream, decision: Decision 
         )
 
 
+async def record_outcome(state: ServerState, call: CallStream, decision: Decision | None) -> None:
+    """Record a call's final decision in the number registry, when the server keeps one and
+    the call's metadata named its number."""
+    if state.registry is None or decision is None or not call.start.number:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(
+            None,
+            lambda: state.registry.add_outcome(
+                call.start.number,
+                decision.label,
+                origin="classifier",
+                confidence=decision.confidence,
+                action=decision.action,
+                call_id=call.start.call_id,
+            ),
+        )
+    except AudioClassifierError as exc:
+        state.metrics.errors.labels("numbers").inc()
+        log.info("%s call %s: not recorded in the registry: %s", call.transport, call.start.call_id, exc)
+
+
 async def run_call(state: ServerState, transport: Transport) -> None:
     """Run one connection's call from its first event to its end (see the module)."""
     opened = time.monotonic()
@@ -187,11 +210,14 @@ async def run_call(state: ServerState, transport: Transport) -> None:
     failure: tuple[str, str] | None = None
     reported = False
 
+    final_decision: Decision | None = None
+
     async def deliver(decision: Decision, reason: str | None = None) -> None:
-        nonlocal reported
+        nonlocal reported, final_decision
         assert call is not None
         if decision.final:
             call.final_sent = True
+            final_decision = final_decision or decision
             if transport.reports and not reported:
                 reported = True
                 await report_final(state, call, decision)
@@ -247,6 +273,7 @@ async def run_call(state: ServerState, transport: Transport) -> None:
     if call is not None:
         try:
             decision = await call.close()
+            await record_outcome(state, call, final_decision or decision)
         except Exception as exc:  # noqa: BLE001 - as above
             log.error("%s call: internal error closing it (%s: %s)", transport.name, type(exc).__name__, exc)
         if transport.reports and not reported and (failure is None or decision is not None):
