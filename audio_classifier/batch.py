@@ -51,6 +51,10 @@ DECISION_FIELDS = (
 )
 """Fields of every output record after ``path`` and the manifest's own columns."""
 
+RECORD_KEYS = frozenset({*DECISION_FIELDS, "hold", "peaks"})
+"""Every key a record's decision writes (``Decision.to_dict``, evaluation's ``peaks``): a
+manifest column of one of these names is carried as ``manifest_<name>``."""
+
 HINT_COLUMNS = ("sip_status", "q850_cause")
 IN_FLIGHT_PER_JOB = 4
 """Tasks queued per worker: keeps workers busy without holding a million futures."""
@@ -184,7 +188,7 @@ def read_manifest(manifest: str | os.PathLike[str]) -> list[BatchItem]:
             if not given:
                 continue
             extra = {
-                (f"manifest_{name}" if name in DECISION_FIELDS else name): (value or "")
+                (f"manifest_{name}" if name in RECORD_KEYS else name): (value or "")
                 for name, value in row.items()
                 if name and name != "path"
             }

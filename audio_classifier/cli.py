@@ -372,7 +372,7 @@ def evaluate(
     import json
     from pathlib import Path
 
-    from .batch import UsageError
+    from .batch import OutputError, UsageError
     from .evaluate import check_slices, compare_thresholds, format_report, plot, predict, replay, score
 
     config = _config(analysis)
@@ -408,13 +408,15 @@ def evaluate(
             )
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
     metrics = score(items, predictions, by=slices)
     if thresholds:
         metrics["thresholds"] = compared
     comparison = None
     if compare_model:
         comparison = _compare_models(
-            manifest, folder, config, compare_model, items, predictions, jobs, progress
+            manifest, folder, config, compare_model, items, predictions, jobs, progress, restart
         )
         metrics["comparison"] = comparison
     with open(folder / "metrics.json", "w", encoding="utf-8") as handle:
@@ -449,6 +451,7 @@ def _compare_models(
     predictions,
     jobs: int,
     progress: bool | None,
+    restart: bool = False,
 ) -> dict:
     """``evaluate --compare-model``: the same calls with *other* as the model; returns
     ``evaluate.compare``'s figures (also written to OUT_DIR/compare-model/comparison.json)."""
@@ -458,10 +461,9 @@ def _compare_models(
 
     from .evaluate import compare, predict, read_records
 
-    second = replace(
-        config, model_path=str(other), confidence_map="default"
-    )  # the shipped map for the shipped model
-    _check_channels(second)
+    # "default": the shipped map when *other* is the shipped model, else the score
+    second = replace(config, model_path=str(other), confidence_map="default")
+    second_classifier = _check_channels(second)
     out = folder / "compare-model"
     # a run of another model in this folder must not be resumed
     digest = hashlib.sha256(Path(other).read_bytes()).hexdigest()
@@ -472,7 +474,13 @@ def _compare_models(
         stamp.write_text(digest + "\n", encoding="utf-8")
     bar = _progress_bar(len(items), progress)
     _, written, _ = predict(
-        Path(manifest), out, config=second, jobs=jobs, on_record=lambda record: bar.update(1)
+        Path(manifest),
+        out,
+        config=second,
+        jobs=jobs,
+        on_record=lambda record: bar.update(1),
+        settings=second_classifier.settings(),
+        restart=restart,
     )
     bar.close()
     compared = compare(items, read_records(items, predictions), read_records(items, written))

@@ -314,10 +314,15 @@ def writable_library(option: str | None) -> tuple[Path, str | None]:
     path = user_library()
     if path.is_file():
         return path, None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if DEFAULT_LIBRARY.is_file():
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        shutil.copyfile(DEFAULT_LIBRARY, temporary)
-        os.replace(temporary, path)
-        return path, f"made your sample library {path} from the shipped one"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if DEFAULT_LIBRARY.is_file():
+            temporary = path.with_name(f".{path.name}.{os.getpid()}")
+            shutil.copyfile(DEFAULT_LIBRARY, temporary)
+            os.replace(temporary, path)
+            return path, f"made your sample library {path} from the shipped one"
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make your sample library in {path.parent}: {exc.strerror} (set ${DATA_ENV} or give --samples)"
+        ) from None
     return path, f"made your sample library {path}"

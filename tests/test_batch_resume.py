@@ -226,3 +226,13 @@ def test_a_device_as_output_is_written_not_resumed(calls):
     result = run_cli("classify", calls, "-o", "/dev/full", *OFF)  # endless to read, full to write
     assert result.exit_code == 1 and "cannot write to /dev/full: No space left on device" in result.output
     assert run_cli("classify", calls, "-o", "/dev/null", *OFF).exit_code == 0
+
+
+def test_manifest_columns_named_like_record_fields_keep_resume_exact(tmp_path, calls):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,hold,peaks\ncalls/busy.wav,yes,3\n")
+    out = tmp_path / "out.jsonl"
+    for _ in range(3):
+        assert run_cli("classify", "--manifest", manifest, "-o", out, *OFF).exit_code == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]  # one input, one record
+    assert record["manifest_hold"] == "yes" and record["manifest_peaks"] == "3"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,11 +219,15 @@ def test_the_fast_normaliser_accepts_what_the_library_accepts():
     fast = Normaliser("CN")
     for _ in range(3000):
         digits = "1" + "".join(rng.choice("0123456789") for _ in range(10))
+        wide = digits.translate(str.maketrans("0123456789", "０１２３４５６７８９"))  # full-width digits
+        arabic = digits.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
         for text in (
             digits,
             "+86" + digits,
             f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}",
             f"{digits[:3]}-{digits[3:]}",
+            wide,
+            arabic,
         ):
             try:
                 expected = normalise(text)
@@ -233,6 +238,7 @@ def test_the_fast_normaliser_accepts_what_the_library_accepts():
             except InvalidNumber:
                 got = None
             assert got == expected, text
+            assert got is None or got.isascii()
 
 
 def test_a_file_unreadable_halfway_changes_nothing(database, tmp_path):
@@ -313,3 +319,67 @@ def test_the_server_records_live_calls_and_takes_agents_marks(tmp_path):
         ("agent", "vacant", None),
     ]
     assert state.status == "blocked"
+
+
+def test_bad_policies_and_names_are_clear_errors(tmp_path):
+    for data, words in (
+        ({"block": {"outcomes": "x"}}, "outcomes an integer"),
+        ({"block": 1}, "[block] must be a table"),
+        ({"block": {"labels": "vacant"}}, "labels must be a list"),
+        ({"block": {"labels": ["vacant"]}, "stop_contact": {"labels": ["ported"]}}, "must also block"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            Policy.from_mapping(data)
+    leads = tmp_path / "l.csv"
+    leads.write_text("number\n13800138000\n")
+    with Registry(str(tmp_path / "r.sqlite")) as registry:
+        with pytest.raises(UsageError, match="at most 200"):
+            registry.import_leads(leads, source="v" * 201, list_name="l")
+        with pytest.raises(UsageError, match="cannot write the import's output"):
+            registry.import_leads(
+                leads, source="v", list_name="l", accepted=tmp_path / "no" / "such" / "a.csv"
+            )
+        assert registry.list_numbers("l") == []
+        with pytest.raises(UsageError, match="region 'XX'"):
+            Registry(str(tmp_path / "r2.sqlite"), region="XX")
+
+
+def test_concurrent_writers_neither_fail_nor_duplicate(database, tmp_path):
+    """Two registries (as the server and the command line are) write the same outcomes and
+    the same new numbers at once."""
+    import threading
+
+    records = [
+        {"path": f"c{i}.wav", "number": f"1390000{i:04d}", "label": "busy", "confidence": 0.95, "error": None}
+        for i in range(300)
+    ]
+    out = _outputs(tmp_path, records)
+    results, errors = [], []
+
+    def write() -> None:
+        try:
+            with Registry(database) as registry:
+                results.append(registry.record(out).added)
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and sum(results) == 300
+    with Registry(database) as registry:
+        assert registry.record(out).added == 0
+
+
+def test_the_newest_migration_is_the_one_the_registry_expects():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from audio_classifier.numbers import registry
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(registry.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(config).get_current_head() == registry.HEAD_REVISION
+    assert registry._redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"

@@ -326,6 +326,18 @@ def test_keys_in_urls_never_reach_the_logs():
     assert any(isinstance(f, LogSanitiser) for f in logging.getLogger("uvicorn.access").filters)
     logging.getLogger("uvicorn.access").filter(record)
     assert "sekret" not in record.getMessage() and "token=<redacted>&x=1" in record.getMessage()
+    from uvicorn.logging import AccessFormatter  # it unpacks the five arguments itself
+
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(
+        record
+    )
+    assert "token=<redacted>&x=1" in line and "sekret" not in line
+    forged = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/x\n2026 FORGED", "1.1", 404), None,
+    )  # fmt: skip
+    logging.getLogger("uvicorn.access").filter(forged)
+    assert "\n" not in AccessFormatter("%(request_line)s", use_colors=False).format(forged)
 
 
 def test_slow_and_silent_connections_are_cut_off(hardened):

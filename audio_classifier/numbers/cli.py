@@ -144,7 +144,10 @@ def show_command(number, as_json, database, policy, region) -> None:
 
 
 def _write(out: str | None, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    handle = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        handle = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
     try:
         writer = csv.DictWriter(handle, columns)
         writer.writeheader()

@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-from ..errors import AudioClassifierError
+from ..errors import AudioClassifierError, UsageError
 
 DEFAULT_REGION = "CN"
 """Region of numbers written without a country code."""
@@ -33,8 +33,17 @@ _REASONS = {
 }
 
 
+def check_region(region: str) -> str:
+    """*region* as the library names it (``CN``); raises ``UsageError`` for an unknown one."""
+    code = (region or "").strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise UsageError(f"region {region!r}: a two-letter region code such as CN, US, GB")
+    return code
+
+
 def normalise(text: str, region: str = DEFAULT_REGION) -> str:
     """*text* as E.164 (``+8613800138000``); raises :class:`InvalidNumber` with the reason."""
+    region = check_region(region)
     text = (text or "").strip()
     if not text:
         raise InvalidNumber("empty")
@@ -50,7 +59,7 @@ def normalise(text: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-CN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})")
+CN_MOBILE = re.compile(r"(?:\+86)?(1[0-9]{10})")
 """A Chinese mobile number written plainly (11 digits, optionally after +86)."""
 SEPARATORS = str.maketrans("", "", " -().\t")
 
@@ -64,11 +73,11 @@ class Normaliser:
     file of mobile numbers."""
 
     def __init__(self, region: str = DEFAULT_REGION) -> None:
-        self.region = region
+        self.region = check_region(region)
         self._mobile = None
-        if region.upper() == "CN":
+        if self.region == "CN":
             pattern = phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
-            self._mobile = re.compile(pattern)
+            self._mobile = re.compile(pattern, re.ASCII)
 
     def __call__(self, text: str) -> str:
         if self._mobile is not None:

@@ -95,31 +95,51 @@ class Policy:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "policy") -> Policy:
+        def table(name: str) -> dict[str, Any]:
+            value = data.get(name, {})
+            if not isinstance(value, dict):
+                raise ConfigError(f"policy {source}: [{name}] must be a table")
+            return value
+
         def labels(section: str) -> frozenset[str]:
-            values = data.get(section, {}).get("labels", [])
+            values = table(section).get("labels", [])
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"policy {source}, [{section}]: labels must be a list of label IDs")
             unknown = sorted(set(values) - set(LABEL_IDS))
             if unknown:
                 raise ConfigError(f"policy {source}, [{section}]: unknown labels {', '.join(unknown)}")
             return frozenset(values)
 
-        block = data.get("block", {})
-        retry_section = data.get("retry", {})
+        block = table("block")
+        retry_section = table("retry")
         unknown = sorted(set(retry_section) - set(LABEL_IDS))
         if unknown:
             raise ConfigError(f"policy {source}, [retry]: unknown labels {', '.join(unknown)}")
+        try:
+            min_confidence = float(block.get("min_confidence", 0.91))
+            outcomes = int(block.get("outcomes", 1))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"policy {source}, [block]: min_confidence a number, outcomes an integer"
+            ) from None
         policy = cls(
             block=labels("block"),
-            min_confidence=float(block.get("min_confidence", 0.91)),
-            outcomes=int(block.get("outcomes", 1)),
+            min_confidence=min_confidence,
+            outcomes=outcomes,
             stop_contact=labels("stop_contact"),
             retry={label: parse_duration(value) for label, value in retry_section.items()},
             review=labels("review"),
             reachable=labels("reachable"),
-            keep_blocked_hash=bool(data.get("forget", {}).get("keep_blocked_hash", True)),
+            keep_blocked_hash=bool(table("forget").get("keep_blocked_hash", True)),
             source=source,
         )
         if not 0.0 <= policy.min_confidence <= 1.0 or policy.outcomes < 1:
             raise ConfigError(f"policy {source}: block.min_confidence within 0..1 and block.outcomes >= 1")
+        if not policy.stop_contact <= policy.block:
+            extra = ", ".join(sorted(policy.stop_contact - policy.block))
+            raise ConfigError(
+                f"policy {source}: [stop_contact] labels must also block ([block] lacks {extra})"
+            )
         return policy
 
     def counted(self, outcome: Outcome) -> bool:

@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,10 +33,17 @@ from .policy import ORIGINS, Outcome, Policy, State
 DB_ENV = "AUDIO_CLASSIFIER_NUMBERS_DB"
 """The registry database when ``--db`` is not given (a path or a SQLAlchemy URL)."""
 DB_NAME = "numbers.sqlite"
+NAME_CHARS = 200
+"""Longest list name, source, agent or call id (the schema's String(200) columns)."""
 SQLITE_CACHE_KIB = 65536
 CHUNK = 5000
 """Numbers per query or insert batch (under SQLite's bound-parameter limit)."""
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HEAD_REVISION = "0001"
+"""The newest migration in ``migrations/versions`` (a test checks that they agree)."""
+MIGRATION_LOCK = threading.Lock()
+"""Alembic keeps its migration context in module globals: one migration at a time per process."""
+MIGRATION_LOCK_KEY = 0x6E756D62
+"""PostgreSQL advisory lock taken while migrating ('numb')."""
 
 
 def default_database() -> str:
@@ -50,9 +59,14 @@ def engine_for(database: str) -> sa.Engine:
         try:
             return sa.create_engine(database, future=True)
         except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
-            raise ConfigError(f"database URL {database!r}: {exc}") from None
+            raise ConfigError(
+                f"database URL {sa.engine.make_url(database).render_as_string(hide_password=True)!r}: {exc}"
+            ) from None
     path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot make the registry's folder {path.parent}: {exc.strerror}") from None
     engine = sa.create_engine(f"sqlite:///{path}", future=True)
 
     @sa.event.listens_for(engine, "connect")
@@ -68,6 +82,11 @@ def engine_for(database: str) -> sa.Engine:
         cursor.close()
 
     return engine
+
+
+def _redact(database: str) -> str:
+    """A database path or URL as it may be shown: without a password."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", database)
 
 
 def _utc(value: datetime) -> datetime:
@@ -112,23 +131,42 @@ class Registry:
         self.database = database or default_database()
         self.engine = engine_for(self.database)
         self.policy = policy or Policy.load()
-        self.region = region
         self._normaliser = Normaliser(region)
+        self.region = self._normaliser.region
         self.migrate()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (Alembic)."""
+        """Bring the schema to the newest migration (Alembic). A database already there is
+        left alone without starting Alembic; migrations of one database never run at once
+        (a lock per process, and on PostgreSQL an advisory lock across processes)."""
         from alembic import command
         from alembic.config import Config
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            if self._revision() == HEAD_REVISION:
+                return
+            with MIGRATION_LOCK, self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+                config = Config()
+                config.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except sa.exc.OperationalError as exc:
-            raise ConfigError(f"cannot open the registry {self.database}: {exc.orig}") from None
+            raise ConfigError(f"cannot open the registry {self._shown()}: {exc.orig}") from None
+
+    def _revision(self) -> str | None:
+        """The schema's migration revision, None for an empty database."""
+        with self.engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+    def _shown(self) -> str:
+        """The database as it may be shown: a URL without its password."""
+        return (
+            self.engine.url.render_as_string(hide_password=True) if "://" in self.database else self.database
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -150,7 +188,10 @@ class Registry:
         missing = [e for e in dict.fromkeys(e164s) if e not in ids]
         if create and missing:
             now = _bind(connection, schema.numbers.c.first_seen, datetime.now(UTC))
-            _insert(connection, "numbers", ("e164", "first_seen"), [(e, now) for e in missing])
+            # another writer may add the same number meanwhile: theirs stands
+            _insert(
+                connection, "numbers", ("e164", "first_seen"), [(e, now) for e in missing], conflict="e164"
+            )
             ids.update(_select_in(connection, "SELECT e164, id FROM numbers WHERE e164 IN ({})", missing))
         return ids
 
@@ -216,27 +257,34 @@ class Registry:
     # -- outcomes ---------------------------------------------------------------------------
 
     def _add_events(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> int:
-        """Insert outcome rows whose key is new; returns how many were new."""
-        if not rows:
-            return 0
+        """Insert outcome rows whose key is new (another writer's same outcome stands);
+        returns how many were new."""
+        columns = (
+            "number_id",
+            "label",
+            "confidence",
+            "action",
+            "origin",
+            "recording",
+            "call_id",
+            "agent",
+            "note",
+            "at",
+            "key",
+        )
         events = schema.events
-        keys = [r["key"] for r in rows]
-        present: set[str] = set()
-        for chunk in _chunks(keys):
-            present.update(
-                connection.execute(sa.select(events.c.key).where(events.c.key.in_(chunk))).scalars()
-            )
-        fresh = list({r["key"]: r for r in rows if r["key"] not in present}.values())
-        for chunk in _chunks(fresh):
-            connection.execute(events.insert(), list(chunk))
-        return len(fresh)
+        values = [
+            tuple(_bind(connection, events.c[c], row.get(c)) if c == "at" else row.get(c) for c in columns)
+            for row in {r["key"]: r for r in rows}.values()
+        ]
+        return _insert(connection, "events", columns, values, conflict="key")
 
     def mark(self, number: str, label: str, *, by: str, note: str | None = None) -> State:
         """An agent's mark: what the agent heard on a call to *number*. Returns its new state."""
         if label not in LABELS:
             raise UsageError(f"unknown label {label!r}: see 'audio-classifier labels'")
-        if not by.strip():
-            raise UsageError("an agent mark needs the agent (--by)")
+        if not by.strip() or len(by) > NAME_CHARS:
+            raise UsageError(f"an agent mark needs the agent (--by), at most {NAME_CHARS} characters")
         e164 = self.normalise(number)
         at = datetime.now(UTC)
         with self.engine.begin() as connection:
@@ -276,6 +324,7 @@ class Registry:
         if origin not in ORIGINS or label not in LABELS:
             raise UsageError(f"outcome {label!r} from {origin!r}: unknown label or origin")
         e164 = self.normalise(number)
+        call_id = call_id[:NAME_CHARS] if call_id else call_id  # a client's id: kept as far as it fits
         key = _sha256(f"{origin}|{e164}|{recording}|{call_id}|{label}|{confidence}")
         with self.engine.begin() as connection:
             number_id = self._ids(connection, [e164], create=True)[e164]
@@ -369,6 +418,9 @@ class Registry:
         path = Path(path)
         if not source.strip() or not list_name.strip():
             raise UsageError("an import needs a source (the vendor) and a list name")
+        for what, value in (("source", source), ("list name", list_name)):
+            if len(value) > NAME_CHARS:
+                raise UsageError(f"the {what} is {len(value)} characters long; at most {NAME_CHARS}")
         text = open_text(path, "lead file")
         reader = csv.DictReader(text)
         try:
@@ -384,12 +436,18 @@ class Registry:
         result = ImportResult()
         result.accepted_file = Path(accepted) if accepted else path.with_suffix(".accepted.csv")
         result.rejected_file = Path(rejected) if rejected else path.with_suffix(".rejected.csv")
-        outputs = _Outputs(
-            result.accepted_file,
-            [*columns, "e164", "state"],
-            result.rejected_file,
-            [*columns, "line", "reason"],
-        )
+        try:
+            outputs = _Outputs(
+                result.accepted_file,
+                [*columns, "e164", "state"],
+                result.rejected_file,
+                [*columns, "line", "reason"],
+            )
+        except OSError as exc:
+            text.close()
+            raise UsageError(
+                f"cannot write the import's output beside {exc.filename}: {exc.strerror}"
+            ) from None
         first_line: dict[int, int] = {}  # E.164 digits -> the line that brought it first
         now = datetime.now(UTC)
         try:
@@ -616,13 +674,26 @@ INSERT_ROWS = 500
 """Rows per multi-row INSERT: one statement (one round trip on PostgreSQL) per this many."""
 
 
-def _insert(connection: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+def _insert(
+    connection: sa.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple],
+    conflict: str | None = None,
+) -> int:
     """Insert *rows* (tuples in *columns*' order, as the driver takes them) with multi-row
-    INSERT statements, straight through the driver (see ``_select_in``)."""
+    INSERT statements, straight through the driver (see ``_select_in``); with *conflict* (a
+    unique column), rows whose value is already there are skipped. Returns the rows added."""
     one = "(" + ", ".join([_mark(connection)] * len(columns)) + ")"
     head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+    added = 0
     for part in _chunks(list(rows), INSERT_ROWS):
-        connection.exec_driver_sql(head + ", ".join([one] * len(part)), tuple(v for row in part for v in row))
+        result = connection.exec_driver_sql(
+            head + ", ".join([one] * len(part)) + tail, tuple(v for row in part for v in row)
+        )
+        added += result.rowcount
+    return added
 
 
 def _bind(connection: sa.Connection, column: sa.Column, value: Any) -> Any:

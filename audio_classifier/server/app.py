@@ -45,6 +45,12 @@ from .transports import AudioSocketStream, TwilioStream, WebSocketStream
 
 log = logging.getLogger("audio_classifier.server")
 
+RECORDING_DRAIN_S = 30.0
+"""At shutdown, how long the server waits for outcomes still being written to the registry."""
+
+MAX_EVENT_BYTES = 16 * 1024
+"""Largest body of ``POST /v1/numbers/{number}/events`` (a label, an agent, a note)."""
+
 MAX_FORM_FIELDS = 20
 """Text fields a multipart upload may carry beside its file (signalling hints)."""
 
@@ -105,6 +111,8 @@ class ServerState:
     """``settings.file_processes`` processes for uploaded files, made at the first upload."""
     registry: Any = None
     """The number registry (``numbers.Registry``) when ``settings.numbers_db`` is set."""
+    recordings: set = field(default_factory=set)
+    """Calls' outcomes being written to the registry (``calls.record_outcome``)."""
     active: int = 0
     """Open WebSocket streams (both protocols): at most ``settings.max_sessions``."""
     audiosocket_active: int = 0
@@ -156,12 +164,20 @@ class LogSanitiser(logging.Filter):
     redacts keys given in URLs (``?token=``) from uvicorn's access and connection logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = SECRET_QUERY.sub(r"\1<redacted>", message)
-        clean = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", clean)
-        if clean != message:
-            record.msg, record.args = clean, None
+        # each argument is cleaned where it stands: formatters such as uvicorn's access log
+        # read the arguments themselves, not the message
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _clean(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = _clean(record.msg)
         return True
+
+
+def _clean(text: str) -> str:
+    text = SECRET_QUERY.sub(r"\1<redacted>", text)
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 SANITISED_LOGGERS = ("audio_classifier.server", "uvicorn.access", "uvicorn.error")
@@ -271,6 +287,8 @@ def create_app(
         yield
         state.draining = True
         state.executor.shutdown(wait=False, cancel_futures=True)
+        if state.recordings:  # calls that ended just before: their outcomes are written
+            await asyncio.wait(set(state.recordings), timeout=RECORDING_DRAIN_S)
         if state.registry is not None:
             state.registry.close()
         if state.file_pool is not None:  # waited for: its queues and semaphores are released
@@ -384,8 +402,16 @@ def create_app(
             return error_response(401, "unauthorized", "missing or unknown API key")
         if state.registry is None:
             return error_response(404, "no_registry", "the number registry is off (serve --numbers-db)")
+        data = bytearray()
         try:
-            body = json.loads(await request.body() or b"{}")
+            async for chunk in limited_body(request, MAX_EVENT_BYTES, state.settings.upload_idle_timeout_s):
+                data += chunk
+        except UploadTooLarge:
+            return error_response(413, "too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+        except TimeoutError:
+            return error_response(408, "upload_timeout", "the request body stalled")
+        try:
+            body = json.loads(bytes(data) or b"{}")
         except (ValueError, RecursionError):
             return error_response(400, "bad_json", "the body must be a JSON object")
         if (

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..errors import AudioClassifierError, AudioInputError, EmptyAudioError
 from ..evidence import Decision
 from ..session import Session
@@ -179,6 +181,12 @@ async def report_final(state: ServerState, call: CallStream, decision: Decision 
         )
 
 
+def keep_recording(state: ServerState, task: asyncio.Task) -> None:
+    """Hold a reference to a recording task until it ends (the loop keeps only weak ones)."""
+    state.recordings.add(task)
+    task.add_done_callback(state.recordings.discard)
+
+
 async def record_outcome(state: ServerState, call: CallStream, decision: Decision | None) -> None:
     """Record a call's final decision in the number registry, when the server keeps one and
     the call's metadata named its number."""
@@ -197,9 +205,9 @@ async def record_outcome(state: ServerState, call: CallStream, decision: Decisio
                 call_id=call.start.call_id,
             ),
         )
-    except AudioClassifierError as exc:
+    except (AudioClassifierError, SQLAlchemyError) as exc:  # a bad number; a database busy or down
         state.metrics.errors.labels("numbers").inc()
-        log.info("%s call %s: not recorded in the registry: %s", call.transport, call.start.call_id, exc)
+        log.warning("%s call %s: not recorded in the registry: %s", call.transport, call.start.call_id, exc)
 
 
 async def run_call(state: ServerState, transport: Transport) -> None:
@@ -273,12 +281,13 @@ async def run_call(state: ServerState, transport: Transport) -> None:
     if call is not None:
         try:
             decision = await call.close()
-            await record_outcome(state, call, final_decision or decision)
         except Exception as exc:  # noqa: BLE001 - as above
             log.error("%s call: internal error closing it (%s: %s)", transport.name, type(exc).__name__, exc)
         if transport.reports and not reported and (failure is None or decision is not None):
             reported = True
             await report_final(state, call, decision)
+    if call is not None:  # after the caller and the callback have the decision: never delays them
+        keep_recording(state, asyncio.create_task(record_outcome(state, call, final_decision or decision)))
     try:
         if failure is not None:
             await transport.fail(*failure)
