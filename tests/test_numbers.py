@@ -383,3 +383,19 @@ def test_the_newest_migration_is_the_one_the_registry_expects():
     config.set_main_option("script_location", str(Path(registry.__file__).parent / "migrations"))
     assert ScriptDirectory.from_config(config).get_current_head() == registry.HEAD_REVISION
     assert registry._redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+
+
+def test_the_events_endpoint_bounds_its_body(tmp_path):
+    import httpx
+
+    from audio_classifier import Classifier, ClassifierConfig
+    from audio_classifier.server import BackgroundServer, ServerSettings, create_app
+
+    settings = ServerSettings(numbers_db=str(tmp_path / "r.sqlite"))
+    config = ClassifierConfig(asr_model=None, model_path=None, samples_path=None)
+    with BackgroundServer(create_app(lambda: Classifier(config), settings), audiosocket=False) as running:
+        url = running.url + "/v1/numbers/13800138000/events"
+        big = httpx.post(url, content=b'{"label": "vacant", "by": "a", "note": "' + b"x" * 100_000 + b'"}')
+        assert big.status_code == 413 and big.json()["code"] == "too_large"
+        long_agent = httpx.post(url, json={"label": "vacant", "by": "a" * 500})
+        assert long_agent.status_code == 400 and "at most 200" in long_agent.json()["error"]

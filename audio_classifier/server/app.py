@@ -71,12 +71,13 @@ class ServerSettings:
     idle_timeout_s: float = 30.0
     """A stream that sends nothing for this long is ended."""
     max_upload_bytes: int = 50 * 1024 * 1024
-    analysis_threads: int = 4
     """Largest file ``POST /v1/classify`` accepts; counted while it is read, so a larger
     one (declared or not, chunked or multipart) is refused without being held."""
     upload_idle_timeout_s: float = 30.0
     """An upload that sends nothing for this long is refused (408)."""
     analysis_threads: int = 4
+    """Threads for analysis that leaves the event loop (speech recognition, uploads without
+    file processes, closing sessions)."""
     callback_url: str | None = None
     """Final decisions of AudioSocket and Twilio calls are POSTed here as JSON."""
     callback_timeout_s: float = 5.0
