@@ -399,3 +399,37 @@ def test_the_events_endpoint_bounds_its_body(tmp_path):
         assert big.status_code == 413 and big.json()["code"] == "too_large"
         long_agent = httpx.post(url, json={"label": "vacant", "by": "a" * 500})
         assert long_agent.status_code == 400 and "at most 200" in long_agent.json()["error"]
+
+
+def test_report_rates_vendors_with_intervals_and_audits_clearance(database, tmp_path):
+    from audio_classifier.numbers.registry import wilson_interval
+
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)  # the textbook value
+    low, high = wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("number\n" + "".join(f"1390000{i:04d}\n" for i in range(10)))
+    b.write_text("number\n" + "".join(f"1370000{i:04d}\n" for i in range(4)))
+    with Registry(database) as registry:
+        registry.import_leads(a, source="vendorA", list_name="l")
+        registry.import_leads(b, source="vendorB", list_name="l")
+        for i in range(3):
+            registry.mark(f"1390000{i:04d}", "vacant", by="qa")  # invalid
+        registry.mark("13900000003", "barred", by="qa")  # blocked, not invalid
+        report = registry.report("source")
+    rows = {g["source"]: g for g in report["groups"]}
+    assert (rows["vendorA"]["entries"], rows["vendorA"]["invalid"], rows["vendorA"]["blocked_other"]) == (
+        10,
+        3,
+        1,
+    )
+    assert rows["vendorA"]["invalid_rate"] == pytest.approx(0.3) and rows["vendorB"]["invalid"] == 0
+    assert rows["vendorA"]["ci95_low"] < 0.3 < rows["vendorA"]["ci95_high"]
+    assert report["blocked_on_lists"] == 4 and report["blocked_still_callable"] == 0
+    env = {"AUDIO_CLASSIFIER_NUMBERS_DB": database}
+    chart = tmp_path / "chart.png"
+    result = CliRunner().invoke(main, ["numbers", "report", "--by", "month", "--chart", str(chart)], env=env)
+    assert result.exit_code == 0 and "clearance audit: 4 blocked numbers on lists, 0 of them" in result.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert CliRunner().invoke(main, ["numbers", "report", "--by", "vendor"], env=env).exit_code == 2

@@ -214,6 +214,72 @@ def forget_command(number, yes, database, policy, region) -> None:
     click.echo(f"{e164}: erased (it was {state.status}){'; its hash stays on the blocklist' if kept else ''}")
 
 
+@numbers.command("report")
+@click.option(
+    "--by", type=click.Choice(["source", "list", "import", "month"]), default="source", show_default=True
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="[default: stdout]")
+@click.option(
+    "--chart", type=click.Path(dir_okay=False), help="Also draw the invalid rates with their intervals (PNG)."
+)
+@_registry_options
+def report_command(by, fmt, output, chart, database, policy, region) -> None:
+    """Invalid numbers per vendor (or list, import, month) with 95 % intervals, and the
+    clearance audit: blocked numbers an export would still return (must be 0)."""
+    with _registry(database, policy, region) as registry:
+        report = registry.report(by)
+    if fmt == "json":
+        text = json.dumps(report, indent=2)
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        else:
+            click.echo(text)
+    else:
+        columns = [by, "entries", "invalid", "blocked_other", "invalid_rate", "ci95_low", "ci95_high"]
+        _write(
+            output,
+            columns,
+            [
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in g.items()}
+                for g in report["groups"]
+            ],
+        )
+    click.echo(
+        f"clearance audit: {report['blocked_on_lists']} blocked numbers on lists, "
+        f"{report['blocked_still_callable']} of them still callable by an export",
+        err=True,
+    )
+    if chart:
+        _chart(report, by, chart)
+    if report["blocked_still_callable"]:
+        sys.exit(1)
+
+
+def _chart(report: dict, by: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = report["groups"]
+    names = [str(g[by]) for g in groups]
+    rates = [g["invalid_rate"] for g in groups]
+    errors = [
+        [r - g["ci95_low"] for r, g in zip(rates, groups, strict=True)],
+        [g["ci95_high"] - r for r, g in zip(rates, groups, strict=True)],
+    ]
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 4))
+    ax.bar(names, rates, yerr=errors, capsize=4, color="#c44")
+    ax.set_ylabel("invalid rate (95 % interval)")
+    ax.set_xlabel(by)
+    ax.set_title("invalid numbers by " + by)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 @numbers.group("blocklist")
 def blocklist() -> None:
     """The numbers no list may call."""

@@ -33,6 +33,22 @@ from .policy import ORIGINS, Outcome, Policy, State
 DB_ENV = "AUDIO_CLASSIFIER_NUMBERS_DB"
 """The registry database when ``--db`` is not given (a path or a SQLAlchemy URL)."""
 DB_NAME = "numbers.sqlite"
+REPORT_GROUPS = ("source", "list", "import", "month")
+Z_95 = 1.959964
+"""The normal quantile of a two-sided 95 % interval."""
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a rate *k* / *n* (sound for small counts and rates near 0)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 NAME_CHARS = 200
 """Longest list name, source, agent or call id (the schema's String(200) columns)."""
 SQLITE_CACHE_KIB = 65536
@@ -623,6 +639,78 @@ class Registry:
                     )
                 )
         return e164, state, keep
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def report(self, by: str = "source") -> dict[str, Any]:
+        """Invalid numbers per *by* (``source``, ``list``, ``import`` or ``month`` the entry
+        was added): entries, numbers found invalid (blocked by an outcome whose number state
+        is ``invalid``: vacant, changed, ported, wrong format), other blocked ones, the
+        invalid rate with its 95 % Wilson interval; and the clearance audit: blocked numbers
+        that any list's ``export --active`` would still return (must be 0)."""
+        if by not in REPORT_GROUPS:
+            raise UsageError(f"report --by {by!r}: one of {', '.join(REPORT_GROUPS)}")
+        entries, numbers, imports = schema.list_entries, schema.numbers, schema.imports
+        query = (
+            sa.select(
+                numbers.c.e164,
+                numbers.c.id,
+                entries.c.list_name,
+                entries.c.source,
+                imports.c.file_name,
+                entries.c.added,
+            )
+            .join(numbers, numbers.c.id == entries.c.number_id)
+            .join(imports, imports.c.id == entries.c.import_id)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+            e164s = list(dict.fromkeys(r[0] for r in rows))
+            states = self._states(connection, e164s)
+            outcomes = self._outcomes(connection, list(dict.fromkeys(r[1] for r in rows)))
+        labels = {o.id: o.label for found in outcomes.values() for o in found}
+        groups: dict[str, dict[str, int]] = {}
+        for e164, _, list_name, source, file_name, added in rows:
+            key = {
+                "source": source,
+                "list": list_name,
+                "import": file_name,
+                "month": _utc(added).strftime("%Y-%m"),
+            }[by]
+            group = groups.setdefault(key, {"entries": 0, "invalid": 0, "blocked_other": 0})
+            group["entries"] += 1
+            state = states[e164]
+            if state.status == "blocked":
+                deciding = labels.get(state.outcomes[-1]) if state.outcomes else None
+                invalid = deciding is not None and LABELS[deciding].number_state == "invalid"
+                group["invalid" if invalid else "blocked_other"] += 1
+        table = []
+        for key in sorted(groups):
+            group = groups[key]
+            low, high = wilson_interval(group["invalid"], group["entries"])
+            table.append(
+                {
+                    by: key,
+                    **group,
+                    "invalid_rate": group["invalid"] / group["entries"],
+                    "ci95_low": low,
+                    "ci95_high": high,
+                }
+            )
+        lists = sorted({r[2] for r in rows})
+        still_callable = {
+            e
+            for name in lists
+            for e, _, state in self.list_numbers(name, active=True)
+            if state.status == "blocked"
+        }
+        blocked_on_lists = sum(1 for e in e164s if states[e].status == "blocked")
+        return {
+            "by": by,
+            "groups": table,
+            "blocked_on_lists": blocked_on_lists,
+            "blocked_still_callable": len(still_callable),
+        }
 
     # -- exports ----------------------------------------------------------------------------
 
