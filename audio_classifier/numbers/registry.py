@@ -747,15 +747,30 @@ def _mark(connection: sa.Connection) -> str:
 def _select_in(
     connection: sa.Connection, sql: str, values: Sequence[Any], *, before: tuple[Any, ...] = ()
 ) -> list[tuple[Any, ...]]:
-    """Rows of *sql* (with ``{}`` where the IN list goes) for *values*, in batches of
+    """Rows of *sql* (with ``IN ({})`` where the list goes) for *values*, in batches of
     ``CHUNK``, straight through the driver: an import runs such lookups for every chunk of
-    numbers, and building SQLAlchemy statements with thousands of parameters cost more
-    than the queries."""
+    numbers, and building statements with thousands of parameters cost more than the
+    queries. PostgreSQL gets one array parameter (``= ANY(%s)``) instead of a list."""
     found: list[tuple[Any, ...]] = []
+    postgres = connection.dialect.name == "postgresql"
     for part in _chunks(list(values)):
-        statement = sql.format(", ".join([_mark(connection)] * len(part)))
-        found += connection.exec_driver_sql(statement, (*before, *part)).all()
+        if postgres:
+            statement, parameters = sql.replace("IN ({})", "= ANY(%s)"), (*before, list(part))
+        else:
+            statement, parameters = sql.format(", ".join([_mark(connection)] * len(part))), (*before, *part)
+        found += connection.exec_driver_sql(statement, parameters).all()
     return found
+
+
+PG_ARRAY_TYPES = {
+    "first_seen": "timestamptz",
+    "added": "timestamptz",
+    "at": "timestamptz",
+    "number_id": "int",
+    "import_id": "int",
+    "confidence": "float8",
+}
+"""PostgreSQL types of the registry's non-text columns, for inserts from arrays (``_insert``)."""
 
 
 INSERT_ROWS = 500
@@ -769,16 +784,26 @@ def _insert(
     rows: Sequence[tuple],
     conflict: str | None = None,
 ) -> int:
-    """Insert *rows* (tuples in *columns*' order, as the driver takes them) with multi-row
-    INSERT statements, straight through the driver (see ``_select_in``); with *conflict* (a
-    unique column), rows whose value is already there are skipped. Returns the rows added."""
-    one = "(" + ", ".join([_mark(connection)] * len(columns)) + ")"
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    """Insert *rows* (tuples in *columns*' order, as the driver takes them), straight through
+    the driver (see ``_select_in``): multi-row INSERT statements, or on PostgreSQL one
+    INSERT from arrays (``unnest``) per batch. With *conflict* (a unique column), rows whose
+    value is already there are skipped. Returns the rows added."""
     tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+    head = f"INSERT INTO {table} ({', '.join(columns)}) "
     added = 0
+    if connection.dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{PG_ARRAY_TYPES.get(c, 'text')}[]" for c in columns)
+        statement = head + f"SELECT * FROM unnest({arrays})" + tail
+        for part in _chunks(list(rows), CHUNK):
+            result = connection.exec_driver_sql(
+                statement, tuple(list(column) for column in zip(*part, strict=True))
+            )
+            added += result.rowcount
+        return added
+    one = "(" + ", ".join([_mark(connection)] * len(columns)) + ")"
     for part in _chunks(list(rows), INSERT_ROWS):
         result = connection.exec_driver_sql(
-            head + ", ".join([one] * len(part)) + tail, tuple(v for row in part for v in row)
+            head + "VALUES " + ", ".join([one] * len(part)) + tail, tuple(v for row in part for v in row)
         )
         added += result.rowcount
     return added
