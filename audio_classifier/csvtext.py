@@ -25,16 +25,25 @@ def read_text(path: Path, what: str = "file") -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    encoding = next((name for bom, name in BOMS if data.startswith(bom)), "utf-8")
+    encoding = encoding_of(data)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise UsageError(
-            f"{what} {path} is not {encoding.upper().replace('-SIG', '')} (line {line}, byte "
-            f"{exc.start}): save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it, e.g. "
-            f"'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
-        ) from None
+        raise UsageError(not_encoded(what, path, encoding, f"line {line}, byte {exc.start}")) from None
+
+
+def encoding_of(start: bytes) -> str:
+    """The encoding a file starting with *start* is read in: its byte-order mark's, else UTF-8."""
+    return next((name for bom, name in BOMS if start.startswith(bom)), "utf-8")
+
+
+def not_encoded(what: str, path: Path, encoding: str, where: str) -> str:
+    """The message for a CSV that is not in *encoding* at *where*, with the command that converts it."""
+    return (
+        f"{what} {path} is not {encoding.upper().replace('-SIG', '')} ({where}): save it as UTF-8 (a "
+        f"spreadsheet's 'CSV UTF-8'), or convert it, e.g. 'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
+    )
 
 
 def open_text(path: Path, what: str = "file") -> io.TextIOWrapper:
@@ -45,7 +54,6 @@ def open_text(path: Path, what: str = "file") -> io.TextIOWrapper:
         handle = open(path, "rb")
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    start = handle.read(4)
+    encoding = encoding_of(handle.read(4))
     handle.seek(0)
-    encoding = next((name for bom, name in BOMS if start.startswith(bom)), "utf-8")
     return io.TextIOWrapper(handle, encoding=encoding, newline="")

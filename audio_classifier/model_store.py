@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
+from .resources import user_folder
 
 CACHE_ENV = "AUDIO_CLASSIFIER_CACHE"
 ASR_MODEL_ENV = "AUDIO_CLASSIFIER_ASR_MODEL"
@@ -77,10 +78,7 @@ def fetch_command(name: str = DEFAULT_ASR_MODEL) -> str:
 
 def cache_dir() -> Path:
     """``$AUDIO_CLASSIFIER_CACHE``, else ``$XDG_CACHE_HOME/audio_classifier``, else ``~/.cache/audio_classifier``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "audio_classifier"
+    return user_folder(CACHE_ENV, "XDG_CACHE_HOME", ".cache")
 
 
 def installed(name: str, cache: Path | None = None) -> Path | None:

@@ -8,6 +8,7 @@ them; a source checkout that was never installed finds them in ``models/``.
 from __future__ import annotations
 
 import importlib.resources
+import os
 from pathlib import Path
 
 ASSETS_PACKAGE = "audio_classifier.assets"
@@ -20,3 +21,12 @@ def asset(name: str) -> Path:
     except ModuleNotFoundError:  # a source checkout used without installing it
         return Path(__file__).resolve().parent.parent / "models" / name
     return Path(str(root.joinpath(name)))
+
+
+def user_folder(env: str, xdg: str, *fallback: str) -> Path:
+    """The user's folder of one kind: ``$env``, else ``$xdg/audio_classifier``, else
+    ``~/<fallback...>/audio_classifier`` (the XDG base-directory convention)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    base = os.environ.get(xdg) or os.path.join(Path.home(), *fallback)
+    return Path(base) / "audio_classifier"

@@ -27,7 +27,7 @@ from .audio import SAMPLE_RATE, open_file
 from .errors import AudioClassifierError, ConfigError, ModelError
 from .fingerprint import FingerprintConfig, Index, landmarks
 from .labels import LABELS
-from .resources import asset
+from .resources import asset, user_folder
 
 CHANNEL = "fingerprint"
 LIBRARY_FORMAT = 1
@@ -278,10 +278,7 @@ def _uncell(text: str) -> str:
 def data_dir() -> Path:
     """``$AUDIO_CLASSIFIER_DATA``, else ``$XDG_DATA_HOME/audio_classifier``, else
     ``~/.local/share/audio_classifier``: where the user's own sample library lives."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "audio_classifier"
+    return user_folder(DATA_ENV, "XDG_DATA_HOME", ".local", "share")
 
 
 def user_library() -> Path:

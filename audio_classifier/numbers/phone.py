@@ -43,7 +43,11 @@ def check_region(region: str) -> str:
 
 def normalise(text: str, region: str = DEFAULT_REGION) -> str:
     """*text* as E.164 (``+8613800138000``); raises :class:`InvalidNumber` with the reason."""
-    region = check_region(region)
+    return _parse(text, check_region(region))
+
+
+def _parse(text: str, region: str) -> str:
+    """:func:`normalise` for a region already checked."""
     text = (text or "").strip()
     if not text:
         raise InvalidNumber("empty")
@@ -84,4 +88,4 @@ class Normaliser:
             match = CN_MOBILE.fullmatch((text or "").strip().translate(SEPARATORS))
             if match and self._mobile.fullmatch(match.group(1)):
                 return "+86" + match.group(1)
-        return normalise(text, self.region)
+        return _parse(text, self.region)

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..csvtext import open_text, read_text
+from ..csvtext import not_encoded, open_text, read_text
 from ..errors import ConfigError, UsageError
 from ..labels import LABELS
 from . import schema
@@ -180,9 +180,7 @@ class Registry:
 
     def _shown(self) -> str:
         """The database as it may be shown: a URL without its password."""
-        return (
-            self.engine.url.render_as_string(hide_password=True) if "://" in self.database else self.database
-        )
+        return _redact(self.database)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -257,8 +255,8 @@ class Registry:
         """(E.164, state, the outcomes in time order) of *number*."""
         e164 = self.normalise(number)
         with self.engine.connect() as connection:
-            state = self._states(connection, [e164])[e164]
             ids = self._ids(connection, [e164], create=False)
+            state = self._states(connection, [e164], ids=ids)[e164]
             history = []
             if e164 in ids:
                 events = schema.events
@@ -271,6 +269,22 @@ class Registry:
         return e164, state, history
 
     # -- outcomes ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(
+        number_id: int, label: str, origin: str, at: datetime, key: str, **rest: Any
+    ) -> dict[str, Any]:
+        """An outcome row; *rest*: confidence, action (default: the label's), recording,
+        call_id, agent, note."""
+        return {
+            "number_id": number_id,
+            "label": label,
+            "origin": origin,
+            "at": at,
+            "key": key,
+            **rest,
+            "action": rest.get("action") or LABELS[label].action,
+        }
 
     def _add_events(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> int:
         """Insert outcome rows whose key is new (another writer's same outcome stands);
@@ -306,22 +320,8 @@ class Registry:
         with self.engine.begin() as connection:
             number_id = self._ids(connection, [e164], create=True)[e164]
             key = _sha256(f"agent|{e164}|{label}|{by}|{at.isoformat()}")
-            self._add_events(
-                connection,
-                [
-                    {
-                        "number_id": number_id,
-                        "label": label,
-                        "confidence": 1.0,
-                        "action": LABELS[label].action,
-                        "origin": "agent",
-                        "agent": by,
-                        "note": note,
-                        "at": at,
-                        "key": key,
-                    }
-                ],
-            )
+            event = self._event(number_id, label, "agent", at, key, confidence=1.0, agent=by, note=note)
+            self._add_events(connection, [event])
             return self._states(connection, [e164])[e164]
 
     def add_outcome(
@@ -344,18 +344,18 @@ class Registry:
         key = _sha256(f"{origin}|{e164}|{recording}|{call_id}|{label}|{confidence}")
         with self.engine.begin() as connection:
             number_id = self._ids(connection, [e164], create=True)[e164]
-            row = {
-                "number_id": number_id,
-                "label": label,
-                "confidence": confidence,
-                "action": action or LABELS[label].action,
-                "origin": origin,
-                "recording": recording,
-                "call_id": call_id,
-                "at": datetime.now(UTC),
-                "key": key,
-            }
-            return self._add_events(connection, [row]) == 1
+            event = self._event(
+                number_id,
+                label,
+                origin,
+                datetime.now(UTC),
+                key,
+                confidence=confidence,
+                action=action,
+                recording=recording,
+                call_id=call_id,
+            )
+            return self._add_events(connection, [event]) == 1
 
     def record(self, path: str | Path, *, origin: str = "classifier") -> RecordResult:
         """Outcomes from a ``classify`` or ``evaluate`` output (JSONL or CSV) whose records
@@ -397,17 +397,17 @@ class Registry:
                     f"{origin}|{e164}|{recording}|{call_id}|{record['label']}|{record.get('decided_at_s')}"
                 )
                 rows.append(
-                    {
-                        "number_id": ids[e164],
-                        "label": record["label"],
-                        "confidence": confidence,
-                        "action": record.get("action") or LABELS[record["label"]].action,
-                        "origin": origin,
-                        "recording": recording,
-                        "call_id": call_id,
-                        "at": at,
-                        "key": key,
-                    }
+                    self._event(
+                        ids[e164],
+                        record["label"],
+                        origin,
+                        at,
+                        key,
+                        confidence=confidence,
+                        action=record.get("action"),
+                        recording=recording,
+                        call_id=call_id,
+                    )
                 )
             result.added = self._add_events(connection, rows)
             result.already = len({r["key"] for r in rows}) - result.added
@@ -524,7 +524,7 @@ class Registry:
         known = self._ids(connection, candidates, create=False)
         states = self._states(connection, candidates, ids=known)
         allowed = [e for e in candidates if states[e].status != "blocked"]
-        ids = self._ids(connection, allowed, create=True)
+        ids = {**known, **self._ids(connection, [e for e in allowed if e not in known], create=True)}
         result.new_numbers += sum(1 for e in allowed if e not in known)
         known_ids = [known[e] for e in allowed if e in known]
         on_list = {
@@ -882,10 +882,7 @@ def _file_sha256(path: Path) -> str:
 
 def _unreadable(path: Path, reader: Any, exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
-        return (
-            f"lead file {path} is not {exc.encoding.upper()} (near line {reader.line_num + 1}): save it as UTF-8 "
-            f"(a spreadsheet's 'CSV UTF-8'), or convert it, e.g. 'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
-        )
+        return not_encoded("lead file", path, exc.encoding, f"near line {reader.line_num + 1}")
     return f"lead file {path}, line {reader.line_num}: {exc}"
 
 
