@@ -97,24 +97,66 @@ class LandmarkStream:
         self._frames = np.zeros((0, c.max_bin - c.min_bin), dtype=np.float32)  # log power, recent
         self._frames_start = 0  # absolute index of self._frames[0]
         self._checked = 0  # frames before this have been tested for peaks
-        self._peaks: list[tuple[int, int]] = []  # (frame, bin) awaiting their targets
+        self._peak_frames = np.zeros(0, dtype=np.int64)  # peaks awaiting their targets: frames ...
+        self._peak_bins = np.zeros(0, dtype=np.int64)  # ... and bins, by frame then bin
         self._loudest = -np.inf
         self._paired = 0  # anchors before this frame have been paired
+        self._prepared: tuple[int, np.ndarray] | None = None  # (first frame, log power) from prepare
+        self._prepared_peaks: tuple[int, int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        """(first frame, last frame + 1, peak frames, peak bins, loudest up to each frame)
+        of the frames ``prepare`` searched for peaks."""
+
+    def prepare(self, samples: np.ndarray) -> None:
+        """Compute the spectra of the frames the coming samples complete and find their
+        peaks, in one pass each (a frame's spectrum is its own; a peak depends only on the
+        frames around it and on the loudest frame before it); ``push`` hands them on push by
+        push, and pairs them into landmarks as it always does."""
+        c = self.config
+        buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = (len(buf) - c.n_fft) // c.hop + 1 if len(buf) >= c.n_fft else 0
+        if n <= 0:
+            return
+        power = self._log_power(buf, n)
+        self._prepared = (self._frames_start + len(self._frames), power)
+        frames = np.concatenate([self._frames, power])
+        last = self._frames_start + len(frames) - c.peak_frames
+        if last > self._checked:
+            found = self._peaks_of(frames, self._checked, last, self._loudest)
+            self._prepared_peaks = (self._checked, last, *found)
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
         buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
         n = (len(buf) - c.n_fft) // c.hop + 1 if len(buf) >= c.n_fft else 0
         if n > 0:
-            frames = frames_of(buf, c.n_fft, c.hop, n)
-            spectrum = np.fft.rfft(frames * self._window, axis=1)[:, c.min_bin : c.max_bin]
-            power = 10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10).astype(np.float32)
-            self._frames = np.concatenate([self._frames, power])
+            power = self._take_prepared(n)
+            self._frames = np.concatenate([self._frames, self._log_power(buf, n) if power is None else power])
             self._pending = buf[n * c.hop :].copy()
         else:
             self._pending = buf
         self._find_peaks(final=False)
         return self._pair(final=False)
+
+    def _log_power(self, buf: np.ndarray, n: int) -> np.ndarray:
+        """Log power (dB) of the first *n* frames of *buf* in the landmark band, ``(n, bins)``."""
+        c = self.config
+        spectrum = np.fft.rfft(frames_of(buf, c.n_fft, c.hop, n) * self._window, axis=1)[
+            :, c.min_bin : c.max_bin
+        ]
+        return 10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10).astype(np.float32)
+
+    def _take_prepared(self, n: int) -> np.ndarray | None:
+        """The next *n* frames' log power, if ``prepare`` computed them."""
+        if self._prepared is None:
+            return None
+        first, power = self._prepared
+        a = self._frames_start + len(self._frames) - first
+        if a < 0 or a + n > len(power):
+            self._prepared = None
+            return None
+        if a + n == len(power):
+            self._prepared = None
+        return power[a : a + n]
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         self._find_peaks(final=True)
@@ -127,14 +169,32 @@ class LandmarkStream:
         last = end if final else end - c.peak_frames
         if last <= self._checked:
             return
-        frames = self._frames
+        found = self._take_prepared_peaks(last)
+        if found is None:
+            found = self._peaks_of(self._frames, self._checked, last, self._loudest)
+        peak_frames, bins, loudest = found
+        self._loudest = float(loudest[-1])
+        self._peak_frames = np.concatenate([self._peak_frames, peak_frames])
+        self._peak_bins = np.concatenate([self._peak_bins, bins])
+        self._checked = last
+        keep_from = max(0, self._checked - c.peak_frames - self._frames_start)
+        self._frames = self._frames[keep_from:]
+        self._frames_start += keep_from
+
+    def _peaks_of(
+        self, frames: np.ndarray, checked: int, last: int, loudest_before: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Peaks of frames *checked* .. *last* - 1 (absolute; *frames* begins at
+        ``self._frames_start`` and reaches ``peak_frames`` past *last*, or the stream's end):
+        their frames and bins, by frame then bin, and the loudest frame level up to each
+        frame searched."""
+        c = self.config
         # max over ±peak_bins in frequency, then over ±peak_frames in time
         local_max = _running_max(_running_max(frames, c.peak_bins, axis=1), c.peak_frames, axis=0)
-        first = self._checked - self._frames_start
+        first = checked - self._frames_start
         rows = frames[first : last - self._frames_start]
         # causal floor (loudest frame up to each one), so chunking cannot change it
-        loudest = np.maximum.accumulate(np.append(self._loudest, rows.max(axis=1)))[1:]
-        self._loudest = float(loudest[-1])
+        loudest = np.maximum.accumulate(np.append(loudest_before, rows.max(axis=1)))[1:]
         floor = np.maximum(loudest - c.peak_floor_db, c.absolute_floor_db)
         mask = (rows >= local_max[first : first + len(rows)]) & (rows > floor[:, None])
         crowded = np.flatnonzero(mask.sum(axis=1) > c.peaks_per_frame)
@@ -143,44 +203,57 @@ class LandmarkStream:
             mask[i] = False
             mask[i, candidates[np.argsort(rows[i, candidates])[-c.peaks_per_frame :]]] = True
         frame_index, bins = np.nonzero(mask)  # by frame, then by bin
-        self._peaks += list(zip((frame_index + self._checked).tolist(), bins.tolist(), strict=True))
-        self._checked = last
-        keep_from = max(0, self._checked - c.peak_frames - self._frames_start)
-        self._frames = self._frames[keep_from:]
-        self._frames_start += keep_from
+        return frame_index + checked, bins, loudest
+
+    def _take_prepared_peaks(self, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The peaks of frames ``self._checked`` .. *last* - 1, if ``prepare`` found them."""
+        if self._prepared_peaks is None:
+            return None
+        first, end, peak_frames, bins, loudest = self._prepared_peaks
+        if self._checked < first or last > end:
+            self._prepared_peaks = None
+            return None
+        if last == end:
+            self._prepared_peaks = None
+        a, b = np.searchsorted(peak_frames, (self._checked, last))
+        return peak_frames[a:b], bins[a:b], loudest[self._checked - first : last - first]
 
     def _pair(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks of the anchors, in order, whose targets are all known: their target zone
         has been searched for peaks, or ``fan_out`` targets were found in it already (later
         peaks cannot come before them, so they are the targets the whole zone gives). The
         landmarks do not depend on when they are made; an anchor waits only for its own
-        targets."""
+        targets, and the anchors after it wait for it.
+
+        Each anchor's targets are the first ``fan_out`` peaks after it, in order, that lie
+        within ``max_dt`` frames (later in time) and ``max_df`` bins (another bin: a steady
+        tone says nothing about which recording this is): searched for all anchors at once
+        among the ``peaks_per_frame * (max_dt + 1)`` peaks that follow each."""
         c = self.config
-        ready = self._checked if final else self._checked - c.max_dt
-        hashes, times = [], []
-        index = 0
-        peaks = self._peaks
-        while index < len(peaks):
-            t1, f1 = peaks[index]
-            targets = []
-            j = index + 1
-            while j < len(peaks) and peaks[j][0] <= t1 + c.max_dt and len(targets) < c.fan_out:
-                t2, f2 = peaks[j]
-                # a steady tone (same bin) says nothing about which recording this is
-                if t2 > t1 and f2 != f1 and abs(f2 - f1) <= c.max_df:
-                    targets.append((f2 - f1, t2 - t1))
-                j += 1
-            if t1 >= ready and len(targets) < c.fan_out:
-                break  # its zone is still being searched
-            for df, dt in targets:
-                hashes.append((f1, df, dt))
-                times.append(t1)
-            index += 1
-        del peaks[:index]
-        if not hashes:
+        t, f = self._peak_frames, self._peak_bins
+        n = len(t)
+        if not n:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32)
-        triples = np.array(hashes, dtype=np.int64)
-        return hash_landmark(triples[:, 0], triples[:, 1], triples[:, 2], c), np.array(times, dtype=np.int32)
+        ready = self._checked if final else self._checked - c.max_dt
+        following = np.arange(n)[:, None] + np.arange(1, min(c.peaks_per_frame * (c.max_dt + 1), n) + 1)
+        exists = following < n
+        following = np.minimum(following, n - 1)
+        dt = t[following] - t[:, None]
+        df = f[following] - f[:, None]
+        target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
+        rank = np.cumsum(target, axis=1)
+        target &= rank <= c.fan_out
+        found = np.minimum(rank[:, -1], c.fan_out)
+        waiting = np.flatnonzero((t >= ready) & (found < c.fan_out))
+        done = int(waiting[0]) if len(waiting) else n
+        anchor, column = np.nonzero(target[:done])  # by anchor, then by target
+        self._peak_frames, self._peak_bins = t[done:], f[done:]
+        if not len(anchor):
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32)
+        return (
+            hash_landmark(f[anchor], df[anchor, column], dt[anchor, column], c),
+            t[anchor].astype(np.int32),
+        )
 
 
 def landmarks(samples: np.ndarray, config: FingerprintConfig | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,10 @@ Batch classification is a session fed a file (see ``classifier.py``), so this is
 code path. Audio is analysed in fixed blocks at absolute stream positions; the decision
 is re-evaluated after each block, which makes results independent of how the caller
 chunks the audio. Blocks end where the model's windows end (``block_phase``), so a
-window is judged as soon as its last sample arrives.
+window is judged as soon as its last sample arrives. When a feed completes several blocks
+at once (a file is read seconds at a time), the channels see them all first
+(``ChannelStream.prepare``) and batch their work; each block still reports exactly what it
+would have on its own.
 """
 
 from __future__ import annotations
@@ -153,6 +156,10 @@ class Session:
             whole = f"{self.source_duration_s:.1f} s" if self.source_duration_s else "audio"
             self.add_note(f"analysed only the first {self._config.max_duration_s:g} s of {whole}")
         self._buffer = np.concatenate([self._buffer, samples]) if len(self._buffer) else samples
+        ahead = self._blocks_in_hand(end)
+        if ahead > self._block:  # several blocks at once (a file): channels may batch them
+            for stream in self._streams:
+                stream.prepare(self._buffer[:ahead], self._consumed)
         updates: list[Decision] = []
         position = 0
         while True:
@@ -176,6 +183,16 @@ class Session:
                         break
         self._buffer = self._buffer[position:] if self._final is None else self._buffer[:0]
         return updates
+
+    def _blocks_in_hand(self, end: bool) -> int:
+        """Samples of the buffer the block loop will analyse now (unless a decision ends
+        it first): its complete blocks, and at the end of the stream everything."""
+        if end:
+            return len(self._buffer)
+        need = self._boundary - self._consumed
+        if len(self._buffer) < need:
+            return 0
+        return need + (len(self._buffer) - need) // self._block * self._block
 
     def _add(self, evidence: list[Evidence]) -> None:
         """Keep each channel's standing claims by its claim policy (``ChannelInfo.claims``):

@@ -307,6 +307,8 @@ class ToneDetector:
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet in a full frame
         self._pending_start = 0  # absolute index of _pending[0]
         self._next_frame = 0
+        self._prepared: tuple[int, np.ndarray, list[tuple[float, ...]], np.ndarray] | None = None
+        """(first frame, tonal, peaks, level): stage 1 of frames ``prepare`` analysed ahead."""
         self._history = np.zeros(0, dtype=np.float32)
         self._history_start = 0
         self._track: _FrameTrack | None = None
@@ -325,6 +327,18 @@ class ToneDetector:
 
     # -- public channel interface --------------------------------------------------------
 
+    def prepare(self, samples: np.ndarray, start_sample: int) -> None:
+        """Run stage 1 over the frames the coming samples complete, in one call: each
+        frame's numbers are its own, whatever frames are analysed with it. The state
+        machine (stages 2 and 3) still runs block by block in ``process``."""
+        buf = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        n_frames = (len(buf) - FRAME_LEN) // FRAME_HOP + 1 if len(buf) >= FRAME_LEN else 0
+        if n_frames > 0:
+            self._prepared = (
+                self._next_frame,
+                *self._analyse(frames_of(buf, FRAME_LEN, FRAME_HOP, n_frames)),
+            )
+
     def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
         """Analyse the next samples (which start at absolute index *start_sample*)."""
         self._append_history(samples, start_sample)
@@ -332,14 +346,29 @@ class ToneDetector:
         n_frames = (len(buf) - FRAME_LEN) // FRAME_HOP + 1 if len(buf) >= FRAME_LEN else 0
         evidence: list[Evidence] = []
         if n_frames > 0:
-            frames = frames_of(buf, FRAME_LEN, FRAME_HOP, n_frames)
-            for idx, (tonal, peaks, level) in enumerate(zip(*self._analyse(frames), strict=True)):
+            analysed = self._take_prepared(n_frames)
+            if analysed is None:
+                analysed = self._analyse(frames_of(buf, FRAME_LEN, FRAME_HOP, n_frames))
+            for idx, (tonal, peaks, level) in enumerate(zip(*analysed, strict=True)):
                 evidence += self._on_frame(self._next_frame + idx, tonal, peaks, level)
             self._next_frame += n_frames
         consumed = n_frames * FRAME_HOP
         self._pending = buf[consumed:].copy()
         self._pending_start += consumed
         return evidence
+
+    def _take_prepared(self, n_frames: int) -> tuple[np.ndarray, list[tuple[float, ...]], np.ndarray] | None:
+        """Stage 1 of the next *n_frames* frames, if ``prepare`` analysed them."""
+        if self._prepared is None:
+            return None
+        first, tonal, peaks, level = self._prepared
+        a, b = self._next_frame - first, self._next_frame - first + n_frames
+        if a < 0 or b > len(tonal):
+            self._prepared = None
+            return None
+        if b == len(tonal):
+            self._prepared = None
+        return tonal[a:b], peaks[a:b], level[a:b]
 
     def pending(self) -> Evidence | None:
         """The ``unknown`` claim a stretch of unexplained tone still too short to claim

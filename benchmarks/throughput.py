@@ -1,147 +1,245 @@
-"""Batch-path throughput: audio-seconds analysed per CPU-second, and peak RSS.
+"""Batch-path throughput: audio-seconds analysed per CPU-second, beside an earlier revision.
 
-    python -m benchmarks.throughput [--clips 100] [--seconds 20] [--block-s 0.25] [--live-ms 20]
+    python -m benchmarks.throughput [--clips 100] [--seconds 20] [--baseline REV | --no-baseline]
+                                    [--live-ms 20]
 
 Runs the classifier over a generated 8 kHz corpus (benchmarks/corpus.py) exactly as
 ``audio-classifier classify`` does (files read from disk, one session each), once with
 early decisions (what production does) and once analysing every clip to its end (the
-worst case). The baseline in the same run is the cost of only reading and decoding the
-files, so the ratio says how much the analysis itself costs.
+worst case), for each set of channels; then each channel alone, and all three together, as
+CPU milliseconds per audio second, both from files and streamed live in 20 ms chunks of
+16-bit PCM (the live path analyses one block at a time: nothing to batch).
 
-``--live-ms N`` also feeds the same clips to streaming sessions in N ms chunks of 16-bit
-PCM, as a dialer does, at 8 kHz and at 16 kHz (resampled in the session), tones + model:
-what the live path costs against the whole-file figure of the same run.
+The same configurations run, in the same run and on the same files, in a child process
+over a git worktree of ``--baseline`` (default: the tree before the speed work, 748f8f9),
+and the table shows the ratio. Machines here are shared: only ratios within one run mean
+anything.
+
+Decisions: the file path may analyse several blocks at once (``ChannelStream.prepare``), so
+every clip is also streamed to a session in 20 ms chunks, as a dialer sends it, and the
+two decisions must be identical (label, confidence, decision time, evidence). The count of
+decisions equal to the baseline revision's is printed too; it is all of them only when
+the baseline has the same model and rules.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BASELINE = "748f8f9"
+"""The tree when the speed work (issue 32, item 7) began."""
+
+CONFIGURATIONS = (
+    ("tones + decision", {"model_path": None, "samples_path": None}),
+    ("tones + fingerprints", {"model_path": None}),
+    ("tones + model", {"samples_path": None}),
+    ("tones + model + fingerprints (default)", {}),
+)
+"""Channel sets, as ``ClassifierConfig`` overrides (speech recognition always off)."""
+
+# The measuring code runs both here and, as source, in the baseline's child process: it may
+# use only what every revision has (Classifier, ClassifierConfig, classify_file, the
+# channels' factories).
+MEASURE = r'''
+import json, sys, time
+from dataclasses import replace
+from pathlib import Path
+
 from audio_classifier import Classifier, ClassifierConfig
-from audio_classifier.audio import SAMPLE_RATE, open_file
-from audio_classifier.resample import resample
-
-from .corpus import make_corpus
 
 
-def _cpu() -> float:
-    return time.process_time()
+def channel_factories():
+    """Each channel of the default set, loaded as the default configuration loads it."""
+    loaded = Classifier(ClassifierConfig(asr_model=None)).channels
+    return {c.info.name: c for c in loaded if c.info.name in ("tone", "model", "fingerprint")}
 
 
-def decode_only(paths: list[Path]) -> float:
-    """CPU seconds to read and convert the files, without analysis (the baseline)."""
-    start = _cpu()
+def measure(paths, configurations):
+    """{name: {mode: [cpu_s, analysed_s]}}, {name: cpu_s} per channel alone (full analysis),
+    and the default configuration's early decisions."""
+    paths = [Path(p) for p in paths]
+    Classifier().classify_file(paths[0])  # warm-up: imports, FFT plans, model session
+    results, decisions = {}, []
+    for name, overrides in configurations:
+        base = ClassifierConfig(asr_model=None, **overrides)
+        results[name] = {}
+        for mode, config in (("early", base), ("full", replace(base, early_decision=False))):
+            classifier = Classifier(config)
+            analysed, start = 0.0, time.process_time()
+            for path in paths:
+                decision = classifier.classify_file(path)
+                analysed += decision.analysed_s
+                if not overrides and mode == "early":
+                    decisions.append(decision.to_dict())
+            results[name][mode] = [time.process_time() - start, analysed]
+    calls = live_calls(paths)
+    alone = {}
+    factories = channel_factories()
+    for name, factory in [*factories.items(), ("all", None)]:
+        channels = list(factories.values()) if factory is None else [factory]
+        classifier = Classifier(ClassifierConfig(asr_model=None, early_decision=False), channels=channels)
+        start = time.process_time()
+        for path in paths:
+            classifier.classify_file(path)
+        batch = time.process_time() - start
+        start = time.process_time()
+        for chunks in calls:
+            session = classifier.open_session(8000, "pcm_s16le")
+            for chunk in chunks:
+                session.feed(chunk)
+            session.close()
+        alone[name] = [batch, time.process_time() - start]
+    return results, alone, decisions
+
+
+def live_calls(paths, chunk_ms=20):
+    """Each file as 16-bit PCM cut into 20 ms chunks, as a dialer streams it (prepared
+    before timing)."""
+    import numpy as np
+    import soundfile as sf
+
+    calls = []
     for path in paths:
-        info, chunks = open_file(path)
-        converter = info.converter()
-        for chunk in chunks:
-            converter.push(chunk)
-    return _cpu() - start
+        data = sf.read(path, dtype="int16")[0].astype("<i2").tobytes()
+        step = 2 * 8000 * chunk_ms // 1000
+        calls.append([data[i : i + step] for i in range(0, len(data), step)])
+    return calls
 
 
-def classify_all(classifier: Classifier, paths: list[Path]) -> tuple[float, float]:
-    """(CPU seconds, audio seconds analysed)."""
-    analysed = 0.0
-    start = _cpu()
-    for path in paths:
-        analysed += classifier.classify_file(path).analysed_s
-    return _cpu() - start, analysed
+if __name__ == "__main__":
+    job = json.load(sys.stdin)
+    print(json.dumps(measure(job["paths"], job["configurations"])))
+'''
 
 
-def pcm_chunks(paths: list[Path], rate: int, chunk_ms: float) -> list[list[bytes]]:
-    """Each file as 16-bit PCM at *rate* Hz, cut into *chunk_ms* chunks (prepared before
-    timing: a dialer's audio arrives as such bytes)."""
+def run_here(paths: list[Path]) -> tuple[dict, dict, list[dict]]:
+    namespace: dict = {"__name__": "benchmarks.throughput.measure"}
+    exec(compile(MEASURE, "<measure>", "exec"), namespace)
+    return namespace["measure"]([str(p) for p in paths], CONFIGURATIONS)
+
+
+def run_baseline(revision: str, paths: list[Path], folder: Path) -> tuple[dict, dict, list[dict]]:
+    """The same measurement over a git worktree of *revision*, in a child process."""
+    tree = folder / "baseline"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(tree), revision],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        script = tree / "_measure.py"
+        script.write_text(MEASURE)
+        job = json.dumps({"paths": [str(p) for p in paths], "configurations": CONFIGURATIONS})
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        env.pop("AUDIO_CLASSIFIER_MODEL", None)
+        done = subprocess.run(
+            [sys.executable, str(script)], input=job, capture_output=True, text=True, cwd=tree, env=env
+        )
+        if done.returncode:
+            raise SystemExit(f"the baseline {revision} failed:\n{done.stderr[-2000:]}")
+        return tuple(json.loads(done.stdout.splitlines()[-1]))
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True
+        )
+
+
+def streamed_decisions(paths: list[Path], chunk_ms: float = 20.0) -> list[dict]:
+    """The default configuration's early decisions with each file streamed in *chunk_ms*
+    chunks of float32 samples, one block at a time: no ``prepare``."""
+    from audio_classifier import Classifier, ClassifierConfig
+    from audio_classifier.audio import open_file
+
+    classifier = Classifier(ClassifierConfig(asr_model=None))
     out = []
     for path in paths:
         info, chunks = open_file(path)
         samples = np.concatenate([np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks])
-        if rate != info.sample_rate:
-            samples = resample(samples, info.sample_rate, rate)
-        data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-        step = 2 * max(1, round(rate * chunk_ms / 1000))
-        out.append([data[i : i + step] for i in range(0, len(data), step)])
+        session = classifier.open_session(info.sample_rate, "float32", channels=info.channels)
+        session.source_duration_s = info.duration_s
+        step = max(1, round(info.sample_rate * chunk_ms / 1000)) * info.channels
+        for i in range(0, len(samples), step):
+            session.feed(samples[i : i + step])
+            if not session.wants_audio:
+                break
+        out.append(session.close().to_dict())
     return out
 
 
-def stream_all(classifier: Classifier, calls: list[list[bytes]], rate: int) -> tuple[float, float]:
-    """(CPU seconds, audio seconds analysed) feeding each call's chunks to a session."""
-    analysed = 0.0
-    start = _cpu()
-    for chunks in calls:
-        session = classifier.open_session(rate, "pcm_s16le")
-        for chunk in chunks:
-            session.feed(chunk)
-            if not session.wants_audio:
-                break
-        analysed += session.close().analysed_s
-    return _cpu() - start, analysed
+def _key(decision: dict) -> tuple:
+    return decision["label"], decision["confidence"], decision["decided_at_s"]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument(
-        "--block-s",
-        type=float,
-        default=ClassifierConfig().block_s,
-        help="analysis block length (the default's; 0.1 was the default before 2026-12-02)",
-    )
-    parser.add_argument(
-        "--live-ms",
-        type=float,
-        default=0.0,
-        help="also stream the clips to sessions in chunks of this many ms (e.g. 20; 0: not)",
-    )
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare with")
+    parser.add_argument("--no-baseline", action="store_true", help="measure this tree only")
     args = parser.parse_args(argv)
+    from .corpus import make_corpus
+
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_corpus(Path(tmp), args.clips, args.seconds)
-        total_audio = args.clips * args.seconds
-        Classifier().classify_file(paths[0])  # warm-up (imports, FFT plans, model session)
-        decode = decode_only(paths)
+        paths = make_corpus(Path(tmp) / "corpus", args.clips, args.seconds)
         print(
-            f"corpus: {args.clips} clips x {args.seconds:g} s at {SAMPLE_RATE} Hz = {total_audio:.0f} s; "
-            f"blocks of {args.block_s:g} s"
+            f"corpus: {args.clips} clips x {args.seconds:g} s at 8000 Hz = {args.clips * args.seconds:.0f} s"
         )
-        print(f"baseline (read + decode only): {total_audio / decode:8.0f} x real time per core")
-        block = {"block_s": args.block_s}
-        configurations = (
-            (
-                "tones + decision",
-                ClassifierConfig(model_path=None, samples_path=None, asr_model=None, **block),
-            ),
-            ("tones + model", ClassifierConfig(samples_path=None, asr_model=None, **block)),
-            ("tones + model + fingerprints (default)", ClassifierConfig(asr_model=None, **block)),
+        start = time.perf_counter()
+        results, alone, decisions = run_here(paths)
+        print(f"this tree measured in {time.perf_counter() - start:.0f} s")
+        base = None
+        if not args.no_baseline:
+            start = time.perf_counter()
+            base = run_baseline(args.baseline, paths, Path(tmp))
+            print(f"baseline {args.baseline} measured in {time.perf_counter() - start:.0f} s")
+        streamed = streamed_decisions(paths)
+
+    def speed(cpu: float, analysed: float) -> float:
+        return analysed / cpu
+
+    print()
+    header = f"{'channels':40s} {'mode':6s} {'x real time per core':>21s}"
+    print(header + (f" {'baseline':>9s} {'ratio':>6s}" if base else ""))
+    for name, _ in CONFIGURATIONS:
+        for mode in ("early", "full"):
+            now = speed(*results[name][mode])
+            line = f"{name:40s} {mode:6s} {now:21.0f}"
+            if base:
+                then = speed(*base[0][name][mode])
+                line += f" {then:9.0f} {now / then:5.2f}x"
+            print(line)
+    total = args.clips * args.seconds
+    print("\neach channel alone, every clip to its end: CPU ms per audio second")
+    print(f"  {'channel':14s} {'file':>6s} {'live 20 ms':>11s}" + ("   baseline: file, live" if base else ""))
+    for name, (batch, live) in alone.items():
+        line = f"  {name:14s} {1000 * batch / total:6.2f} {1000 * live / total:11.2f}"
+        if base:
+            then_batch, then_live = base[1][name]
+            line += (
+                f"   {1000 * then_batch / total:6.2f} ({then_batch / batch:4.2f}x),"
+                f" {1000 * then_live / total:6.2f} ({then_live / live:4.2f}x)"
+            )
+        print(line)
+    same = sum(a == b for a, b in zip(decisions, streamed, strict=True))
+    print(f"\nfile path vs 20 ms streaming, default channels: {same} of {len(paths)} decisions identical")
+    if base:
+        same_base = sum(_key(a) == _key(b) for a, b in zip(decisions, base[2], strict=True))
+        print(
+            f"decisions (label, confidence, decided_at_s) equal to {args.baseline}'s: {same_base} of {len(paths)}"
         )
-        for name, base in configurations:
-            for mode, config in (
-                ("early decision", base),
-                ("full analysis", replace(base, early_decision=False)),
-            ):
-                cpu, analysed = classify_all(Classifier(config), paths)
-                print(
-                    f"{name:40s} {mode:15s}: {analysed / cpu:7.0f} x real time per core "
-                    f"({analysed:.0f} audio-s in {cpu:.2f} CPU-s)"
-                )
-        if args.live_ms:
-            classifier = Classifier(configurations[1][1])
-            for rate in (SAMPLE_RATE, 16000):
-                calls = pcm_chunks(paths, rate, args.live_ms)
-                cpu, analysed = stream_all(classifier, calls, rate)
-                name = f"tones + model, live {args.live_ms:g} ms chunks"
-                print(
-                    f"{name:40s} {f'{rate} Hz PCM':15s}: {analysed / cpu:7.0f} x real time per core "
-                    f"({analysed:.0f} audio-s in {cpu:.2f} CPU-s)"
-                )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {peak_mb:.0f} MB")
+    print(f"peak RSS (this process): {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

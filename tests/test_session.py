@@ -103,6 +103,9 @@ class _BlockRecorder:
     def pending(self) -> None:
         return None
 
+    def prepare(self, samples: np.ndarray, start_sample: int) -> None:
+        return None
+
     def process(self, samples: np.ndarray, start_sample: int) -> list:
         self.blocks.append((start_sample, start_sample + len(samples)))
         return []

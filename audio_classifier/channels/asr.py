@@ -172,6 +172,9 @@ class AsrStream:
         self._position_s = (start_sample + len(samples)) / SAMPLE_RATE
         return self._feed(self._resampler.process(samples))
 
+    def prepare(self, samples: np.ndarray, start_sample: int) -> None:
+        """The recogniser takes audio as it comes: nothing to batch."""
+
     def finish(self) -> list[Evidence]:
         evidence = self._feed(self._resampler.flush())
         text = json.loads(self._recognizer.FinalResult()).get("text", "")

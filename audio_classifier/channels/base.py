@@ -88,6 +88,13 @@ class ChannelStream(Protocol):
         """Analyse the next samples, which begin at absolute index *start_sample*."""
         ...
 
+    def prepare(self, samples: np.ndarray, start_sample: int) -> None:
+        """The audio the next ``process`` calls will bring, in order and concatenated,
+        beginning at *start_sample* (the batch path holds several blocks at once). A channel
+        may analyse it now in one pass, batched, but ``process`` must return exactly what it
+        would have returned without it, block by block. One with nothing to batch ignores it."""
+        ...
+
     def finish(self) -> list[Evidence]:
         """The stream ended: return any evidence that needed the whole call."""
         ...

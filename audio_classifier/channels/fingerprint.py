@@ -81,6 +81,9 @@ class FingerprintStream:
         self._reported: tuple[int, float] | None = None  # (sample, score) last claimed
         self._pending: Evidence | None = None
 
+    def prepare(self, samples: np.ndarray, start_sample: int) -> None:
+        self._landmarks.prepare(samples)
+
     def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
         self._matcher.add(*self._landmarks.push(samples))
         self._now_s = (start_sample + len(samples)) / SAMPLE_RATE

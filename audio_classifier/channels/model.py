@@ -48,18 +48,42 @@ class ModelStream:
         self._features = WindowFeatures(model.card.features)
         self._state: np.ndarray | None = None
         self._window_s = model.card.features.window_s
+        self._sample_rate = model.card.features.sample_rate
+        self._pushed = 0  # samples given to the features so far
+        self._ready: list[tuple[int, Evidence]] = []  # (window's end sample, its claim), not yet reported
+
+    def prepare(self, samples: np.ndarray, start_sample: int) -> None:
+        """Summarise every window the coming blocks complete in one call: a window's
+        numbers do not depend on how many are summarised together, and the network still
+        scores each alone (``OnnxModel.log_probs``); ``process`` reports each claim in the
+        block where its window ends."""
+        self._push(samples, start_sample)
 
     def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
-        return self._judge(self._features.push(samples))
+        self._push(samples, start_sample)
+        end = start_sample + len(samples)
+        due = [e for at, e in self._ready if at <= end]
+        self._ready = [(at, e) for at, e in self._ready if at > end]
+        return due
 
     def finish(self) -> list[Evidence]:
-        return self._judge(self._features.finish())
+        self._ready += self._judge(self._features.finish())
+        due, self._ready = [e for _, e in self._ready], []
+        return due
 
     def pending(self) -> None:
         """Every window is judged when its last sample arrives: nothing is pending."""
         return None
 
-    def _judge(self, windows: list[tuple[float, np.ndarray]]) -> list[Evidence]:
+    def _push(self, samples: np.ndarray, start_sample: int) -> None:
+        """Feed the features what of *samples* they have not had yet (``prepare`` may have
+        given them already)."""
+        fresh = samples[max(0, self._pushed - start_sample) :]
+        if len(fresh):
+            self._ready += self._judge(self._features.push(fresh))
+            self._pushed = start_sample + len(samples)
+
+    def _judge(self, windows: list[tuple[float, np.ndarray]]) -> list[tuple[int, Evidence]]:
         if not windows:
             return []
         scores = accumulate(self._model.log_probs(np.stack([f for _, f in windows])), self._state)
@@ -71,14 +95,13 @@ class ModelStream:
             top = int(np.argmax(p))
             if p[top] >= MIN_EVIDENCE_SCORE:
                 start_s = round(max(0.0, end_s - self._window_s), 3)
-                evidence.append(
-                    Evidence(
-                        CHANNEL,
-                        labels[top],
-                        float(p[top]),
-                        start_s,
-                        round(end_s, 3),
-                        {"window_s": self._window_s},
-                    )
+                claim = Evidence(
+                    CHANNEL,
+                    labels[top],
+                    float(p[top]),
+                    start_s,
+                    round(end_s, 3),
+                    {"window_s": self._window_s},
                 )
+                evidence.append((round(end_s * self._sample_rate), claim))
         return evidence
