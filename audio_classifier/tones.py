@@ -349,8 +349,7 @@ class ToneDetector:
             analysed = self._take_prepared(n_frames)
             if analysed is None:
                 analysed = self._analyse(frames_of(buf, FRAME_LEN, FRAME_HOP, n_frames))
-            for idx, (tonal, peaks, level) in enumerate(zip(*analysed, strict=True)):
-                evidence += self._on_frame(self._next_frame + idx, tonal, peaks, level)
+            evidence += self._on_frames(*analysed)
             self._next_frame += n_frames
         consumed = n_frames * FRAME_HOP
         self._pending = buf[consumed:].copy()
@@ -472,6 +471,51 @@ class ToneDetector:
         ok = (denom < 0) & (kc == k)
         delta = np.where(ok, 0.5 * (a - c) / np.where(ok, denom, -1.0), 0.0)
         return (self._tone_slice.start + k + delta) * (SAMPLE_RATE / FRAME_LEN)
+
+    def _on_frames(
+        self, tonal: np.ndarray, peaks: list[tuple[float, ...]], level: np.ndarray
+    ) -> list[Evidence]:
+        """Stage 2 over the next frames: runs of non-tonal frames with no segment open (a
+        voice, noise, silence: most of most calls) go to ``_on_gap_frames`` whole, the
+        others one by one to ``_on_frame``."""
+        evidence: list[Evidence] = []
+        tonal_at = np.flatnonzero(tonal).tolist()
+        levels = level.tolist()
+        n, i, t = len(levels), 0, 0
+        while i < n:
+            while t < len(tonal_at) and tonal_at[t] < i:
+                t += 1
+            run_end = tonal_at[t] if t < len(tonal_at) else n
+            if self._track is None and run_end > i:
+                evidence += self._on_gap_frames(self._next_frame + i, levels[i:run_end])
+                i = run_end
+            else:
+                evidence += self._on_frame(self._next_frame + i, tonal[i], peaks[i], level[i])
+                i += 1
+        return evidence
+
+    def _on_gap_frames(self, first: int, levels: list[float]) -> list[Evidence]:
+        """``_on_frame`` for a run of non-tonal frames while no segment is open, frame
+        *first* onwards, in a few steps: the gap's levels are added up to each frame where
+        something happens (the gap is checked every 10th frame; its kept levels are
+        trimmed when they pass ``2 * GAP_LEVELS_KEPT``), in the order ``_on_frame`` adds
+        them."""
+        evidence: list[Evidence] = []
+        self._frames += len(levels)
+        self._silent_frames += sum(v < SILENCE_DBFS for v in levels)
+        k, n = 0, len(levels)
+        while k < n:
+            check = k + (-(first + k)) % 10  # the next frame checked
+            trim = k + 2 * GAP_LEVELS_KEPT - len(self._gap_levels)  # the frame whose level passes the limit
+            stop = min(check, trim, n - 1)
+            self._gap_levels += levels[k : stop + 1]
+            if len(self._gap_levels) > 2 * GAP_LEVELS_KEPT:
+                self._remember_gap(self._gap_levels[:-GAP_LEVELS_KEPT])
+                del self._gap_levels[:-GAP_LEVELS_KEPT]
+            if (first + stop) % 10 == 0:
+                evidence += self._check_trailing_gap(first + stop)
+            k = stop + 1
+        return evidence
 
     def _on_frame(self, index: int, tonal: bool, peaks: tuple[float, ...], level: float) -> list[Evidence]:
         self._frames += 1

@@ -439,3 +439,54 @@ def test_a_steady_tone_stays_steady_when_its_level_wavers_later():
     wavering[: len(t)] *= wobble
     wavering[len(t) :] *= wobble[: len(wavering) - len(t)]
     assert not [e for e in tone_evidence(wavering) if e.detail.get("tone") == "steady"]
+
+
+class _FrameByFrame(ToneDetector):
+    """The detector with every gap frame taken one by one, as ``_on_frame`` takes it."""
+
+    def _on_gap_frames(self, first: int, levels: list[float]) -> list:
+        evidence = []
+        for k, level in enumerate(levels):
+            evidence += self._on_frame(first + k, False, (), np.float32(level))
+        return evidence
+
+
+def _reports(detector: ToneDetector, x: np.ndarray, block: int) -> list:
+    out = []
+    for i in range(0, len(x), block):
+        out.append([e.to_dict() for e in detector.process(x[i : i + block], i)])
+        pending = detector.pending()
+        out.append(None if pending is None else pending.to_dict())
+        # and the state the gap frames build (what later checks read)
+        out.append(
+            (list(detector._gap_levels), detector._voice_db, detector._frames, detector._silent_frames)
+        )
+    return [*out, [e.to_dict() for e in detector.finish()]]
+
+
+def test_gap_runs_taken_whole_report_what_frame_by_frame_reports(rng):
+    """Runs of gap frames go through ``_on_gap_frames`` in a few steps; every claim, pending
+    claim and its timing must equal the frame-by-frame path's, across gaps long enough to
+    trim the kept levels (over 8 s) and tones that start and stop mid-block."""
+    signals = [
+        synth.add_noise(np.concatenate([synth.speech_like(2.0, rng), synth.cadenced(spec, 7.0)]), 15.0, rng)
+        for spec in TONE_SPECS[::3]
+    ]
+    signals += [
+        synth.add_noise(
+            np.concatenate(
+                [synth.sit(code), synth.speech_like(3.0, rng), synth.silence(9.0), synth.sit(code)]
+            ),
+            20.0,
+            rng,
+        )
+        for code in ("vc", "ro")
+    ]
+    signals.append(np.concatenate([synth.silence(12.0), synth.cadenced(TONE_SPECS[1], 3.0)]))
+    claims = 0
+    for x in signals:
+        for block in (2000, 160):
+            expected = _reports(_FrameByFrame(), x, block)
+            assert _reports(ToneDetector(), x, block) == expected
+            claims += sum(len(item) for item in expected if isinstance(item, list))
+    assert claims > 50
