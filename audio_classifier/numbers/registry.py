@@ -750,12 +750,16 @@ def _select_in(
     """Rows of *sql* (with ``IN ({})`` where the list goes) for *values*, in batches of
     ``CHUNK``, straight through the driver: an import runs such lookups for every chunk of
     numbers, and building statements with thousands of parameters cost more than the
-    queries. PostgreSQL gets one array parameter (``= ANY(%s)``) instead of a list."""
+    queries. PostgreSQL gets one array parameter (``= ANY(%b::type[])``) instead of a list."""
     found: list[tuple[Any, ...]] = []
     postgres = connection.dialect.name == "postgresql"
     for part in _chunks(list(values)):
         if postgres:
-            statement, parameters = sql.replace("IN ({})", "= ANY(%s)"), (*before, list(part))
+            # sent in binary (no quoting of each element); typed, so that the column's
+            # index serves the lookup (an untyped list of ints may travel as numeric[])
+            kind = "int4" if part and isinstance(part[0], int) else "text"
+            statement = sql.replace("IN ({})", f"= ANY(%b::{kind}[])")
+            parameters = (*before, list(part))
         else:
             statement, parameters = sql.format(", ".join([_mark(connection)] * len(part))), (*before, *part)
         found += connection.exec_driver_sql(statement, parameters).all()
@@ -786,13 +790,14 @@ def _insert(
 ) -> int:
     """Insert *rows* (tuples in *columns*' order, as the driver takes them), straight through
     the driver (see ``_select_in``): multi-row INSERT statements, or on PostgreSQL one
-    INSERT from arrays (``unnest``) per batch. With *conflict* (a unique column), rows whose
+    INSERT from arrays (``unnest``, sent in binary: text arrays in text format cost the
+    client a regular expression per element) per batch. With *conflict* (a unique column), rows whose
     value is already there are skipped. Returns the rows added."""
     tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
     head = f"INSERT INTO {table} ({', '.join(columns)}) "
     added = 0
     if connection.dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{PG_ARRAY_TYPES.get(c, 'text')}[]" for c in columns)
+        arrays = ", ".join(f"%b::{PG_ARRAY_TYPES.get(c, 'text')}[]" for c in columns)
         statement = head + f"SELECT * FROM unnest({arrays})" + tail
         for part in _chunks(list(rows), CHUNK):
             result = connection.exec_driver_sql(
