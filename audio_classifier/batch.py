@@ -48,6 +48,7 @@ DECISION_FIELDS = (
     "error",
     "withheld_action",
     "score",
+    "transcript",
 )
 """Fields of every output record after ``path`` and the manifest's own columns."""
 
@@ -385,7 +386,7 @@ class RecordWriter:
         try:
             if self._csv is not None:
                 row = dict(record)
-                for name in ("evidence", "notes"):
+                for name in ("evidence", "notes", "transcript"):
                     if row.get(name) is not None:
                         row[name] = json.dumps(row[name], ensure_ascii=False)
                 self._csv.writerow(row)

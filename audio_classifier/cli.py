@@ -18,6 +18,8 @@ from .config import ClassifierConfig
 from .errors import AudioClassifierError
 from .labels import LABELS
 from .numbers.cli import numbers as numbers_group
+from .review.cli import discover as discover_command
+from .review.cli import review as review_command
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -624,6 +626,23 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analy
     "agents' marks on POST /v1/numbers/{number}/events (a SQLite file or a URL).",
 )
 @click.option("--docs", is_flag=True, help="Serve the API's /docs and /openapi.json.")
+@click.option(
+    "--review",
+    "review_output",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Also serve the review page for this classify or evaluate output at /review/ "
+    "(see 'audio-classifier review'; behind the API key).",
+)
+@click.option(
+    "--review-db",
+    type=click.Path(dir_okay=False),
+    help="Its review database [default: OUTPUT.review.sqlite].",
+)
+@click.option(
+    "--audio-root",
+    type=click.Path(file_okay=False, exists=True),
+    help="The review page's recordings: relative paths are under this, and only files under it are played.",
+)
 @_analysis_options
 def serve(
     host,
@@ -641,6 +660,9 @@ def serve(
     file_processes,
     numbers_db,
     docs,
+    review_output,
+    review_db,
+    audio_root,
     **analysis,
 ) -> None:
     """Serve inline classification: WebSocket /v1/stream, /v1/twilio, POST /v1/classify,
@@ -666,6 +688,9 @@ def serve(
         file_processes=file_processes,
         numbers_db=numbers_db,
         docs=docs,
+        review=_review_settings(review_output, review_db, audio_root, keys, host, workers)
+        if review_output
+        else None,
     )
     factory = partial(_app, config, settings)
     audiosocket = (audiosocket_host, audiosocket_port) if audiosocket_port is not None else None
@@ -673,6 +698,41 @@ def serve(
         run_server(factory, host, port, audiosocket, workers=workers)
     except PortInUseError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _review_settings(
+    output: str, database: str | None, audio_root: str | None, keys: frozenset[str], host: str, workers: int
+):
+    """The review page's settings for ``serve --review``: its output loaded now, once."""
+    from pathlib import Path
+
+    from .review.app import ReviewSettings
+    from .review.cli import is_loopback
+    from .review.store import ReviewStore
+    from .samples import writable_library
+
+    if not keys and not is_loopback(host):
+        raise click.ClickException(
+            f"--review on --host {host}, reachable from other machines, needs an --api-key"
+        )
+    if workers > 1:
+        raise click.ClickException(
+            "--review serves from one process: use --workers 1, or 'audio-classifier review'"
+        )
+    out = Path(output)
+    try:
+        store = ReviewStore(database or out.with_suffix(".review.sqlite"))
+        total, added = store.load(out)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"review: {total} records in {out} ({added} new to {store.path})", err=True)
+    return ReviewSettings(
+        store=store,
+        audio_root=Path(audio_root) if audio_root else None,
+        api_keys=keys,
+        samples_path=writable_library(None)[0],
+        training_manifest=out.with_suffix(".training.csv"),
+    )
 
 
 def _app(config: ClassifierConfig, settings):
@@ -894,6 +954,8 @@ def models_fetch(name: str, url: str | None, sha256: str | None, cache_dir: str 
 
 
 main.add_command(numbers_group)
+main.add_command(review_command)
+main.add_command(discover_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

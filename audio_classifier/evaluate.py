@@ -165,7 +165,9 @@ def decide_at(record: dict[str, Any], threshold: float | None, *, act_threshold:
                 notes = [n for n in notes if n != stale]
             if withheld:
                 notes.append(withheld_note(withheld, confidence, act_threshold))
-            fields = {k: v for k, v in early.to_dict().items() if k not in ("evidence", "notes")}
+            fields = {
+                k: v for k, v in early.to_dict().items() if k not in ("evidence", "notes", "transcript")
+            }
             return whole | fields | {"notes": notes}
     return whole
 

@@ -80,6 +80,9 @@ class Decision:
     score: float | None = None
     """The decision model's own score, which the decision threshold applies to (``None``:
     the same as ``confidence``)."""
+    transcript: dict[str, dict[str, str]] | None = None
+    """What each channel that listens for words heard, matched or not, by channel:
+    ``{"asr": {"final": ..., "partial": ...}}`` (``None``: no such channel heard words)."""
 
     @property
     def number_state(self) -> str:
@@ -109,4 +112,5 @@ class Decision:
             "notes": list(self.notes),
             "hold": self.hold,
             "error": self.error,
+            "transcript": self.transcript,
         }

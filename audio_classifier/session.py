@@ -267,4 +267,5 @@ class Session:
             notes=tuple(notes),
             hold=None if final else verdict.hold,
             withheld_action=withheld,
+            transcript={s.info.name: text for s in self._streams if (text := s.heard())} or None,
         )

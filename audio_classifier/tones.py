@@ -369,6 +369,10 @@ class ToneDetector:
             self._prepared = None
         return tonal[a:b], peaks[a:b], level[a:b]
 
+    def heard(self) -> None:
+        """Tones are not words."""
+        return None
+
     def pending(self) -> Evidence | None:
         """The ``unknown`` claim a stretch of unexplained tone still too short to claim
         would make (``_match_unexplained``), else a SIT still arriving (``_arriving_sit``),

@@ -114,6 +114,29 @@ def test_free_recognition_transcribes(free_channel, utterance):
     assert free_channel.mode == "free" and stream.transcript.strip()
 
 
+def test_the_decision_keeps_what_was_heard_even_when_no_phrase_matched(free_channel):
+    """A prompt no lexicon phrase knows still leaves its words in the record (what a
+    reviewer labels a new carrier prompt by); interim decisions carry the partial text."""
+    speech = speak_ko("안녕하세요 오늘 날씨가 좋습니다")
+    session = Classifier(ClassifierConfig(early_decision=False), channels=[free_channel]).open_session(
+        8000, "float32"
+    )
+    partials = []
+    for i in range(0, len(speech), 1600):
+        session.feed(speech[i : i + 1600])
+        partials.append((session.decision.transcript or {}).get("asr", {}).get("partial"))
+    final = session.close()
+    assert not [e for e in final.evidence if e.channel == "asr"], "the check needs words no phrase matches"
+    heard = final.to_dict()["transcript"]["asr"]
+    assert heard["final"].strip() and heard["partial"] == ""
+    assert any(partials), "no partial text while the words were being spoken"
+
+
+def test_without_words_there_is_no_transcript(grammar_channel):
+    _, final = _stream(grammar_channel, np.zeros(16000, dtype=np.float32))
+    assert final.to_dict()["transcript"] is None
+
+
 def test_recognisers_are_per_session_and_thread_safe(grammar_channel, utterance):
     """Four calls at once on one shared model. Vosk's decoding is not bit-reproducible under
     concurrent load (seen with one model per thread too), so transcripts may differ in
@@ -220,6 +243,7 @@ def test_cli_with_the_model_is_quiet_and_uses_it(ko_model_path, tmp_path):
     assert "LOG (VoskAPI" not in result.stderr and "WARNING (VoskAPI" not in result.stderr
     record = json.loads(result.stdout)
     assert any(e["channel"] == "asr" for e in record["evidence"])
+    assert record["transcript"]["asr"]["final"], record["transcript"]
 
 
 def test_lexicon_check_lists_missing_words(ko_model_path):

@@ -106,6 +106,9 @@ class _BlockRecorder:
     def prepare(self, samples: np.ndarray, start_sample: int) -> None:
         return None
 
+    def heard(self) -> None:
+        return None
+
     def process(self, samples: np.ndarray, start_sample: int) -> list:
         self.blocks.append((start_sample, start_sample + len(samples)))
         return []

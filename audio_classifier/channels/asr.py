@@ -172,6 +172,13 @@ class AsrStream:
         self._position_s = (start_sample + len(samples)) / SAMPLE_RATE
         return self._feed(self._resampler.process(samples))
 
+    def heard(self) -> dict[str, str] | None:
+        """The recogniser's final text so far and its current partial, matched or not:
+        a carrier prompt no lexicon phrase knows still leaves its words in the record."""
+        if not self._finals and not self._partial:
+            return None
+        return {"final": " ".join(self._finals), "partial": self._partial}
+
     def prepare(self, samples: np.ndarray, start_sample: int) -> None:
         """The recogniser takes audio as it comes: nothing to batch."""
 

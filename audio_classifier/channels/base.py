@@ -99,6 +99,11 @@ class ChannelStream(Protocol):
         """The stream ended: return any evidence that needed the whole call."""
         ...
 
+    def heard(self) -> dict[str, str] | None:
+        """What a channel that listens for words has heard so far, matched or not
+        (``{"final": ..., "partial": ...}``), for the record; ``None`` for the others."""
+        ...
+
     def pending(self) -> Evidence | None:
         """A claim this channel is still accumulating and expects to make soon (its
         ``start_s`` is when it began to accumulate), or ``None``. The decision model waits a

@@ -93,6 +93,9 @@ class FingerprintStream:
         self._matcher.add(*self._landmarks.finish())
         return self._judge(None)
 
+    def heard(self) -> None:
+        return None
+
     def pending(self) -> Evidence | None:
         """The recording gathering votes towards a match, located from when it began to."""
         return self._pending

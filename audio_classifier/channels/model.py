@@ -71,6 +71,9 @@ class ModelStream:
         due, self._ready = [e for _, e in self._ready], []
         return due
 
+    def heard(self) -> None:
+        return None
+
     def pending(self) -> None:
         """Every window is judged when its last sample arrives: nothing is pending."""
         return None

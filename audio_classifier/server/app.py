@@ -97,6 +97,8 @@ class ServerSettings:
     takes agents' marks. None: off."""
     docs: bool = False
     """Serve ``/docs`` and ``/openapi.json``."""
+    review: Any = None
+    """``review.app.ReviewSettings``: serve the review page at ``/review/`` (None: off)."""
     header_timeout_s: float = 10.0
     """Seconds a connection has to deliver a request's headers (from connecting, or from the
     end of its previous response): slow and silent clients are cut off."""
@@ -299,6 +301,10 @@ def create_app(
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="audio_classifier", version="1", lifespan=lifespan, **docs)
     app.state.settings = settings
+    if settings.review is not None:
+        from ..review.app import review_router
+
+        app.include_router(review_router(settings.review), prefix="/review")
 
     def server(request_or_ws: Request | WebSocket) -> ServerState:
         return request_or_ws.app.state.server

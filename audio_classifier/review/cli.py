@@ -1,0 +1,183 @@
+"""``audio-classifier review`` and ``audio-classifier discover``."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import AudioClassifierError
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def review_app(settings):
+    """A FastAPI app serving the review page at ``/review/`` (``/`` leads there)."""
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse
+
+    from .app import review_router
+
+    app = FastAPI(title="audio_classifier review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(review_router(settings), prefix="/review")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/review/")
+
+    return app
+
+
+@click.command()
+@click.argument("output", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--audio-root",
+    type=click.Path(file_okay=False, exists=True),
+    help="Relative paths are under this; only files under it are served.",
+)
+@click.option(
+    "--db",
+    "database",
+    type=click.Path(dir_okay=False),
+    help="Review database [default: OUTPUT.review.sqlite].",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    envvar="AUDIO_CLASSIFIER_API_KEYS",
+    help="Accepted API key (repeatable; or $AUDIO_CLASSIFIER_API_KEYS); required off loopback.",
+)
+@click.option(
+    "--samples",
+    type=click.Path(dir_okay=False),
+    help="Sample library that 'enrol' writes [default: the user's].",
+)
+@click.option(
+    "--training-manifest",
+    type=click.Path(dir_okay=False),
+    help="Recordings manifest that 'add to training' appends to [default: OUTPUT.training.csv].",
+)
+@click.option(
+    "--manifest-label", default="label", show_default=True, help="Manifest column with the expected label."
+)
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(dir_okay=False),
+    help="Write the reviewed labels as a manifest and exit.",
+)
+def review(
+    output: str,
+    audio_root: str | None,
+    database: str | None,
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    samples: str | None,
+    training_manifest: str | None,
+    manifest_label: str,
+    export_to: str | None,
+) -> None:
+    """Review a classify or evaluate OUTPUT in the browser: a queue ordered by what most
+    needs a person, the audio with its waveform, spectrogram and evidence, and keyboard
+    verdicts that count (export for evaluate, enrol, add to training)."""
+    from .store import ReviewStore
+
+    out = Path(output)
+    try:
+        store = ReviewStore(database or out.with_suffix(".review.sqlite"))
+        total, added = store.load(out, manifest_label=manifest_label)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{total} records in {out} ({added} new to {store.path})", err=True)
+    if export_to:
+        with open(export_to, "w", newline="", encoding="utf-8") as handle:
+            rows = store.export(handle, Path(audio_root) if audio_root else None)
+        click.echo(f"{rows} reviewed records written to {export_to}", err=True)
+        return
+    keys = frozenset(k for value in api_keys for k in value.split())
+    if not keys and not is_loopback(host):
+        raise click.ClickException(f"--host {host} is reachable from other machines: give an --api-key")
+    from ..samples import writable_library
+    from ..server.runner import PortInUseError, check_free
+    from .app import ReviewSettings
+
+    library, note = writable_library(samples)
+    settings = ReviewSettings(
+        store=store,
+        audio_root=Path(audio_root) if audio_root else None,
+        api_keys=keys,
+        samples_path=library,
+        training_manifest=Path(training_manifest) if training_manifest else out.with_suffix(".training.csv"),
+    )
+    try:
+        check_free(host, port)
+    except PortInUseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if note:
+        click.echo(f"note: {note}", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"review page: http://{shown}:{port}/review/" + ("?token=KEY" if keys else ""), err=True)
+    import uvicorn
+
+    uvicorn.run(review_app(settings), host=host, port=port, log_level="warning")
+    sys.exit(0)
+
+
+@click.command()
+@click.argument("output", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--audio-root", type=click.Path(file_okay=False, exists=True), help="Relative paths are under this."
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    help="Write the groups as JSON here [default: stdout].",
+)
+def discover(output: str, audio_root: str | None, out_path: str | None) -> None:
+    """Group the recordings of a classify or evaluate OUTPUT that no enrolled sample matched
+    (and that are not tones) by whether they play the same recording: label a group at once,
+    enrol its clearest member."""
+    import json
+
+    from .discover import discover as find_groups
+    from .store import read_output
+
+    try:
+        records = list(read_output(Path(output)))
+
+        def progress(done: int, total: int) -> None:
+            if done % 200 == 0 or done == total:
+                click.echo(f"\r{done}/{total} recordings read", err=True, nl=done == total)
+
+        found = find_groups(records, audio_root, progress=progress)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = found.to_dict()
+    grouped = sum(g["size"] for g in report["groups"])
+    click.echo(
+        f"{report['candidates']} recordings no sample explains: {len(report['groups'])} groups holding "
+        f"{grouped}, {len(report['alone'])} alone; {len(report['skipped'])} records left out",
+        err=True,
+    )
+    text = json.dumps(report, ensure_ascii=False, indent=1)
+    if out_path:
+        Path(out_path).write_text(text + "\n", encoding="utf-8")
+    else:
+        click.echo(text)
