@@ -14,12 +14,14 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +30,7 @@ from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from .classifier import Classifier
 from .config import ClassifierConfig
 from .csvtext import read_text
-from .errors import AudioClassifierError, OutputError, UsageError
+from .errors import AudioClassifierError, OutputError, UnreadableAudioError, UsageError
 from .evidence import Decision
 from .labels import LABELS
 
@@ -84,6 +86,22 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def remaining(
+    items: Sequence[BatchItem], finished: Iterable[dict[str, Any]], columns: Sequence[str]
+) -> list[BatchItem]:
+    """The inputs of *items* that no record of *finished* is for (rows with equal
+    identities take equal records in turn)."""
+    done = Counter(record_identity(r, columns) for r in finished)
+    todo = []
+    for item in items:
+        identity = item.identity(columns)
+        if done[identity] > 0:
+            done[identity] -= 1
+        else:
+            todo.append(item)
+    return todo
+
+
 def match_records(
     items: Sequence[BatchItem], records: Iterable[dict[str, Any]], columns: Sequence[str]
 ) -> list[dict[str, Any] | None]:
@@ -133,13 +151,51 @@ def confidence_peaks() -> tuple[list[list[Any]], Callable[[Decision], None]]:
     return peaks, on_update
 
 
+URL_SCHEMES = ("s3://", "gs://", "gcs://", "http://", "https://", "file://", "az://", "abfs://")
+"""Inputs given as these URLs are read through fsspec (by the workers, on a cluster)."""
+
+
+def is_url(text: str) -> bool:
+    return text.lower().startswith(URL_SCHEMES)
+
+
+def _url_files(url: str) -> list[str]:
+    """The audio files under *url* when it names a folder (a prefix), else the URL itself."""
+    fs, path = _filesystem(url)
+    try:
+        if not url.endswith("/") and not fs.isdir(path):
+            return [url]
+        found = fs.find(path)
+    except OSError as exc:
+        raise UsageError(f"cannot list {url}: {exc}") from None
+    protocol = url.split("://", 1)[0]
+    return sorted(f"{protocol}://{name}" for name in found if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def _filesystem(url: str):
+    try:
+        import fsspec
+    except ImportError:
+        raise UsageError(
+            f"{url}: reading URLs needs fsspec (pip install 'audio_classifier[cluster]')"
+        ) from None
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise UsageError(f"{url}: {exc}") from None
+
+
 def expand_paths(paths: Iterable[str], on_skip: Callable[[str], None] | None = None) -> list[BatchItem]:
     """Files as given, and audio files found recursively under directories (sorted; symbolic
     links followed). A file with an audio extension that is not a regular file (a dangling
     link, a FIFO) is an input, so its record says what is wrong with it; folders that cannot
-    be searched (unreadable, a link loop) are passed to *on_skip* with the reason."""
+    be searched (unreadable, a link loop) are passed to *on_skip* with the reason. URLs
+    (``URL_SCHEMES``) are inputs as given, or the audio files under a folder URL."""
     items: list[BatchItem] = []
     for given in paths:
+        if is_url(given):
+            items += [BatchItem(url, Path(url.split("://", 1)[1])) for url in _url_files(given)]
+            continue
         p = Path(given)
         if p.is_dir():
             items += [BatchItem(str(f), f) for f in _audio_files(p, on_skip or (lambda reason: None))]
@@ -193,7 +249,7 @@ def read_manifest(manifest: str | os.PathLike[str]) -> list[BatchItem]:
                 for name, value in row.items()
                 if name and name != "path"
             }
-            path = Path(given) if Path(given).is_absolute() else manifest.parent / given
+            path = Path(given) if Path(given).is_absolute() or is_url(given) else manifest.parent / given
             items.append(BatchItem(given, path, extra))
     except csv.Error as exc:
         raise UsageError(
@@ -211,14 +267,15 @@ def classify_item(classifier: Classifier, item: BatchItem, options: ReadOptions)
     record: dict[str, Any] = {"path": item.key, **item.extra}
     peaks, on_update = confidence_peaks() if options.peaks else ([], None)
     try:
-        decision = classifier.classify_file(
-            item.path,
-            hints=hints_of(item.extra),
-            channel=options.channel,
-            raw_encoding=options.raw_encoding,
-            raw_sample_rate=options.raw_sample_rate,
-            on_update=on_update,
-        )
+        with _local_copy(item) as path:
+            decision = classifier.classify_file(
+                path,
+                hints=hints_of(item.extra),
+                channel=options.channel,
+                raw_encoding=options.raw_encoding,
+                raw_sample_rate=options.raw_sample_rate,
+                on_update=on_update,
+            )
         record.update(decision.to_dict())
         if options.peaks:
             record["peaks"] = peaks
@@ -227,6 +284,33 @@ def classify_item(classifier: Classifier, item: BatchItem, options: ReadOptions)
     except Exception as exc:  # noqa: BLE001 - one bad input must never stop a batch
         record.update(dict.fromkeys(DECISION_FIELDS), error=f"internal error ({type(exc).__name__}): {exc}")
     return record
+
+
+MAX_URL_BYTES = 256 * 2**20
+"""Largest input read from a URL (a recording of early media is far smaller)."""
+
+
+@contextmanager
+def _local_copy(item: BatchItem) -> Iterator[Path]:
+    """The input as a local file: its path, or a URL's content in a temporary file (with the
+    URL's extension, which says how to read headerless audio)."""
+    if not is_url(item.key):
+        yield item.path
+        return
+    fs, path = _filesystem(item.key)
+    with tempfile.NamedTemporaryFile(suffix=Path(path).suffix) as copy:
+        try:
+            with fs.open(path, "rb") as source:
+                while chunk := source.read(2**20):
+                    if copy.tell() + len(chunk) > MAX_URL_BYTES:
+                        raise UnreadableAudioError(f"{item.key} is larger than {MAX_URL_BYTES // 2**20} MiB")
+                    copy.write(chunk)
+            copy.flush()
+        except FileNotFoundError:
+            raise UnreadableAudioError(f"no such object: {item.key}") from None
+        except OSError as exc:
+            raise UnreadableAudioError(f"cannot read {item.key}: {exc}") from None
+        yield Path(copy.name)
 
 
 # -- output ------------------------------------------------------------------------------
@@ -260,15 +344,7 @@ class RecordWriter:
         finished = [r for r in records if not r.get("error")]
         if len(finished) != len(records) or not complete or (self.format == "csv" and header != self.columns):
             self._rewrite(finished)
-        done = Counter(record_identity(r, self.extra_columns) for r in finished)
-        todo = []
-        for item in items:
-            identity = item.identity(self.extra_columns)
-            if done[identity] > 0:
-                done[identity] -= 1
-            else:
-                todo.append(item)
-        return todo
+        return remaining(items, finished, self.extra_columns)
 
     def _read_existing(self) -> tuple[list[dict[str, Any]], list[str], bool]:
         """(records, CSV header, whether the file ended with a whole record)."""
@@ -407,6 +483,133 @@ class RecordWriter:
                 pass
 
 
+class ParquetRecordWriter:
+    """Writes records as a partitioned Parquet dataset: a folder (``-o OUT.parquet``) of
+    part files, each written whole through a temporary name, with the CSV output's columns
+    (evidence, notes and transcript as JSON text; manifest columns as text).
+
+    Records are buffered and a part is written every ``PARQUET_PART_RECORDS`` records or
+    ``PARQUET_PART_S`` seconds, and at the end; a run killed before a part is written
+    classifies those inputs again when resumed (never twice in the output). ``resume``
+    reads the parts like ``RecordWriter.resume``: finished records are kept, inputs whose
+    records hold an error are done again (their parts are rewritten without them)."""
+
+    def __init__(self, output: str, extra_columns: list[str]) -> None:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "Parquet output needs pyarrow: pip install 'audio_classifier[cluster]'"
+            ) from None
+        self.output = output
+        self.folder = Path(output)
+        self.extra_columns = list(extra_columns)
+        self.columns = ["path", *extra_columns, *DECISION_FIELDS]
+        self._buffer: list[dict[str, Any]] = []
+        self._flushed = time.monotonic()
+        self._parts = 0
+        self._run = f"{os.getpid()}-{int(time.time())}"
+
+    def resume(self, items: Sequence[BatchItem]) -> list[BatchItem]:
+        if not self.folder.exists():
+            return list(items)
+        if not self.folder.is_dir():
+            raise UsageError(
+                f"{self.output} is a file; a Parquet output is a folder of parts: give another -o"
+            )
+        for leftover in self.folder.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
+        parts = sorted(self.folder.glob("part-*.parquet"))
+        records = []
+        import pyarrow.parquet as pq
+
+        for part in parts:
+            try:
+                records += pq.read_table(part).to_pylist()
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
+                raise UsageError(f"{part} is not a readable Parquet part ({exc}): give another -o") from None
+        finished = [r for r in records if not r.get("error")]
+        if len(finished) != len(records):
+            self._write_part(finished, "resumed")
+            for part in parts:
+                part.unlink()
+        return remaining(items, finished, self.extra_columns)
+
+    def _table(self, records: list[dict[str, Any]]):
+        import pyarrow as pa
+
+        numbers = {"confidence", "score", "decided_at_s", "analysed_s"}
+        flags = {"final", "truncated"}
+        fields, arrays = [], []
+        for name in self.columns:
+            values = [r.get(name) for r in records]
+            if name in numbers:
+                kind = pa.float64()
+            elif name in flags:
+                kind = pa.bool_()
+            else:
+                kind = pa.string()
+                values = [
+                    None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                    for v in values
+                ]
+            fields.append(pa.field(name, kind))
+            arrays.append(pa.array(values, type=kind))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+    def _write_part(self, records: list[dict[str, Any]], tag: str) -> None:
+        import pyarrow.parquet as pq
+
+        if not records:
+            return
+        self._parts += 1
+        final = self.folder / f"part-{self._run}-{tag}-{self._parts:05d}.parquet"
+        temporary = final.with_suffix(".tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(self._table(records), temporary)
+            os.replace(temporary, final)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise OutputError(
+                f"cannot write {final}: {exc.strerror}; the parts written so far are kept, and the "
+                "same command resumes"
+            ) from None
+
+    def __enter__(self) -> ParquetRecordWriter:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot make the output folder {self.output}: {exc.strerror}") from None
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._buffer.append(record)
+        if len(self._buffer) >= PARQUET_PART_RECORDS or time.monotonic() - self._flushed > PARQUET_PART_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._write_part(self._buffer, "run")
+        self._buffer = []
+        self._flushed = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self._flush()
+
+
+PARQUET_PART_RECORDS = 5000
+PARQUET_PART_S = 30.0
+"""A Parquet part is written every this many records or seconds (what a killed run does
+again when resumed)."""
+
+
+def record_writer(output: str | None, extra_columns: list[str]) -> RecordWriter | ParquetRecordWriter:
+    """The writer for *output*: Parquet parts for a ``.parquet`` folder, else JSONL or CSV."""
+    if output and output.lower().rstrip("/").endswith(".parquet"):
+        return ParquetRecordWriter(output.rstrip("/"), extra_columns)
+    return RecordWriter(output, extra_columns)
+
+
 # -- running ------------------------------------------------------------------------------
 
 _worker_state: dict[str, Any] = {}
@@ -447,17 +650,20 @@ def _work(item: BatchItem) -> dict[str, Any]:
 
 def run(
     items: list[BatchItem],
-    writer: RecordWriter,
+    writer: RecordWriter | ParquetRecordWriter,
     *,
     config: ClassifierConfig,
     factory: Callable[[ClassifierConfig], Classifier] = Classifier,
     options: ReadOptions = ReadOptions(),
     jobs: int = 1,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    cluster: str | None = None,
 ) -> tuple[int, int]:
     """Classify *items*, writing each record as soon as it is ready.
 
-    Returns (succeeded, failed). With ``jobs > 1`` records arrive in completion order.
+    Returns (succeeded, failed). With ``jobs > 1`` records arrive in completion order. With
+    *cluster* (a Dask scheduler address, or ``local``: a LocalCluster of *jobs* processes)
+    the work runs there (``cluster.py``).
     """
     succeeded = failed = 0
 
@@ -471,6 +677,12 @@ def run(
         if on_record is not None:
             on_record(record)
 
+    if cluster:
+        from .cluster import connect, run_cluster
+
+        with connect(cluster, jobs if jobs > 1 else None) as client:
+            run_cluster(items, config=config, options=options, client=client, emit=emit)
+        return succeeded, failed
     if jobs <= 1:
         classifier = factory(config)
         for item in items:

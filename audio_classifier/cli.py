@@ -215,9 +215,9 @@ def _progress_bar(total: int, progress: bool | None):
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
-    help="Write records to this .jsonl or .csv file (default: JSONL on stdout). An existing file "
-    "is resumed: inputs already in it are skipped.",
+    type=click.Path(),
+    help="Write records to this .jsonl or .csv file, or a .parquet folder of parts (default: JSONL "
+    "on stdout). An existing output is resumed: inputs already in it are skipped.",
 )
 @click.option(
     "--channel",
@@ -237,6 +237,13 @@ def _progress_bar(total: int, progress: bool | None):
     show_default=True,
     help="Sample rate of headerless audio, Hz.",
 )
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Run on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for worker "
+    "processes on this machine (--jobs of them). Inputs may be fsspec URLs (s3://, gs://, "
+    "https://) that the workers read; local paths must exist on every worker.",
+)
 @_analysis_options
 @_batch_options
 def classify(
@@ -246,12 +253,13 @@ def classify(
     channel: int | None,
     raw_encoding: str | None,
     raw_rate: int,
+    cluster: str | None,
     jobs: int,
     progress: bool | None,
     **analysis,
 ) -> None:
-    """Classify audio files, directories (recursively) or a manifest's rows."""
-    from .batch import OutputError, ReadOptions, RecordWriter, UsageError, expand_paths, read_manifest, run
+    """Classify audio files, directories (recursively), URLs or a manifest's rows."""
+    from .batch import OutputError, ReadOptions, UsageError, expand_paths, read_manifest, record_writer, run
 
     config = _config(analysis)
     if not paths and not manifest:
@@ -260,15 +268,20 @@ def classify(
         items = read_manifest(manifest) if manifest else []
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    items += expand_paths(paths, on_skip=lambda reason: click.echo(f"note: not searched: {reason}", err=True))
+    try:
+        items += expand_paths(
+            paths, on_skip=lambda reason: click.echo(f"note: not searched: {reason}", err=True)
+        )
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
     if not items:
         raise click.UsageError("no audio inputs found (directories are searched for audio extensions)")
     _check_channels(config)
     extra_columns = list(dict.fromkeys(name for item in items for name in item.extra))
     if output and manifest and os.path.exists(output) and os.path.samefile(output, manifest):
         raise click.UsageError(f"-o {output} is the manifest itself: give another output file")
-    writer = RecordWriter(output, extra_columns)
     try:
+        writer = record_writer(output, extra_columns)
         todo = writer.resume(items)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
@@ -285,6 +298,7 @@ def classify(
                 options=options,
                 jobs=jobs,
                 on_record=lambda record: bar.update(1),
+                cluster=cluster,
             )
     except KeyboardInterrupt:
         bar.close()

@@ -184,7 +184,7 @@ def review_router(settings: ReviewSettings) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
 
     @router.post("/api/records/{record_id}/verdict", dependencies=[Depends(guard_write)])
-    async def verdict(request: Request, record_id: int, body: Verdict) -> dict[str, Any]:
+    async def verdict(record_id: int, body: Verdict) -> dict[str, Any]:
         try:
             await run(lambda: store.correct(record_id, body.label, reviewer=body.reviewer, note=body.note))
         except KeyError:
@@ -193,10 +193,9 @@ def review_router(settings: ReviewSettings) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         return {"ok": True}
 
-    @router.post("/api/records/{record_id}/enrol", dependencies=[Depends(guard_write)])
-    async def enrol(request: Request, record_id: int, body: Enrolment) -> dict[str, Any]:
-        if settings.samples_path is None:
-            raise HTTPException(409, "no sample library to enrol into")
+    async def reviewed_recording(record_id: int) -> tuple[Path, str]:
+        """A record's file and the label it carries now (the latest verdict, else the
+        classifier's), or the HTTP error that says why not."""
         found = await run(store.record, record_id)
         if found is None:
             raise HTTPException(404, "no such record")
@@ -206,6 +205,13 @@ def review_router(settings: ReviewSettings) -> APIRouter:
         label = (await run(store.verdict, record_id)) or found["record"].get("label")
         if label not in LABELS:
             raise HTTPException(422, "label the record first")
+        return path, label
+
+    @router.post("/api/records/{record_id}/enrol", dependencies=[Depends(guard_write)])
+    async def enrol(record_id: int, body: Enrolment) -> dict[str, Any]:
+        if settings.samples_path is None:
+            raise HTTPException(409, "no sample library to enrol into")
+        path, label = await reviewed_recording(record_id)
 
         def add() -> tuple[int, bool]:
             from ..samples import SampleLibrary
@@ -227,18 +233,10 @@ def review_router(settings: ReviewSettings) -> APIRouter:
         return {"ok": True, **detail, "label": label}
 
     @router.post("/api/records/{record_id}/train", dependencies=[Depends(guard_write)])
-    async def train(request: Request, record_id: int, body: Enrolment) -> dict[str, Any]:
+    async def train(record_id: int, body: Enrolment) -> dict[str, Any]:
         if settings.training_manifest is None:
             raise HTTPException(409, "no training manifest configured")
-        found = await run(store.record, record_id)
-        if found is None:
-            raise HTTPException(404, "no such record")
-        path = audio_file(settings, found["path"])
-        if path is None:
-            raise HTTPException(404, "no such recording")
-        label = (await run(store.verdict, record_id)) or found["record"].get("label")
-        if label not in LABELS:
-            raise HTTPException(422, "label the record first")
+        path, label = await reviewed_recording(record_id)
 
         def append() -> None:
             manifest = settings.training_manifest
