@@ -156,11 +156,14 @@ URL_SCHEMES = ("s3://", "gs://", "gcs://", "http://", "https://", "file://", "az
 
 
 def is_url(text: str) -> bool:
+    """Whether *text* is an input URL (``URL_SCHEMES``) rather than a local path."""
     return text.lower().startswith(URL_SCHEMES)
 
 
 def _url_files(url: str) -> list[str]:
     """The audio files under *url* when it names a folder (a prefix), else the URL itself."""
+    if not url.endswith("/") and (url.lower().startswith(("http://", "https://")) or Path(url).suffix):
+        return [url]  # a file (asking a web server whether it is a folder would fetch it)
     fs, path = _filesystem(url)
     try:
         if not url.endswith("/") and not fs.isdir(path):
@@ -168,11 +171,13 @@ def _url_files(url: str) -> list[str]:
         found = fs.find(path)
     except OSError as exc:
         raise UsageError(f"cannot list {url}: {exc}") from None
-    protocol = url.split("://", 1)[0]
-    return sorted(f"{protocol}://{name}" for name in found if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(
+        fs.unstrip_protocol(name) for name in found if Path(name).suffix.lower() in AUDIO_EXTENSIONS
+    )
 
 
-def _filesystem(url: str):
+def _filesystem(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path within it) of *url*; ``UsageError`` when it cannot be had."""
     try:
         import fsspec
     except ImportError:
@@ -492,7 +497,8 @@ class ParquetRecordWriter:
     ``PARQUET_PART_S`` seconds, and at the end; a run killed before a part is written
     classifies those inputs again when resumed (never twice in the output). ``resume``
     reads the parts like ``RecordWriter.resume``: finished records are kept, inputs whose
-    records hold an error are done again (their parts are rewritten without them)."""
+    records hold an error are done again (each part holding one is replaced, through a
+    temporary file, by the same part without them)."""
 
     def __init__(self, output: str, extra_columns: list[str]) -> None:
         try:
@@ -517,22 +523,21 @@ class ParquetRecordWriter:
             raise UsageError(
                 f"{self.output} is a file; a Parquet output is a folder of parts: give another -o"
             )
-        for leftover in self.folder.glob("*.tmp"):
+        for leftover in self.folder.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
-        parts = sorted(self.folder.glob("part-*.parquet"))
-        records = []
         import pyarrow.parquet as pq
 
-        for part in parts:
+        by_part: dict[Path, list[dict[str, Any]]] = {}
+        for part in sorted(self.folder.glob("part-*.parquet")):
             try:
-                records += pq.read_table(part).to_pylist()
+                by_part[part] = pq.read_table(part).to_pylist()
             except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
                 raise UsageError(f"{part} is not a readable Parquet part ({exc}): give another -o") from None
+        records = [r for held in by_part.values() for r in held]
         finished = [r for r in records if not r.get("error")]
-        if len(finished) != len(records):
-            self._write_part(finished, "resumed")
-            for part in parts:
-                part.unlink()
+        for part, held in by_part.items():
+            if any(r.get("error") for r in held):
+                self._replace_part(part, [r for r in held if not r.get("error")])
         return remaining(items, finished, self.extra_columns)
 
     def _table(self, records: list[dict[str, Any]]):
@@ -557,6 +562,21 @@ class ParquetRecordWriter:
             arrays.append(pa.array(values, type=kind))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
+    def _replace_part(self, part: Path, records: list[dict[str, Any]]) -> None:
+        """Put *records* in place of *part* (through a temporary file; removed if empty)."""
+        import pyarrow.parquet as pq
+
+        temporary = part.with_name(f".{part.name}.tmp")
+        try:
+            if records:
+                pq.write_table(self._table(records), temporary)
+                os.replace(temporary, part)
+            else:
+                part.unlink()
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise UsageError(f"cannot rewrite {part} to resume: {exc.strerror}") from None
+
     def _write_part(self, records: list[dict[str, Any]], tag: str) -> None:
         import pyarrow.parquet as pq
 
@@ -564,7 +584,7 @@ class ParquetRecordWriter:
             return
         self._parts += 1
         final = self.folder / f"part-{self._run}-{tag}-{self._parts:05d}.parquet"
-        temporary = final.with_suffix(".tmp")
+        temporary = final.with_name(f".{final.name}.tmp")  # dataset readers skip dot files
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(self._table(records), temporary)
@@ -680,7 +700,7 @@ def run(
     if cluster:
         from .cluster import connect, run_cluster
 
-        with connect(cluster, jobs if jobs > 1 else None) as client:
+        with connect(cluster, jobs) as client:
             run_cluster(items, config=config, options=options, client=client, emit=emit)
         return succeeded, failed
     if jobs <= 1:

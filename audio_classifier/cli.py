@@ -720,33 +720,13 @@ def _review_settings(
     """The review page's settings for ``serve --review``: its output loaded now, once."""
     from pathlib import Path
 
-    from .review.app import ReviewSettings
-    from .review.cli import is_loopback
-    from .review.store import ReviewStore
-    from .samples import writable_library
+    from .review.cli import review_settings
 
-    if not keys and not is_loopback(host):
-        raise click.ClickException(
-            f"--review on --host {host}, reachable from other machines, needs an --api-key"
-        )
     if workers > 1:
         raise click.ClickException(
             "--review serves from one process: use --workers 1, or 'audio-classifier review'"
         )
-    out = Path(output)
-    try:
-        store = ReviewStore(database or out.with_suffix(".review.sqlite"))
-        total, added = store.load(out)
-    except AudioClassifierError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"review: {total} records in {out} ({added} new to {store.path})", err=True)
-    return ReviewSettings(
-        store=store,
-        audio_root=Path(audio_root) if audio_root else None,
-        api_keys=keys,
-        samples_path=writable_library(None)[0],
-        training_manifest=out.with_suffix(".training.csv"),
-    )
+    return review_settings(Path(output), database=database, audio_root=audio_root, api_keys=keys, host=host)
 
 
 def _app(config: ClassifierConfig, settings):

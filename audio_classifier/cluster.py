@@ -29,6 +29,9 @@ FILE_SECONDS = 0.05
 channels, ``benchmarks/throughput.py``: about 150x real time on 5-10 s of audio)."""
 
 MAX_TASK_FILES = 256
+"""Most inputs in one task (short inputs would otherwise make tasks of thousands)."""
+WAIT_FOR_WORKERS_S = 120.0
+"""How long a run waits for the scheduler's first worker before it gives up."""
 IN_FLIGHT_PER_WORKER = 3
 """Tasks queued per worker thread: keeps workers busy without holding every future."""
 
@@ -109,9 +112,9 @@ def _lost_records(items: list[BatchItem], why: str) -> list[dict[str, Any]]:
     return out
 
 
-def connect(address: str, workers: int | None = None):
+def connect(address: str, workers: int | None = None) -> Any:
     """A dask Client for *address* (``local``: a LocalCluster of *workers* processes, one
-    thread each); the caller closes it."""
+    thread each; ``classify --jobs``, 1 by default); the caller closes it."""
     try:
         from distributed import Client
     except ImportError:
@@ -133,14 +136,21 @@ def run_cluster(
     *,
     config: ClassifierConfig,
     options: ReadOptions,
-    client,
+    client: Any,
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """Classify *items* on *client*'s cluster; *emit* each record as its task returns."""
     from distributed import as_completed
 
-    threads = max(1, sum(client.nthreads().values()))
-    size = task_files(len(items), threads)
+    try:
+        client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+    except TimeoutError:
+        raise UsageError(f"the dask scheduler has had no worker for {WAIT_FOR_WORKERS_S:g} s") from None
+
+    def threads() -> int:
+        return max(1, sum(client.nthreads().values()))
+
+    size = task_files(len(items), threads())
     batches = iter([items[i : i + size] for i in range(0, len(items), size)])
     # the configuration and options travel once, not with every task
     config_f, options_f = client.scatter([config, options], broadcast=True)
@@ -152,7 +162,7 @@ def run_cluster(
         return future
 
     pending = as_completed()
-    for batch in _take(batches, threads * IN_FLIGHT_PER_WORKER):
+    for batch in _take(batches, threads() * IN_FLIGHT_PER_WORKER):
         pending.add(submit(batch))
     for future in pending:
         batch = running.pop(future)
@@ -162,7 +172,8 @@ def run_cluster(
             records = _lost_records(batch, f"the task failed on the cluster ({type(exc).__name__}: {exc})")
         for record in records:
             emit(record)
-        for batch in _take(batches, 1):
+        # workers may have joined or left: keep IN_FLIGHT_PER_WORKER tasks per thread queued
+        for batch in _take(batches, max(1, threads() * IN_FLIGHT_PER_WORKER - len(running))):
             pending.add(submit(batch))
 
 

@@ -166,7 +166,7 @@ class OnnxModel:
     def log_probs(self, features: np.ndarray) -> np.ndarray:
         """Per-window class log-probabilities, ``(n, len(card.labels))`` for ``(n, dimension)``.
 
-        One window per run (a stream completes one per block anyway): a graph with int8
+        One window per run, however many are given: a graph with int8
         weights quantises its whole input with one scale, so a window scored together with
         others would not get what it gets alone, and a window's result must not depend on how
         the audio was chunked.
@@ -192,7 +192,9 @@ def accumulate(
     stream and by the training recipe's calibration, so both see the same numbers.
     """
     out = np.empty_like(log_probs)
-    current = np.zeros(log_probs.shape[1]) if state is None else state
+    # in the rows' own precision: each row's sum is what it would be had the rows come one
+    # call at a time (a stream fed block by block carries ``out[-1]`` over)
+    current = np.zeros(log_probs.shape[1], dtype=log_probs.dtype) if state is None else state
     for i, row in enumerate(log_probs):
         current = decay * current + row
         out[i] = current

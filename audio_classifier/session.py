@@ -159,7 +159,9 @@ class Session:
         ahead = self._blocks_in_hand(end)
         if ahead > self._block:  # several blocks at once (a file): channels may batch them
             for stream in self._streams:
-                stream.prepare(self._buffer[:ahead], self._consumed)
+                prepare = getattr(stream, "prepare", None)  # optional for channels written before it
+                if prepare is not None:
+                    prepare(self._buffer[:ahead], self._consumed)
         updates: list[Decision] = []
         position = 0
         while True:
@@ -267,5 +269,11 @@ class Session:
             notes=tuple(notes),
             hold=None if final else verdict.hold,
             withheld_action=withheld,
-            transcript={s.info.name: text for s in self._streams if (text := s.heard())} or None,
+            transcript={s.info.name: text for s in self._streams if (text := _heard(s))} or None,
         )
+
+
+def _heard(stream: ChannelStream) -> dict[str, str] | None:
+    """``stream.heard()``, optional for channels written before it."""
+    heard = getattr(stream, "heard", None)
+    return heard() if heard is not None else None

@@ -101,11 +101,13 @@ class DaskCluster:
         self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.env.pop("AUDIO_CLASSIFIER_MODEL", None)
         self.processes: list[subprocess.Popen] = []
+        self._logs: list = []
         self.workers = workers
         self.address = ""
 
     def _spawn(self, *args: str) -> subprocess.Popen:
         log = open(self.folder / f"{args[0]}-{len(self.processes)}.log", "wb")
+        self._logs.append(log)
         process = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]],
             stdout=log,
@@ -158,8 +160,13 @@ class DaskCluster:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.folder.glob("*.log")))
 
     def stop(self) -> None:
+        import shutil
+
         for process in reversed(self.processes):
             _stop(process)
+        for log in self._logs:
+            log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> DaskCluster:
         try:

@@ -216,3 +216,44 @@ def _table_of(records: list[dict]):
 
     writer = ParquetRecordWriter("unused.parquet", ["row"] if "row" in records[0] else [])
     return writer._table(records)
+
+
+def test_url_inputs_without_a_cluster(tmp_path):
+    """fsspec URLs work in a local run too: a file:// folder is searched for audio, and each
+    input is read through fsspec; the records equal those of the plain paths."""
+    folder = FIXTURES / "speech"
+    out, plain = tmp_path / "urls.jsonl", tmp_path / "plain.jsonl"
+    done = _cli("classify", f"file://{folder}/", "--no-asr", "-o", out, env={})
+    assert done.returncode == 0, done.stderr
+    assert _cli("classify", folder, "--no-asr", "-o", plain, env={}).returncode == 0
+    by_url = {r["path"]: r for r in _records(out)}
+    by_path = {r["path"]: r for r in _records(plain)}
+    assert sorted(by_url) == sorted(f"file://{p}" for p in by_path)
+    for path, record in by_path.items():
+        assert _key(by_url[f"file://{path}"]) == _key(record)
+    missing = _cli("classify", f"file://{folder}/nothing-here.wav", "--no-asr", env={})
+    assert missing.returncode == 1 and "no such object" in missing.stdout
+
+
+def test_http_urls_a_file_and_a_folder(tmp_path):
+    """A web server's file and folder listing (Python's http.server) as inputs: the records
+    name the URLs as given or found, once each."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(FIXTURES))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *args: None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        out = tmp_path / "out.jsonl"
+        done = _cli("classify", f"{base}/speech/", f"{base}/tones/cn_busy.wav", "--no-asr", "-o", out, env={})
+        assert done.returncode == 0, done.stderr
+        paths = [r["path"] for r in _records(out)]
+    finally:
+        server.shutdown()
+    expected = [f"{base}/speech/{p.name}" for p in sorted((FIXTURES / "speech").glob("*.wav"))]
+    assert sorted(paths) == sorted([*expected, f"{base}/tones/cn_busy.wav"])

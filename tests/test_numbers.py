@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -433,3 +434,73 @@ def test_report_rates_vendors_with_intervals_and_audits_clearance(database, tmp_
     assert result.exit_code == 0 and "clearance audit: 4 blocked numbers on lists, 0 of them" in result.output
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert CliRunner().invoke(main, ["numbers", "report", "--by", "vendor"], env=env).exit_code == 2
+
+
+def test_a_100_mb_field_rejects_its_row_only(database, tmp_path):
+    """What a broken export from a spreadsheet may hold: one row's field of 100 MB. That row
+    is rejected with its line and why; the rows around it are imported."""
+    leads = tmp_path / "leads.csv"
+    with open(leads, "w") as handle:
+        handle.write("number,name\n13800138001,a\n13800138002,")
+        handle.write("x" * (100 * 2**20))
+        handle.write("\n13800138003,c\n")
+    with Registry(database) as registry:
+        result = registry.import_leads(leads, source="v", list_name="l")
+        assert (result.rows, result.accepted) == (3, 2)
+        assert [e for e, _, _ in registry.list_numbers("l")] == ["+8613800138001", "+8613800138003"]
+    rejected = _csv(tmp_path / "leads.rejected.csv")
+    assert [(r["line"], r["reason"]) for r in rejected] == [
+        ("3", "unreadable: a field is larger than 128 KiB")
+    ]
+
+
+def test_importing_while_the_server_records_loses_nothing(database, tmp_path):
+    """The command line imports a lead file while the service takes agents' marks for some
+    of its numbers: both finish, every lead is on the list once, every mark is one event."""
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from audio_classifier import Classifier, ClassifierConfig
+    from audio_classifier.server import BackgroundServer, ServerSettings, create_app
+
+    from .conftest import ROOT
+
+    numbers = [f"1390001{i:04d}" for i in range(6000)]
+    leads = tmp_path / "leads.csv"
+    leads.write_text("number\n" + "\n".join(numbers) + "\n")
+    config = ClassifierConfig(asr_model=None, model_path=None, samples_path=None)
+    settings = ServerSettings(api_keys=frozenset({"k"}), numbers_db=database)
+    marked, failures = [], []
+    with BackgroundServer(create_app(lambda: Classifier(config), settings), audiosocket=False) as running:
+        importer = subprocess.Popen(
+            [sys.executable, "-m", "audio_classifier.cli", "numbers", "import", str(leads), "--db", database,
+             "--source", "v", "--list", "l"],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+        def mark() -> None:
+            with httpx.Client(headers={"X-API-Key": "k"}, timeout=60) as client:
+                for number in numbers[::300]:
+                    response = client.post(
+                        f"{running.url}/v1/numbers/{number}/events", json={"label": "busy", "by": "bo"}
+                    )
+                    (marked if response.status_code == 200 else failures).append(
+                        (number, response.status_code)
+                    )
+
+        thread = threading.Thread(target=mark)
+        thread.start()
+        _, stderr = importer.communicate(timeout=300)
+        thread.join(120)
+    assert importer.returncode == 0, stderr.decode()
+    assert not failures and len(marked) == len(numbers[::300])
+    with Registry(database) as registry:
+        on_list = [e for e, _, _ in registry.list_numbers("l")]
+        assert len(on_list) == len(set(on_list)) == len(numbers)
+        for number in numbers[::300]:
+            _, _, history = registry.show(number)
+            assert [(h["origin"], h["label"]) for h in history] == [("agent", "busy")]

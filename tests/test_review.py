@@ -156,7 +156,7 @@ def client(store, batch, tmp_path):
         samples_path=tmp_path / "library.sqlite",
         training_manifest=tmp_path / "training.csv",
     )
-    with TestClient(review_app(settings)) as c:
+    with TestClient(review_app(settings), base_url="http://127.0.0.1") as c:
         c.settings = settings
         yield c
 
@@ -235,17 +235,29 @@ def test_writes_need_the_csrf_token_and_json(client):
     assert client.settings.store.verdict(record_id) == "busy_tone"
 
 
+def test_without_a_key_only_loopback_host_names_are_answered(client):
+    """DNS rebinding: a page on another name, pointed at 127.0.0.1, sends its own Host."""
+    assert client.get("/review/api/records", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/review/api/records", headers={"Host": "localhost:8766"}).status_code == 200
+    assert client.get("/review/api/records", headers={"Host": "[::1]:8766"}).status_code == 200
+
+
 def test_api_keys_guard_every_route(store, batch):
     settings = ReviewSettings(store=store, audio_root=batch[0], api_keys=frozenset({"k1"}))
-    with TestClient(review_app(settings)) as c:
+    with TestClient(review_app(settings), base_url="http://127.0.0.1") as c:
         assert c.get("/review/").status_code == 401
         assert c.get("/review/api/records").status_code == 401
         assert c.get("/review/api/export").status_code == 401
         assert c.get("/review/api/records", headers={"Authorization": "Bearer k1"}).status_code == 200
         entered = c.get("/review/?token=k1", follow_redirects=False)
         assert entered.status_code == 303 and "token" not in entered.headers["location"]
-        assert "httponly" in entered.headers["set-cookie"].lower()
+        assert (
+            "httponly" in entered.headers["set-cookie"].lower() and "k1" not in entered.headers["set-cookie"]
+        )
         assert c.get("/review/api/records").status_code == 200  # the cookie now
+        c.cookies.clear()
+        c.cookies.set("review_key", "k1")  # the key itself is not what the cookie must hold
+        assert c.get("/review/api/records").status_code == 401
 
 
 def test_review_refuses_to_listen_beyond_loopback_without_a_key(batch, tmp_path):
@@ -352,7 +364,7 @@ def test_a_discovered_group_is_labelled_at_once(unknown_prompts, tmp_path):
     store = ReviewStore(tmp_path / "review.sqlite")
     store.load(out)
     settings = ReviewSettings(store=store)
-    with TestClient(review_app(settings)) as c:
+    with TestClient(review_app(settings), base_url="http://127.0.0.1") as c:
         c.settings = settings
         groups = c.get("/review/api/groups").json()["groups"]
         assert len(groups) == len(PROMPTS)

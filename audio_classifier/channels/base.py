@@ -92,7 +92,8 @@ class ChannelStream(Protocol):
         """The audio the next ``process`` calls will bring, in order and concatenated,
         beginning at *start_sample* (the batch path holds several blocks at once). A channel
         may analyse it now in one pass, batched, but ``process`` must return exactly what it
-        would have returned without it, block by block. One with nothing to batch ignores it."""
+        would have returned without it, block by block. One with nothing to batch ignores it.
+        (Optional for channels written before it: the session calls it when present.)"""
         ...
 
     def finish(self) -> list[Evidence]:
@@ -101,7 +102,8 @@ class ChannelStream(Protocol):
 
     def heard(self) -> dict[str, str] | None:
         """What a channel that listens for words has heard so far, matched or not
-        (``{"final": ..., "partial": ...}``), for the record; ``None`` for the others."""
+        (``{"final": ..., "partial": ...}``), for the record; ``None`` for the others.
+        (Optional, as ``prepare``.)"""
         ...
 
     def pending(self) -> Evidence | None:

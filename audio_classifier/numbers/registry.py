@@ -470,29 +470,28 @@ class Registry:
             with text, outputs, self.engine.begin() as connection:
                 import_id = self._import_row(connection, path, _file_sha256(path), source, list_name, now)
                 chunk: list[tuple[int, dict[str, str], str]] = []
-                line = 1
-                try:
-                    for line, row in enumerate(reader, start=2):
-                        row = {k: (v or "") for k, v in row.items() if k}
-                        result.rows += 1
-                        try:
-                            e164 = self.normalise(row.get("number", ""))
-                        except InvalidNumber as exc:
-                            outputs.reject(row, line, f"invalid: {exc}", result)
-                            continue
-                        key = int(e164[1:])
-                        if key in first_line:
-                            outputs.reject(row, line, f"duplicate of line {first_line[key]}", result)
-                            continue
-                        first_line[key] = line
-                        chunk.append((line, row, e164))
-                        if len(chunk) >= IMPORT_CHUNK:
-                            self._import_chunk(
-                                connection, chunk, source, list_name, import_id, now, outputs, result
-                            )
-                            chunk = []
-                except (UnicodeDecodeError, csv.Error) as exc:
-                    raise UsageError(_unreadable(path, reader, exc)) from None
+                for line, row in _rows(reader, path):
+                    result.rows += 1
+                    if row is None:  # a field over the CSV limit: this row only
+                        reason = f"unreadable: a field is larger than {FIELD_LIMIT // 1024} KiB"
+                        outputs.reject({}, line, reason, result)
+                        continue
+                    try:
+                        e164 = self.normalise(row.get("number", ""))
+                    except InvalidNumber as exc:
+                        outputs.reject(row, line, f"invalid: {exc}", result)
+                        continue
+                    key = int(e164[1:])
+                    if key in first_line:
+                        outputs.reject(row, line, f"duplicate of line {first_line[key]}", result)
+                        continue
+                    first_line[key] = line
+                    chunk.append((line, row, e164))
+                    if len(chunk) >= IMPORT_CHUNK:
+                        self._import_chunk(
+                            connection, chunk, source, list_name, import_id, now, outputs, result
+                        )
+                        chunk = []
                 self._import_chunk(connection, chunk, source, list_name, import_id, now, outputs, result)
                 connection.execute(
                     schema.imports.update()
@@ -744,6 +743,12 @@ def _mark(connection: sa.Connection) -> str:
     return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
 
+def _array_mark(connection: sa.Connection) -> str:
+    """The placeholder of an array parameter: binary with psycopg 3 (``%b``), which needs no
+    quoting of each element; the text placeholder with another driver (psycopg2)."""
+    return "%b" if connection.dialect.driver == "psycopg" else "%s"
+
+
 def _select_in(
     connection: sa.Connection, sql: str, values: Sequence[Any], *, before: tuple[Any, ...] = ()
 ) -> list[tuple[Any, ...]]:
@@ -758,7 +763,7 @@ def _select_in(
             # sent in binary (no quoting of each element); typed, so that the column's
             # index serves the lookup (an untyped list of ints may travel as numeric[])
             kind = "int4" if part and isinstance(part[0], int) else "text"
-            statement = sql.replace("IN ({})", f"= ANY(%b::{kind}[])")
+            statement = sql.replace("IN ({})", f"= ANY({_array_mark(connection)}::{kind}[])")
             parameters = (*before, list(part))
         else:
             statement, parameters = sql.format(", ".join([_mark(connection)] * len(part))), (*before, *part)
@@ -797,7 +802,8 @@ def _insert(
     head = f"INSERT INTO {table} ({', '.join(columns)}) "
     added = 0
     if connection.dialect.name == "postgresql":
-        arrays = ", ".join(f"%b::{PG_ARRAY_TYPES.get(c, 'text')}[]" for c in columns)
+        mark = _array_mark(connection)
+        arrays = ", ".join(f"{mark}::{PG_ARRAY_TYPES.get(c, 'text')}[]" for c in columns)
         statement = head + f"SELECT * FROM unnest({arrays})" + tail
         for part in _chunks(list(rows), CHUNK):
             result = connection.exec_driver_sql(
@@ -883,6 +889,30 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+FIELD_LIMIT = 128 * 1024
+"""Longest CSV field read (Python's csv default): a row with a longer one is rejected on its
+own, with its line, and the import goes on."""
+
+
+def _rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict[str, str] | None]]:
+    """(line, row) of each data row; ``None`` for a row with a field over ``FIELD_LIMIT``.
+    Anything else unreadable (bytes not in the file's encoding, broken quoting) refuses the
+    whole file (``UsageError``): the rows after it cannot be trusted."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                yield reader.line_num + 1, None  # the reader counts a line once it is parsed
+                continue
+            raise UsageError(_unreadable(path, reader, exc)) from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(_unreadable(path, reader, exc)) from None
+        yield reader.line_num, {k: (v or "") for k, v in row.items() if k}
 
 
 def _unreadable(path: Path, reader: Any, exc: Exception) -> str:

@@ -32,8 +32,19 @@ from .store import Filters, ReviewStore
 from .visual import visual
 
 COOKIE = "review_key"
+"""The same-site cookie a browser keeps after ``?token=``: a keyed hash of the key, not the key."""
 PAGE_LIMIT = 200
 """Most records one page request returns."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Host names a keyless page answers to: a page elsewhere that rebinds its own name to
+127.0.0.1 (DNS rebinding) sends its own name, and is refused."""
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without its port (IPv6 literals without brackets)."""
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
 class Verdict(BaseModel):
@@ -67,6 +78,13 @@ class ReviewSettings:
     groups: dict[str, Any] | None = None
     """Discovery's groups, computed on first request (``discover``), with record ids."""
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while the sample library or the training manifest is written."""
+    groups_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while discovery runs (minutes on a large output): one at a time, apart from writes."""
+
+    def cookie_value(self, key: str) -> str:
+        """What the cookie holds for *key*: a hash keyed by this process's secret."""
+        return hmac.new(self.csrf_token.encode(), key.encode(), "sha256").hexdigest()
 
 
 def audio_file(settings: ReviewSettings, path: str) -> Path | None:
@@ -85,25 +103,27 @@ def audio_file(settings: ReviewSettings, path: str) -> Path | None:
 
 
 def review_router(settings: ReviewSettings) -> APIRouter:
+    """The page (``/``) and its API (``/api/...``); mount it under a prefix."""
     router = APIRouter()
     store = settings.store
 
     def authorise(request: Request) -> None:
         if not settings.api_keys:
+            if host_name(request.headers.get("host", "")) not in LOOPBACK_HOSTS:
+                raise HTTPException(400, "without an API key the page answers only to loopback host names")
             return
         auth = request.headers.get("authorization", "")
         given = [
             auth[7:] if auth.lower().startswith("bearer ") else None,
             request.headers.get("x-api-key"),
-            request.cookies.get(COOKIE),
             request.query_params.get("token"),
         ]
-        if not any(
-            hmac.compare_digest(g.encode(), k.encode()) for g in given if g for k in settings.api_keys
-        ):
-            raise HTTPException(
-                401, "an API key is needed: open /review/?token=KEY once, or send Authorization"
-            )
+        if any(hmac.compare_digest(g.encode(), k.encode()) for g in given if g for k in settings.api_keys):
+            return
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and any(hmac.compare_digest(cookie, settings.cookie_value(k)) for k in settings.api_keys):
+            return
+        raise HTTPException(401, "an API key is needed: open /review/?token=KEY once, or send Authorization")
 
     def guard_write(request: Request) -> None:
         """Before the body is read: the key, the page's CSRF token, a JSON body."""
@@ -121,9 +141,11 @@ def review_router(settings: ReviewSettings) -> APIRouter:
     async def page(request: Request) -> Response:
         authorise(request)
         token = request.query_params.get("token")
-        if token:  # keep the key in a cookie, and out of the address bar and history
-            response = RedirectResponse(str(request.url.remove_query_params("token")), status_code=303)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=str(request.url.path))
+        if token:  # a cookie from now on, and the key out of the address bar and history
+            response = RedirectResponse(request.url.path, status_code=303)
+            response.set_cookie(
+                COOKIE, settings.cookie_value(token), httponly=True, samesite="strict", path=request.url.path
+            )
             return response
         html = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
         labels = "".join(f'<option value="{name}">{name}</option>' for name in LABELS)
@@ -262,7 +284,7 @@ def review_router(settings: ReviewSettings) -> APIRouter:
         def find() -> dict[str, Any]:
             from .discover import discover
 
-            with settings.write_lock:
+            with settings.groups_lock:
                 if settings.groups is None or refresh:
                     loaded = store.all_records()
                     found = discover([r for _, r in loaded], settings.audio_root)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import AudioClassifierError
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 LOOPBACK_NAMES = ("localhost",)
+"""Host names taken as loopback without resolving them."""
 
 
 def is_loopback(host: str) -> bool:
+    """Whether the page would listen on loopback only."""
     if host in LOOPBACK_NAMES:
         return True
     try:
@@ -22,7 +28,47 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def review_app(settings):
+def review_settings(
+    output: Path,
+    *,
+    database: str | None = None,
+    audio_root: str | None = None,
+    api_keys: frozenset[str] = frozenset(),
+    host: str = "127.0.0.1",
+    samples: str | None = None,
+    training_manifest: str | None = None,
+    manifest_label: str = "label",
+):
+    """The review page's settings: *output* loaded into its review database (by default
+    beside it), the sample library enrol writes and the recordings manifest train appends
+    to. Raises ``click.ClickException`` for what the user must change."""
+    from ..samples import writable_library
+    from .app import ReviewSettings
+    from .store import ReviewStore
+
+    if not api_keys and not is_loopback(host):
+        raise click.ClickException(f"--host {host} is reachable from other machines: give an --api-key")
+    try:
+        store = ReviewStore(database or output.with_suffix(".review.sqlite"))
+        total, added = store.load(output, manifest_label=manifest_label)
+    except AudioClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"review: {total} records in {output} ({added} new to {store.path})", err=True)
+    library, note = writable_library(samples)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    return ReviewSettings(
+        store=store,
+        audio_root=Path(audio_root) if audio_root else None,
+        api_keys=api_keys,
+        samples_path=library,
+        training_manifest=Path(training_manifest)
+        if training_manifest
+        else output.with_suffix(".training.csv"),
+    )
+
+
+def review_app(settings) -> FastAPI:
     """A FastAPI app serving the review page at ``/review/`` (``/`` leads there)."""
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
@@ -95,41 +141,36 @@ def review(
     """Review a classify or evaluate OUTPUT in the browser: a queue ordered by what most
     needs a person, the audio with its waveform, spectrogram and evidence, and keyboard
     verdicts that count (export for evaluate, enrol, add to training)."""
-    from .store import ReviewStore
-
     out = Path(output)
-    try:
-        store = ReviewStore(database or out.with_suffix(".review.sqlite"))
-        total, added = store.load(out, manifest_label=manifest_label)
-    except AudioClassifierError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{total} records in {out} ({added} new to {store.path})", err=True)
+    keys = frozenset(k for value in api_keys for k in value.split())
     if export_to:
-        with open(export_to, "w", newline="", encoding="utf-8") as handle:
-            rows = store.export(handle, Path(audio_root) if audio_root else None)
+        from .store import ReviewStore
+
+        try:
+            store = ReviewStore(database or out.with_suffix(".review.sqlite"))
+            store.load(out, manifest_label=manifest_label)
+            with open(export_to, "w", newline="", encoding="utf-8") as handle:
+                rows = store.export(handle, Path(audio_root) if audio_root else None)
+        except (AudioClassifierError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"{rows} reviewed records written to {export_to}", err=True)
         return
-    keys = frozenset(k for value in api_keys for k in value.split())
-    if not keys and not is_loopback(host):
-        raise click.ClickException(f"--host {host} is reachable from other machines: give an --api-key")
-    from ..samples import writable_library
     from ..server.runner import PortInUseError, check_free
-    from .app import ReviewSettings
 
-    library, note = writable_library(samples)
-    settings = ReviewSettings(
-        store=store,
-        audio_root=Path(audio_root) if audio_root else None,
+    settings = review_settings(
+        out,
+        database=database,
+        audio_root=audio_root,
         api_keys=keys,
-        samples_path=library,
-        training_manifest=Path(training_manifest) if training_manifest else out.with_suffix(".training.csv"),
+        host=host,
+        samples=samples,
+        training_manifest=training_manifest,
+        manifest_label=manifest_label,
     )
     try:
         check_free(host, port)
     except PortInUseError as exc:
         raise click.ClickException(str(exc)) from None
-    if note:
-        click.echo(f"note: {note}", err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"review page: http://{shown}:{port}/review/" + ("?token=KEY" if keys else ""), err=True)
     import uvicorn

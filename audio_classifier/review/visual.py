@@ -8,25 +8,47 @@ import os
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, frames_of
-from ..samples import read_audio
+from ..audio import SAMPLE_RATE, frames_of, open_file
 
 COLUMNS = 800
 """Time columns drawn (about the page's width): the envelope and spectrogram are pooled to this."""
 FFT_LEN = 256
+"""32 ms frames ..."""
 HOP = 80
-"""32 ms frames every 10 ms, as the tone detector sees the call."""
+"""... every 10 ms, as the tone detector sees the call."""
 FREQ_ROWS = 64
 """Frequency rows, 0-4 kHz linear (62.5 Hz each): tones stay lines, speech formants bands."""
 FLOOR_DB = -90.0
 """Spectrogram range: this to 0 dBFS maps to 0-255."""
+MAX_S = 120.0
+"""At most this much of a recording is drawn (early media lasts seconds; an hour-long file
+must not cost the server an hour of audio in memory)."""
+
+
+def _read(path: str | os.PathLike[str]) -> np.ndarray:
+    """The first ``MAX_S`` seconds of *path* as 8 kHz mono float32."""
+    info, chunks = open_file(path)
+    converter = info.converter()
+    parts, total, limit = [], 0, int(MAX_S * SAMPLE_RATE)
+    try:
+        for chunk in chunks:
+            parts.append(converter.push(chunk))
+            total += len(parts[-1])
+            if total >= limit:
+                break
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    parts.append(converter.flush())
+    return np.concatenate(parts)[:limit]
 
 
 def visual(path: str | os.PathLike[str]) -> dict:
-    """``duration_s``, ``envelope`` (min and max per column, -1..1, rounded to 3 places) and
-    ``spectrogram`` (base64 of ``FREQ_ROWS`` x columns uint8, low frequencies first, row by
+    """``duration_s`` (of what is drawn: at most ``MAX_S``), ``envelope`` (min and max per
+    column, -1..1, rounded to 3 places) and ``spectrogram`` (base64 of ``FREQ_ROWS`` x columns uint8, low frequencies first, row by
     row) of the recording at *path*, as 8 kHz mono."""
-    samples = read_audio(path)
+    samples = _read(path)
     duration = len(samples) / SAMPLE_RATE
     columns = max(1, min(COLUMNS, len(samples)))
     edges = np.linspace(0, len(samples), columns + 1).astype(int)

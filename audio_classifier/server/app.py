@@ -294,6 +294,8 @@ def create_app(
             await asyncio.wait(set(state.recordings), timeout=RECORDING_DRAIN_S)
         if state.registry is not None:
             state.registry.close()
+        if settings.review is not None:
+            settings.review.store.close()
         if state.file_pool is not None:  # waited for: its queues and semaphores are released
             await loop.run_in_executor(None, lambda: state.file_pool.shutdown(wait=True, cancel_futures=True))
 
