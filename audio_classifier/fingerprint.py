@@ -87,6 +87,11 @@ def _running_max(values: np.ndarray, half: int, axis: int) -> np.ndarray:
     return out
 
 
+PAIR_ROWS = 4096
+"""Anchors paired per numpy pass (a pass holds ``peaks_per_frame * (max_dt + 1)`` = 160
+candidates per anchor: about 10 MB per array at this size)."""
+
+
 class LandmarkStream:
     """Landmarks of a stream as audio arrives: ``push`` returns ``(hashes, anchor_frames)``."""
 
@@ -232,28 +237,34 @@ class LandmarkStream:
         c = self.config
         t, f = self._peak_frames, self._peak_bins
         n = len(t)
-        if not n:
-            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32)
         ready = self._checked if final else self._checked - c.max_dt
-        following = np.arange(n)[:, None] + np.arange(1, min(c.peaks_per_frame * (c.max_dt + 1), n) + 1)
-        exists = following < n
-        following = np.minimum(following, n - 1)
-        dt = t[following] - t[:, None]
-        df = f[following] - f[:, None]
-        target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
-        rank = np.cumsum(target, axis=1)
-        target &= rank <= c.fan_out
-        found = np.minimum(rank[:, -1], c.fan_out)
-        waiting = np.flatnonzero((t >= ready) & (found < c.fan_out))
-        done = int(waiting[0]) if len(waiting) else n
-        anchor, column = np.nonzero(target[:done])  # by anchor, then by target
+        width = min(c.peaks_per_frame * (c.max_dt + 1), n)
+        hashes, times = [], []
+        done = 0
+        while done < n:  # anchors in slices: a whole recording's peaks at once would take GBs
+            rows = np.arange(done, min(n, done + PAIR_ROWS))
+            following = rows[:, None] + np.arange(1, width + 1)
+            exists = following < n
+            following = np.minimum(following, n - 1)
+            dt = t[following] - t[rows, None]
+            df = f[following] - f[rows, None]
+            target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
+            rank = np.cumsum(target, axis=1)
+            target &= rank <= c.fan_out
+            found = np.minimum(rank[:, -1], c.fan_out)
+            waiting = np.flatnonzero((t[rows] >= ready) & (found < c.fan_out))
+            stop = int(waiting[0]) if len(waiting) else len(rows)
+            anchor, column = np.nonzero(target[:stop])  # by anchor, then by target
+            if len(anchor):
+                hashes.append(hash_landmark(f[rows[anchor]], df[anchor, column], dt[anchor, column], c))
+                times.append(t[rows[anchor]].astype(np.int32))
+            done += stop
+            if stop < len(rows):
+                break
         self._peak_frames, self._peak_bins = t[done:], f[done:]
-        if not len(anchor):
+        if not hashes:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32)
-        return (
-            hash_landmark(f[anchor], df[anchor, column], dt[anchor, column], c),
-            t[anchor].astype(np.int32),
-        )
+        return np.concatenate(hashes), np.concatenate(times)
 
 
 def landmarks(samples: np.ndarray, config: FingerprintConfig | None = None) -> tuple[np.ndarray, np.ndarray]:

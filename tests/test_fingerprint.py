@@ -344,3 +344,17 @@ def test_samples_add_without_a_library_writes_the_users_own_never_the_shipped_on
         writer.writerows(rows)
     assert cli("samples", "import", reimport, "--samples", again).returncode == 0
     assert SampleLibrary(again).list()[0].note == "=cmd|' /C calc'!A0"  # the apostrophe comes off
+
+
+def test_landmarks_do_not_depend_on_how_many_anchors_are_paired_at_once(monkeypatch):
+    """Anchors are paired in slices of ``PAIR_ROWS`` (a whole recording at once would hold
+    a matrix per anchor): any slice size gives the same landmarks, in the same order."""
+    from audio_classifier import fingerprint
+
+    x = synth.speech_like(20.0, np.random.default_rng(4))
+    whole = fingerprint.landmarks(x)
+    for rows in (1, 7, 300):
+        monkeypatch.setattr(fingerprint, "PAIR_ROWS", rows)
+        sliced = fingerprint.landmarks(x)
+        assert np.array_equal(sliced[0], whole[0]) and np.array_equal(sliced[1], whole[1]), rows
+    assert len(whole[0]) > 1000
