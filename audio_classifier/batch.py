@@ -182,7 +182,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
         import fsspec
     except ImportError:
         raise UsageError(
-            f"{url}: reading URLs needs fsspec (pip install 'audio_classifier[cluster]')"
+            f"{url}: reading URLs needs fsspec (pip install 'audio-classifier[cluster]' (from a checkout: pip install '.[cluster]'))"
         ) from None
     try:
         return fsspec.core.url_to_fs(url)
@@ -505,7 +505,7 @@ class ParquetRecordWriter:
             import pyarrow  # noqa: F401
         except ImportError:
             raise UsageError(
-                "Parquet output needs pyarrow: pip install 'audio_classifier[cluster]'"
+                "Parquet output needs pyarrow: pip install 'audio-classifier[cluster]' (from a checkout: pip install '.[cluster]')"
             ) from None
         self.output = output
         self.folder = Path(output)

@@ -281,6 +281,10 @@ def classify(
     if output and manifest and os.path.exists(output) and os.path.samefile(output, manifest):
         raise click.UsageError(f"-o {output} is the manifest itself: give another output file")
     try:
+        if cluster:
+            from .cluster import require_dask
+
+            require_dask()  # before -o is opened: a usage error leaves no empty output behind
         writer = record_writer(output, extra_columns)
         todo = writer.resume(items)
     except UsageError as exc:

@@ -112,6 +112,17 @@ def _lost_records(items: list[BatchItem], why: str) -> list[dict[str, Any]]:
     return out
 
 
+def require_dask() -> None:
+    """Raise ``UsageError`` unless dask's distributed scheduler can be imported."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--cluster needs dask's distributed scheduler: pip install 'audio-classifier[cluster]' "
+            "(from a checkout: pip install '.[cluster]')"
+        ) from None
+
+
 def connect(address: str, workers: int | None = None) -> Any:
     """A dask Client for *address* (``local``: a LocalCluster of *workers* processes, one
     thread each; ``classify --jobs``, 1 by default); the caller closes it."""
@@ -119,7 +130,7 @@ def connect(address: str, workers: int | None = None) -> Any:
         from distributed import Client
     except ImportError:
         raise UsageError(
-            "--cluster needs dask's distributed scheduler: pip install 'audio_classifier[cluster]'"
+            "--cluster needs dask's distributed scheduler: pip install 'audio-classifier[cluster]' (from a checkout: pip install '.[cluster]')"
         ) from None
     try:
         if address == LOCAL:  # the client owns the cluster: closing it stops the workers

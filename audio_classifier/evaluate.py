@@ -41,6 +41,8 @@ KEEP = "keep"
 
 
 def _truth_column(items: list[BatchItem]) -> str:
+    if not items:
+        raise UsageError("the manifest has no rows")
     for name in ("manifest_label", "label", "expected_label"):
         if items and name in items[0].extra:
             return name

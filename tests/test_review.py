@@ -375,3 +375,26 @@ def test_a_discovered_group_is_labelled_at_once(unknown_prompts, tmp_path):
         done = c.post("/review/api/groups/verdict", json=body, headers=_headers(c)).json()
         assert done["labelled"] == len(ids)
     assert all(store.verdict(i) == "unreachable" for i in ids)
+
+
+def test_the_commands_say_when_recordings_are_not_where_the_paths_point(batch, tmp_path):
+    """Relative paths are as classify saw them: from elsewhere, without --audio-root, the
+    review export and discover say so, and discover fails when it can read nothing."""
+    out = batch[1]
+    exported = run_cli("review", out, "--db", tmp_path / "r.sqlite", "--export", tmp_path / "x.csv")
+    assert exported.exit_code == 0
+    store = ReviewStore(tmp_path / "r.sqlite")
+    first = store.page(Filters(), 0, 1)[1][0]
+    store.correct(first["id"], first["label"], reviewer="ann")
+    exported = run_cli("review", out, "--db", tmp_path / "r.sqlite", "--export", tmp_path / "x.csv")
+    assert "relative paths were written as the output had them" in exported.output
+    found = run_cli("discover", out)
+    assert found.exit_code == 1 and "could not be read" in found.output
+    assert run_cli("discover", out, "--audio-root", batch[0]).exit_code == 0
+
+
+def test_evaluate_says_when_the_manifest_has_no_rows(tmp_path):
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("path,label\n")
+    result = run_cli("evaluate", manifest, "--out-dir", tmp_path / "e", "--no-asr")
+    assert result.exit_code != 0 and "no rows" in result.output

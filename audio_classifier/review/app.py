@@ -71,7 +71,8 @@ class ReviewSettings:
     audio_root: Path | None = None
     api_keys: frozenset[str] = frozenset()
     samples_path: Path | None = None
-    """The sample library ``enrol`` writes to (``samples.writable_library``)."""
+    """The sample library ``enrol`` writes to; None: the user's own (``samples.writable_library``,
+    made from the shipped one at the first enrolment, not before)."""
     training_manifest: Path | None = None
     """The recordings manifest ``train`` appends to (``training.build --recordings``)."""
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -231,15 +232,16 @@ def review_router(settings: ReviewSettings) -> APIRouter:
 
     @router.post("/api/records/{record_id}/enrol", dependencies=[Depends(guard_write)])
     async def enrol(record_id: int, body: Enrolment) -> dict[str, Any]:
-        if settings.samples_path is None:
-            raise HTTPException(409, "no sample library to enrol into")
         path, label = await reviewed_recording(record_id)
 
         def add() -> tuple[int, bool]:
-            from ..samples import SampleLibrary
+            from ..samples import SampleLibrary, writable_library
 
-            with settings.write_lock, SampleLibrary(settings.samples_path, create=True) as library:
-                return library.add_file(path, label=label, carrier=body.carrier, lang=body.lang)
+            with settings.write_lock:
+                if settings.samples_path is None:
+                    settings.samples_path = writable_library(None)[0]
+                with SampleLibrary(settings.samples_path, create=True) as library:
+                    return library.add_file(path, label=label, carrier=body.carrier, lang=body.lang)
 
         try:
             sample_id, new = await run(add)

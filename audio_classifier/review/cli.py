@@ -42,7 +42,6 @@ def review_settings(
     """The review page's settings: *output* loaded into its review database (by default
     beside it), the sample library enrol writes and the recordings manifest train appends
     to. Raises ``click.ClickException`` for what the user must change."""
-    from ..samples import writable_library
     from .app import ReviewSettings
     from .store import ReviewStore
 
@@ -54,18 +53,37 @@ def review_settings(
     except AudioClassifierError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"review: {total} records in {output} ({added} new to {store.path})", err=True)
-    library, note = writable_library(samples)
-    if note:
-        click.echo(f"note: {note}", err=True)
-    return ReviewSettings(
+    settings = ReviewSettings(
         store=store,
         audio_root=Path(audio_root) if audio_root else None,
         api_keys=api_keys,
-        samples_path=library,
+        samples_path=Path(samples) if samples else None,
         training_manifest=Path(training_manifest)
         if training_manifest
         else output.with_suffix(".training.csv"),
     )
+    _say_what_plays(settings)
+    return settings
+
+
+AUDIO_CHECK_RECORDS = 200
+"""Records whose audio is looked for at start-up (a sample: the check must not take long)."""
+
+
+def _say_what_plays(settings) -> None:
+    """Warn when the page will not find the recordings: relative paths are as classify saw
+    them, from the folder it ran in, which ``--audio-root`` must name."""
+    from .app import audio_file
+
+    paths = list(settings.store.paths().values())[:AUDIO_CHECK_RECORDS]
+    found = sum(audio_file(settings, p) is not None for p in paths)
+    if paths and found < len(paths):
+        where = f"under --audio-root {settings.audio_root}" if settings.audio_root else "from this folder"
+        click.echo(
+            f"note: {len(paths) - found} of the first {len(paths)} recordings are not found {where}; "
+            "relative paths are as classify saw them: give --audio-root the folder classify ran in",
+            err=True,
+        )
 
 
 def review_app(settings) -> FastAPI:
@@ -86,7 +104,7 @@ def review_app(settings) -> FastAPI:
 
 
 @click.command()
-@click.argument("output", type=click.Path(dir_okay=False, exists=True))
+@click.argument("output", type=click.Path(exists=True))
 @click.option(
     "--audio-root",
     type=click.Path(file_okay=False, exists=True),
@@ -154,6 +172,12 @@ def review(
         except (AudioClassifierError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{rows} reviewed records written to {export_to}", err=True)
+        if not audio_root and any(not Path(path).is_absolute() for path, _, _ in store.labelled()):
+            click.echo(
+                "note: relative paths were written as the output had them; give --audio-root (the "
+                "folder classify ran in) to write them absolute, for evaluate to find from anywhere",
+                err=True,
+            )
         return
     from ..server.runner import PortInUseError, check_free
 
@@ -180,7 +204,7 @@ def review(
 
 
 @click.command()
-@click.argument("output", type=click.Path(dir_okay=False, exists=True))
+@click.argument("output", type=click.Path(exists=True))
 @click.option(
     "--audio-root", type=click.Path(file_okay=False, exists=True), help="Relative paths are under this."
 )
@@ -211,6 +235,13 @@ def discover(output: str, audio_root: str | None, out_path: str | None) -> None:
     except AudioClassifierError as exc:
         raise click.ClickException(str(exc)) from None
     report = found.to_dict()
+    unreadable = sum(1 for _, why in found.skipped if why.startswith("unreadable"))
+    if unreadable:
+        click.echo(
+            f"note: {unreadable} of {len(records)} recordings could not be read; relative paths are as "
+            "classify saw them: give --audio-root the folder classify ran in",
+            err=True,
+        )
     grouped = sum(g["size"] for g in report["groups"])
     click.echo(
         f"{report['candidates']} recordings no sample explains: {len(report['groups'])} groups holding "
@@ -222,3 +253,5 @@ def discover(output: str, audio_root: str | None, out_path: str | None) -> None:
         Path(out_path).write_text(text + "\n", encoding="utf-8")
     else:
         click.echo(text)
+    if unreadable and not found.paths:  # nothing could be grouped: it found no audio
+        sys.exit(1)

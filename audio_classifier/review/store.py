@@ -149,6 +149,11 @@ def priority_of(record: dict[str, Any], manifest_label: str | None) -> tuple[flo
 
 def read_output(path: Path) -> Iterator[dict[str, Any]]:
     """The records of a classify or evaluate output (JSONL or CSV), in order."""
+    if path.is_dir():
+        raise UsageError(
+            f"{path} is a folder (a Parquet output?): review and discover read JSONL or CSV; "
+            "classify with -o OUT.jsonl or OUT.csv"
+        )
     if not path.is_file():
         raise UsageError(f"no such output file: {path}")
     text = read_text(path, "output")
