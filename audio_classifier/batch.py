@@ -772,9 +772,12 @@ def _isolated(
 
 
 def _crash_record(item: BatchItem) -> dict[str, Any]:
+    return error_record(item, "internal error: the worker process died while classifying this input")
+
+
+def error_record(item: BatchItem, error: str) -> dict[str, Any]:
+    """The record of an input that got no decision: its path and manifest row, the
+    decision's fields empty, and *error*."""
     record: dict[str, Any] = {"path": item.key, **item.extra}
-    record.update(
-        dict.fromkeys(DECISION_FIELDS),
-        error="internal error: the worker process died while classifying this input",
-    )
+    record.update(dict.fromkeys(DECISION_FIELDS), error=error)
     return record

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .batch import DECISION_FIELDS, BatchItem, ReadOptions, classify_item
+from .batch import BatchItem, ReadOptions, classify_item, error_record
 from .config import ClassifierConfig
 from .errors import UsageError
 
@@ -103,15 +103,6 @@ def classify_batch(
     return [classify_item(classifier, item, options) for item in items]
 
 
-def _lost_records(items: list[BatchItem], why: str) -> list[dict[str, Any]]:
-    out = []
-    for item in items:
-        record: dict[str, Any] = {"path": item.key, **item.extra}
-        record.update(dict.fromkeys(DECISION_FIELDS), error=f"internal error: {why}")
-        out.append(record)
-    return out
-
-
 def require_dask() -> None:
     """Raise ``UsageError`` unless dask's distributed scheduler can be imported."""
     try:
@@ -180,7 +171,8 @@ def run_cluster(
         try:
             records = future.result()
         except Exception as exc:  # noqa: BLE001 - a task's failure fails its inputs only
-            records = _lost_records(batch, f"the task failed on the cluster ({type(exc).__name__}: {exc})")
+            why = f"internal error: the task failed on the cluster ({type(exc).__name__}: {exc})"
+            records = [error_record(item, why) for item in batch]
         for record in records:
             emit(record)
         # workers may have joined or left: keep IN_FLIGHT_PER_WORKER tasks per thread queued

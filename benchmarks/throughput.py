@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -133,10 +134,16 @@ if __name__ == "__main__":
 '''
 
 
-def run_here(paths: list[Path]) -> tuple[dict, dict, list[dict]]:
+@cache
+def measuring() -> dict:
+    """The measuring code's names, as this tree runs it."""
     namespace: dict = {"__name__": "benchmarks.throughput.measure"}
     exec(compile(MEASURE, "<measure>", "exec"), namespace)
-    return namespace["measure"]([str(p) for p in paths], CONFIGURATIONS)
+    return namespace
+
+
+def run_here(paths: list[Path]) -> tuple[dict, dict, list[dict]]:
+    return measuring()["measure"]([str(p) for p in paths], CONFIGURATIONS)
 
 
 @contextmanager
@@ -210,9 +217,7 @@ def streamed_decisions(paths: list[Path], chunk_ms: float = 20.0) -> list[dict]:
 
 def raw_decision(decision) -> dict:
     """What ``raw`` in the measuring code gives, for this tree's streamed decisions."""
-    namespace: dict = {"__name__": "benchmarks.throughput.measure"}
-    exec(compile(MEASURE, "<measure>", "exec"), namespace)
-    return json.loads(json.dumps(namespace["raw"](decision)))
+    return json.loads(json.dumps(measuring()["raw"](decision)))
 
 
 def _key(decision: dict) -> tuple:

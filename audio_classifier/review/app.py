@@ -28,6 +28,8 @@ from pydantic import BaseModel, Field
 
 from ..errors import AudioClassifierError, UsageError
 from ..labels import LABELS
+from ..server.app import key_given
+from ..server.runner import is_loopback
 from .store import Filters, ReviewStore
 from .visual import visual
 
@@ -35,9 +37,6 @@ COOKIE = "review_key"
 """The same-site cookie a browser keeps after ``?token=``: a keyed hash of the key, not the key."""
 PAGE_LIMIT = 200
 """Most records one page request returns."""
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-"""Host names a keyless page answers to: a page elsewhere that rebinds its own name to
-127.0.0.1 (DNS rebinding) sends its own name, and is refused."""
 
 
 def host_name(host_header: str) -> str:
@@ -110,16 +109,11 @@ def review_router(settings: ReviewSettings) -> APIRouter:
 
     def authorise(request: Request) -> None:
         if not settings.api_keys:
-            if host_name(request.headers.get("host", "")) not in LOOPBACK_HOSTS:
+            # DNS rebinding: a page elsewhere that points its own name at 127.0.0.1 sends that name
+            if not is_loopback(host_name(request.headers.get("host", ""))):
                 raise HTTPException(400, "without an API key the page answers only to loopback host names")
             return
-        auth = request.headers.get("authorization", "")
-        given = [
-            auth[7:] if auth.lower().startswith("bearer ") else None,
-            request.headers.get("x-api-key"),
-            request.query_params.get("token"),
-        ]
-        if any(hmac.compare_digest(g.encode(), k.encode()) for g in given if g for k in settings.api_keys):
+        if key_given(request.headers, request.query_params, settings.api_keys):
             return
         cookie = request.cookies.get(COOKIE, "")
         if cookie and any(hmac.compare_digest(cookie, settings.cookie_value(k)) for k in settings.api_keys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,19 +12,6 @@ from ..errors import AudioClassifierError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-LOOPBACK_NAMES = ("localhost",)
-"""Host names taken as loopback without resolving them."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether the page would listen on loopback only."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def review_settings(
@@ -42,6 +28,7 @@ def review_settings(
     """The review page's settings: *output* loaded into its review database (by default
     beside it), the sample library enrol writes and the recordings manifest train appends
     to. Raises ``click.ClickException`` for what the user must change."""
+    from ..server.runner import is_loopback
     from .app import ReviewSettings
     from .store import ReviewStore
 

@@ -129,13 +129,16 @@ class ServerState:
     block) the thread pool is used, so one call's recognition does not stall the others."""
 
     def authorized(self, headers: Any, query: Any) -> bool:
-        keys = self.settings.api_keys
-        if not keys:
-            return True
-        auth = headers.get("authorization", "")
-        token = auth[7:] if auth.lower().startswith("bearer ") else None
-        given = [k for k in (token, headers.get("x-api-key"), query.get("token")) if k]
-        return any(hmac.compare_digest(k.encode(), key.encode()) for k in given for key in keys)
+        return not self.settings.api_keys or key_given(headers, query, self.settings.api_keys)
+
+
+def key_given(headers: Any, query: Any, keys: frozenset[str]) -> bool:
+    """Whether a request carries one of *keys*: ``Authorization: Bearer``, ``X-API-Key`` or
+    ``?token=`` (compared in constant time)."""
+    auth = headers.get("authorization", "")
+    token = auth[7:] if auth.lower().startswith("bearer ") else None
+    given = [k for k in (token, headers.get("x-api-key"), query.get("token")) if k]
+    return any(hmac.compare_digest(k.encode(), key.encode()) for k in given for key in keys)
 
 
 class UploadTooLarge(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import multiprocessing
 import socket
@@ -61,6 +62,20 @@ def make_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+LOOPBACK_NAMES = ("localhost",)
+"""Host names taken as loopback without resolving them."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* (an address to listen on, or a Host header's name) is this machine only."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_free(host: str, port: int) -> None:
