@@ -19,6 +19,9 @@ from .errors import EmptyAudioError, UnsupportedEncodingError
 from .evidence import Decision
 from .session import Session
 
+WARM_UP_S = 2.0
+"""Audio :meth:`Classifier.warm_up` runs through a session: past the first model window."""
+
 HintsLike = Hints | Mapping[str, Any] | None
 
 
@@ -184,6 +187,15 @@ class Classifier:
             block_phase=self._block_phase,
             confidence_map=self.confidence_map,
         )
+
+    def warm_up(self) -> None:
+        """Run two seconds of a tone through a session, so the first call does not pay for
+        what channels load on first use (scipy's FFT module alone takes about 0.5 s to
+        import) or for onnxruntime's first run. A server calls this before it is ready."""
+        t = np.arange(WARM_UP_S * SAMPLE_RATE) / SAMPLE_RATE
+        session = self.open_session(SAMPLE_RATE, "float32")
+        session.feed((0.1 * np.sin(2 * np.pi * 450.0 * t)).astype(np.float32))
+        session.close()
 
     def classify_array(
         self,

@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from .worktree import worktree
+
 DEFAULT_BASELINE = "748f8f9"
 """The tree when the speed work (issue 32, item 7) began."""
 
@@ -149,19 +150,9 @@ def run_here(paths: list[Path]) -> tuple[dict, dict, list[dict]]:
 @contextmanager
 def baseline_tree(revision: str, folder: Path) -> Iterator[Path]:
     """A git worktree of *revision* with the measuring script in it; removed on exit."""
-    tree = folder / "baseline"
-    subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(tree), revision],
-        check=True,
-        capture_output=True,
-    )
-    try:
+    with worktree(revision, folder) as tree:
         (tree / "_measure.py").write_text(MEASURE)
         yield tree
-    finally:
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True
-        )
 
 
 def run_baseline(tree: Path, paths: list[Path]) -> tuple[dict, dict, list[dict]]:

@@ -58,6 +58,17 @@ def final(messages: list[dict]) -> dict:
     return finals[0]
 
 
+def test_audio_frames_are_not_compressed(server):
+    """The client offers permessage-deflate (websockets does by default); the server
+    declines: audio does not compress, and inflating every 20 ms frame cost both sides CPU."""
+    with connect(server.ws_url + "/v1/stream", additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
+        assert ws.protocol.extensions == []
+        ws.send(json.dumps({"sample_rate": 8000}))
+        ws.send(pcm(BUSY[:8000]))
+        ws.send(json.dumps({"type": "stop"}))
+        assert any(json.loads(m)["type"] == "decision" for m in ws)
+
+
 def test_health_ready_metrics(server):
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz")

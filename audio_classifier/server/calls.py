@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import urllib.request
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -150,6 +151,82 @@ class CallStream:
             self.state.metrics.decided_at.observe(decision.decided_at_s)
 
 
+READ_AHEAD_MESSAGES = 64
+"""Messages a call's reader takes from its client while the call's analysis is busy (about
+1.3 s of 20 ms frames); then it stops reading, and the client's sends wait."""
+
+MAX_JOINED_BYTES = 64 * 1024
+"""Largest run of waiting audio frames joined into one feed (never more than the frame
+limit, which the call loop checks on what it is given)."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The reader's error, raised by :func:`read_ahead` in its place among the events."""
+
+    error: BaseException
+
+
+async def read_ahead(events: AsyncIterator[Event], frame_limit: int) -> AsyncIterator[Event]:
+    """*events*, read by a task of their own, with the audio frames that arrived while the
+    previous event was being analysed joined into one ``Audio``.
+
+    A call whose analysis keeps up gets its frames one by one, as before. A call that fell
+    behind (the server is busy) gets the frames that waited in one feed: when they complete
+    several blocks, the session analyses them together (``ChannelStream.prepare``), at a
+    lower cost per block and with the same decisions, so a busy server catches up instead
+    of falling further behind. Joined frames stay within *frame_limit* bytes, and a frame
+    over it is never joined: the call loop rejects it where it stands. Errors (idle timeout, a malformed message, a lost
+    client) are raised after the events read before them.
+    """
+    inbox: deque[Event | _Failed] = deque()
+    arrived = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+
+    async def read() -> None:
+        try:
+            async for event in events:
+                inbox.append(event)
+                arrived.set()
+                if len(inbox) >= READ_AHEAD_MESSAGES:
+                    room.clear()
+                    await room.wait()
+        except Exception as exc:  # noqa: BLE001 - handed to the call loop, in order
+            inbox.append(_Failed(exc))
+        inbox.append(_Failed(StopAsyncIteration()))
+        arrived.set()
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            while not inbox:
+                arrived.clear()
+                await arrived.wait()
+            event = inbox.popleft()
+            if isinstance(event, Audio) and len(event.data) <= frame_limit and inbox:
+                parts, size = [event.data], len(event.data)
+                while inbox:
+                    following = inbox[0]
+                    if not isinstance(following, Audio) or len(following.data) > frame_limit:
+                        break
+                    if size + len(following.data) > min(MAX_JOINED_BYTES, frame_limit):
+                        break
+                    parts.append(following.data)
+                    size += len(following.data)
+                    inbox.popleft()
+                event = Audio(b"".join(parts)) if len(parts) > 1 else event
+            if len(inbox) < READ_AHEAD_MESSAGES:
+                room.set()
+            if isinstance(event, _Failed):
+                if isinstance(event.error, StopAsyncIteration):
+                    return
+                raise event.error
+            yield event
+    finally:
+        reader.cancel()
+
+
 def _post_callback(url: str, payload: dict, timeout: float) -> None:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -232,7 +309,7 @@ async def run_call(state: ServerState, transport: Transport) -> None:
         await transport.deliver(call, decision, reason)
 
     try:
-        async for event in transport.events():
+        async for event in read_ahead(transport.events(), state.settings.max_frame_bytes):
             if isinstance(event, Start):
                 if call is not None:
                     raise ProtocolError("bad_message", "a second start in one call")

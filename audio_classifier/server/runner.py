@@ -155,6 +155,7 @@ async def _serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         http=guarded_protocol(settings.header_timeout_s),
         ws_max_size=ws_max_size(settings),
+        ws_per_message_deflate=False,  # audio does not compress; inflating it costs every frame
         limit_concurrency=settings.max_sessions + HTTP_HEADROOM,
     )
     server = uvicorn.Server(config)

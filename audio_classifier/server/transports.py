@@ -36,7 +36,8 @@ class _WebSocketBase:
     async def _receive(self) -> dict[str, Any] | None:
         """The next message, or None when the client closed."""
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout=self.idle_timeout_s)
+            async with asyncio.timeout(self.idle_timeout_s):  # no task per message, as wait_for makes
+                message = await self.ws.receive()
         except WebSocketDisconnect:
             raise ClientGone from None
         except RuntimeError:  # the socket was already closed under us
@@ -205,9 +206,11 @@ class AudioSocketStream:
     async def _frame(self) -> tuple[int, bytes] | None:
         """The next frame, or None at a clean end of the connection."""
         try:
-            header = await asyncio.wait_for(self.reader.readexactly(3), timeout=self.idle_timeout_s)
+            async with asyncio.timeout(self.idle_timeout_s):
+                header = await self.reader.readexactly(3)
             length = int.from_bytes(header[1:3], "big")
-            payload = await asyncio.wait_for(self.reader.readexactly(length), timeout=self.idle_timeout_s)
+            async with asyncio.timeout(self.idle_timeout_s):
+                payload = await self.reader.readexactly(length)
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
                 raise ProtocolError("truncated_frame", "the connection closed inside a frame") from None
