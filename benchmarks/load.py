@@ -184,7 +184,8 @@ def server(tree: Path | None, args: argparse.Namespace) -> Iterator[tuple[subpro
     command += ["--workers", str(args.workers), "--max-sessions", "2000"]
     command += ["--file-processes", str(args.file_processes)]
     command += ["--asr-model", args.asr_model, "--asr-grammar", "off"] if args.asr_model else ["--no-asr"]
-    log = open(os.environ.get("LOAD_SERVER_LOG", os.devnull), "ab")  # a pipe left unread would fill and block it
+    # the server's log goes to a file (or nowhere): a pipe left unread would fill and block it
+    log = open(os.environ.get("LOAD_SERVER_LOG", os.devnull), "ab")
     env = {**os.environ, "PYTHONPATH": str(tree or REPO)}
     env.pop("AUDIO_CLASSIFIER_MODEL", None)
     process = subprocess.Popen(

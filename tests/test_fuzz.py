@@ -112,7 +112,7 @@ twilio_events = st.fixed_dictionaries(
 @FUZZ
 @given(st.lists(st.one_of(twilio_events.map(_dumps), st.text(max_size=50)), max_size=6))
 def test_twilio_messages_become_events_or_a_protocol_error(texts):
-    transport = TwilioStream(FakeWebSocket(texts), idle_timeout_s=1.0)
+    transport = TwilioStream(FakeWebSocket(texts))
     try:
         asyncio.run(_drain(transport.events()))
     except ProtocolError as exc:
@@ -139,7 +139,7 @@ def test_audiosocket_bytes_become_events_or_a_protocol_error(data):
         reader = asyncio.StreamReader()
         reader.feed_data(data)
         reader.feed_eof()
-        transport = AudioSocketStream(reader, None, idle_timeout_s=1.0)  # type: ignore[arg-type]
+        transport = AudioSocketStream(reader, None)  # type: ignore[arg-type]
         try:
             await _drain(transport.events())
         except (ProtocolError, ClientGone):

@@ -44,7 +44,7 @@ def _collect(items: list, limit: int = 4096, busy_s: float = 0.0) -> list:
 
     async def run() -> list:
         seen = []
-        async for event in read_ahead(_scripted(items), limit):
+        async for event in read_ahead(_scripted(items), limit, 30.0):
             seen.append(event)
             if len(seen) == 1 and busy_s:
                 await asyncio.sleep(busy_s)  # the reader runs meanwhile
@@ -72,7 +72,7 @@ def test_a_call_that_keeps_up_gets_its_frames_one_by_one():
                 yield frame
                 await asyncio.sleep(0.01)
 
-        async for event in read_ahead(slow(), 4096):
+        async for event in read_ahead(slow(), 4096, 30.0):
             seen.append(event)
         return seen
 
@@ -103,7 +103,7 @@ def test_an_error_comes_after_the_events_read_before_it(error):
     async def run() -> tuple[list, BaseException | None]:
         seen = []
         try:
-            async for event in read_ahead(_scripted([*frames, error]), 4096):
+            async for event in read_ahead(_scripted([*frames, error]), 4096, 30.0):
                 seen.append(event)
                 await asyncio.sleep(0.01)
         except Exception as exc:  # noqa: BLE001 - the test looks at which one
@@ -115,12 +115,50 @@ def test_an_error_comes_after_the_events_read_before_it(error):
     assert b"".join(e.data for e in seen) == b"".join(f.data for f in frames)
 
 
+def test_a_silent_client_times_out_after_what_it_sent():
+    async def run() -> tuple[list, BaseException | None]:
+        async def stalls():
+            for frame in _frames(3):
+                yield frame
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(60)  # the client goes quiet
+            yield Stop("stop")
+
+        seen = []
+        try:
+            async for event in read_ahead(stalls(), 4096, 0.3):
+                seen.append(event)
+        except TimeoutError as exc:
+            return seen, exc
+        return seen, None
+
+    seen, raised = asyncio.run(run())
+    assert isinstance(raised, TimeoutError)
+    assert b"".join(e.data for e in seen) == b"".join(f.data for f in _frames(3))
+
+
+def test_a_call_that_is_behind_does_not_time_its_client_out():
+    """The deadline is the client's silence: while the reader waits for the call to catch
+    up (its inbox full), the client is not idle, however long that takes."""
+
+    async def run() -> int:
+        stream = read_ahead(_scripted(_frames(3 * READ_AHEAD_MESSAGES)), 4096, 0.2)
+        count = 0
+        async for event in stream:
+            if not count:
+                await asyncio.sleep(0.5)  # the analysis is slow: the inbox fills and waits
+            count += len(event.data) // FRAME
+        return count
+
+    assert asyncio.run(run()) == 3 * READ_AHEAD_MESSAGES
+
+
 def test_the_reader_stops_reading_when_the_call_falls_far_behind():
     """Memory stays bounded: besides the feed in hand, at most READ_AHEAD_MESSAGES wait."""
 
     async def run() -> tuple[int, int]:
         read: list[int] = []
-        stream = read_ahead(_scripted(_frames(10 * READ_AHEAD_MESSAGES), read=read), 4096)
+        stream = read_ahead(_scripted(_frames(10 * READ_AHEAD_MESSAGES), read=read), 4096, 30.0)
         first = await stream.__anext__()
         await asyncio.sleep(0.1)  # the call loop is stuck; the reader must not read on and on
         count = len(read)

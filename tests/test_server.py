@@ -43,6 +43,15 @@ def server(callbacks):
 
 
 @pytest.fixture(scope="module")
+def limited_as(callbacks):
+    """AudioSocket with a short idle timeout, reporting to the callback."""
+    settings = ServerSettings(callback_url=callbacks.url, idle_timeout_s=1.0)
+    app = create_app(lambda: Classifier(ClassifierConfig(asr_model=None, model_path=None)), settings)
+    with BackgroundServer(app) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def limited():
     settings = ServerSettings(max_sessions=2, idle_timeout_s=1.0, max_frame_bytes=2000)
     app = create_app(
@@ -280,6 +289,23 @@ def test_audiosocket_call_and_callback(server, callbacks):
     got = callbacks.wait(before + 1)[before:]
     assert len(got) == 1 and got[0]["label"] == "busy_tone"
     assert got[0]["call_id"] == call_id.hex and got[0]["transport"] == "audiosocket"
+
+
+def test_an_idle_audiosocket_call_ends_by_the_idle_timeout_and_is_reported(limited_as, callbacks):
+    """Asterisk goes quiet without a hang-up: the server ends the call after the idle
+    timeout, closes the connection and reports the decision made so far, once."""
+    before = len(callbacks.received)
+    with socket.create_connection(("127.0.0.1", limited_as.audiosocket_port)) as sock:
+        sock.sendall(_audiosocket_frame(0x01, uuid.uuid4().bytes))
+        quiet = bytes(16000)  # a second of silence: nothing final before the end
+        for i in range(0, len(quiet), 320):
+            sock.sendall(_audiosocket_frame(0x10, quiet[i : i + 320]))
+        sock.settimeout(10)
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server
+        assert time.monotonic() - started >= 0.5
+    got = callbacks.wait(before + 1)[before:]
+    assert len(got) == 1 and got[0]["final"] and got[0]["transport"] == "audiosocket"
 
 
 def test_audiosocket_truncated_frame_and_16k(server, callbacks):

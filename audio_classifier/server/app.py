@@ -508,7 +508,7 @@ def create_app(
             return
         state.active += 1
         try:
-            await run_call(state, WebSocketStream(ws, state.settings.idle_timeout_s))
+            await run_call(state, WebSocketStream(ws))
         finally:
             state.active -= 1
 
@@ -520,7 +520,7 @@ def create_app(
             return
         state.active += 1
         try:
-            await run_call(state, TwilioStream(ws, state.settings.idle_timeout_s))
+            await run_call(state, TwilioStream(ws))
         finally:
             state.active -= 1
 
@@ -547,7 +547,7 @@ async def handle_audiosocket(
         return
     state.audiosocket_active += 1
     try:
-        await run_call(state, AudioSocketStream(reader, writer, state.settings.idle_timeout_s))
+        await run_call(state, AudioSocketStream(reader, writer))
     finally:
         state.audiosocket_active -= 1
 

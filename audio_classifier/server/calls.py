@@ -84,7 +84,7 @@ class Transport(Protocol):
 
     def events(self) -> AsyncIterator[Event]:
         """The client's messages as events; raises ``ProtocolError`` on a malformed one,
-        ``TimeoutError`` when the client is idle too long, ``ClientGone`` when it vanishes."""
+        ``ClientGone`` when it vanishes. (The idle timeout is the call loop's.)"""
         ...
 
     async def deliver(self, call: CallStream, decision: Decision, ended: str | None) -> None:
@@ -167,9 +167,13 @@ class _Failed:
     error: BaseException
 
 
-async def read_ahead(events: AsyncIterator[Event], frame_limit: int) -> AsyncIterator[Event]:
+async def read_ahead(
+    events: AsyncIterator[Event], frame_limit: int, idle_timeout_s: float
+) -> AsyncIterator[Event]:
     """*events*, read by a task of their own, with the audio frames that arrived while the
-    previous event was being analysed joined into one ``Audio``.
+    previous event was being analysed joined into one ``Audio``; ``TimeoutError`` when the
+    client sends nothing for *idle_timeout_s* (one deadline, moved on by each message: no
+    timer made per frame, and the same for every transport).
 
     A call whose analysis keeps up gets its frames one by one, as before. A call that fell
     behind (the server is busy) gets the frames that waited in one feed: when they complete
@@ -185,13 +189,17 @@ async def read_ahead(events: AsyncIterator[Event], frame_limit: int) -> AsyncIte
     room.set()
 
     async def read() -> None:
+        loop = asyncio.get_running_loop()
         try:
-            async for event in events:
-                inbox.append(event)
-                arrived.set()
-                if len(inbox) >= READ_AHEAD_MESSAGES:
-                    room.clear()
-                    await room.wait()
+            async with asyncio.timeout(idle_timeout_s) as deadline:
+                async for event in events:
+                    inbox.append(event)
+                    arrived.set()
+                    if len(inbox) >= READ_AHEAD_MESSAGES:
+                        deadline.reschedule(None)  # the call is behind; the client is not idle
+                        room.clear()
+                        await room.wait()
+                    deadline.reschedule(loop.time() + idle_timeout_s)
         except Exception as exc:  # noqa: BLE001 - handed to the call loop, in order
             inbox.append(_Failed(exc))
         inbox.append(_Failed(StopAsyncIteration()))
@@ -309,7 +317,8 @@ async def run_call(state: ServerState, transport: Transport) -> None:
         await transport.deliver(call, decision, reason)
 
     try:
-        async for event in read_ahead(transport.events(), state.settings.max_frame_bytes):
+        settings = state.settings
+        async for event in read_ahead(transport.events(), settings.max_frame_bytes, settings.idle_timeout_s):
             if isinstance(event, Start):
                 if call is not None:
                     raise ProtocolError("bad_message", "a second start in one call")

@@ -27,17 +27,16 @@ STOP_MESSAGES = ("stop", "close", "hangup")
 
 
 class _WebSocketBase:
-    """Receiving with the idle timeout, sending and closing that survive a vanished client."""
+    """Receiving, sending and closing that survive a vanished client. (How long a client may
+    stay silent is the call loop's: ``calls.read_ahead``.)"""
 
-    def __init__(self, ws: WebSocket, idle_timeout_s: float) -> None:
+    def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        self.idle_timeout_s = idle_timeout_s
 
     async def _receive(self) -> dict[str, Any] | None:
         """The next message, or None when the client closed."""
         try:
-            async with asyncio.timeout(self.idle_timeout_s):  # no task per message, as wait_for makes
-                message = await self.ws.receive()
+            message = await self.ws.receive()
         except WebSocketDisconnect:
             raise ClientGone from None
         except RuntimeError:  # the socket was already closed under us
@@ -123,8 +122,8 @@ class TwilioStream(_WebSocketBase):
     name = "twilio"
     reports = True
 
-    def __init__(self, ws: WebSocket, idle_timeout_s: float) -> None:
-        super().__init__(ws, idle_timeout_s)
+    def __init__(self, ws: WebSocket) -> None:
+        super().__init__(ws)
         self.send_decisions = False
 
     async def events(self) -> AsyncIterator[Event]:
@@ -195,22 +194,17 @@ class AudioSocketStream:
     name = "audiosocket"
     reports = True
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle_timeout_s: float
-    ) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.idle_timeout_s = idle_timeout_s
         self.call_id: str | None = None
 
     async def _frame(self) -> tuple[int, bytes] | None:
         """The next frame, or None at a clean end of the connection."""
         try:
-            async with asyncio.timeout(self.idle_timeout_s):
-                header = await self.reader.readexactly(3)
+            header = await self.reader.readexactly(3)
             length = int.from_bytes(header[1:3], "big")
-            async with asyncio.timeout(self.idle_timeout_s):
-                payload = await self.reader.readexactly(length)
+            payload = await self.reader.readexactly(length)
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
                 raise ProtocolError("truncated_frame", "the connection closed inside a frame") from None
