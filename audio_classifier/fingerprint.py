@@ -267,12 +267,19 @@ class LandmarkStream:
         return np.concatenate(hashes), np.concatenate(times)
 
 
+LANDMARK_CHUNK_S = 10.0
+"""``landmarks`` feeds a recording to the stream this much at a time: the same landmarks
+(streaming does not depend on chunking), with the spectra of 10 s in memory instead of the
+whole recording's (a 300 s one held 341 MB at once)."""
+
+
 def landmarks(samples: np.ndarray, config: FingerprintConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All landmarks of a whole recording (the stream fed at once): (hashes, anchor frames)."""
+    """All landmarks of a whole recording: (hashes, anchor frames)."""
     stream = LandmarkStream(config)
-    h1, t1 = stream.push(samples)
-    h2, t2 = stream.finish()
-    return np.concatenate([h1, h2]), np.concatenate([t1, t2])
+    step = int(LANDMARK_CHUNK_S * stream.config.sample_rate)
+    parts = [stream.push(samples[i : i + step]) for i in range(0, len(samples), step)]
+    parts.append(stream.finish())
+    return np.concatenate([h for h, _ in parts]), np.concatenate([t for _, t in parts])
 
 
 MAX_HITS_PER_HASH = 100

@@ -358,3 +358,18 @@ def test_landmarks_do_not_depend_on_how_many_anchors_are_paired_at_once(monkeypa
         sliced = fingerprint.landmarks(x)
         assert np.array_equal(sliced[0], whole[0]) and np.array_equal(sliced[1], whole[1]), rows
     assert len(whole[0]) > 1000
+
+
+def test_a_whole_recording_is_fed_in_chunks_with_the_same_landmarks(monkeypatch):
+    """``landmarks`` streams a recording ``LANDMARK_CHUNK_S`` at a time (memory bounded by
+    the chunk, not the recording): the landmarks equal the stream's fed all at once."""
+    from audio_classifier import fingerprint
+
+    x = synth.speech_like(25.0, np.random.default_rng(5))
+    stream = LandmarkStream()
+    at_once = [stream.push(x), stream.finish()]
+    expected = np.concatenate([p[0] for p in at_once]), np.concatenate([p[1] for p in at_once])
+    for chunk_s in (fingerprint.LANDMARK_CHUNK_S, 0.7):
+        monkeypatch.setattr(fingerprint, "LANDMARK_CHUNK_S", chunk_s)
+        chunked = fingerprint.landmarks(x)
+        assert np.array_equal(chunked[0], expected[0]) and np.array_equal(chunked[1], expected[1])

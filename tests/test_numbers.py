@@ -117,6 +117,45 @@ def test_outcomes_block_by_policy_and_agents_mark(database, tmp_path):
         assert list(blocked) == ["+8613800000001"] and "counted outcome" in blocked["+8613800000001"].rule
 
 
+def test_live_outcomes_are_one_event_per_call(database):
+    """A call id makes a reported outcome idempotent; without one (a client that sends no
+    call id), two calls to a number with the same result are two outcomes, not one."""
+    with Registry(database) as registry:
+        same = {"origin": "classifier", "confidence": 0.97, "action": "remove"}
+        assert registry.add_outcome("13800000009", "busy_tone", **same)
+        assert registry.add_outcome("13800000009", "busy_tone", **same)
+        assert registry.add_outcome("13800000009", "busy_tone", call_id="c1", **same)
+        assert not registry.add_outcome("13800000009", "busy_tone", call_id="c1", **same)  # a retried report
+        _, _, history = registry.show("13800000009")
+        assert [h["label"] for h in history] == ["busy_tone"] * 3
+
+
+def _open_registry(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        Registry(path).close()
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the test reports which
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_creating_one_sqlite_registry_at_once_all_open_it(tmp_path):
+    """Two server workers started with a new --numbers-db create it together: Alembic's
+    migrations must not run twice ("table numbers already exists")."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for trial in range(5):
+        path = str(tmp_path / f"n{trial}.sqlite")
+        barrier, results = context.Barrier(4), context.Queue()
+        workers = [context.Process(target=_open_registry, args=(path, barrier, results)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [results.get(timeout=5) for _ in workers] == ["ok"] * 4
+
+
 def test_policy_is_data():
     strict = Policy.from_mapping(
         {"block": {"labels": ["vacant"], "min_confidence": 0.5, "outcomes": 2}, "retry": {"busy": "30m"}}

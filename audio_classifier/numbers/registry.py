@@ -15,7 +15,9 @@ import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,15 +155,16 @@ class Registry:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (Alembic). A database already there is
-        left alone without starting Alembic; migrations of one database never run at once
-        (a lock per process, and on PostgreSQL an advisory lock across processes)."""
+        left alone without starting Alembic; migrations of one database never run at once:
+        a lock per process, and across processes an advisory lock on PostgreSQL or a lock
+        on a file beside a SQLite database (two server workers open a new one together)."""
         from alembic import command
         from alembic.config import Config
 
         try:
             if self._revision() == HEAD_REVISION:
                 return
-            with MIGRATION_LOCK, self.engine.begin() as connection:
+            with MIGRATION_LOCK, self._file_lock(), self.engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
                 config = Config()
@@ -170,6 +173,26 @@ class Registry:
                 command.upgrade(config, "head")
         except sa.exc.OperationalError as exc:
             raise ConfigError(f"cannot open the registry {self._shown()}: {exc.orig}") from None
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """An exclusive lock on ``<database>.lock`` for a SQLite file database (elsewhere, or
+        without ``fcntl``, nothing): Alembic reads the revision once it holds it."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            yield
+            return
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: one process at a time is the user's to ensure
+            yield
+            return
+        with open(f"{url.database}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _revision(self) -> str | None:
         """The schema's migration revision, None for an empty database."""
@@ -336,12 +359,16 @@ class Registry:
         call_id: str | None = None,
     ) -> bool:
         """Record one outcome (a live call's decision, a signalling result); False when the
-        same outcome was recorded before. Raises ``InvalidNumber``, ``UsageError``."""
+        same outcome was recorded before: the same call id or recording, number, label and
+        confidence. An outcome with neither a call id nor a recording is always a new one:
+        nothing tells it apart from another call to the number with the same result.
+        Raises ``InvalidNumber``, ``UsageError``."""
         if origin not in ORIGINS or label not in LABELS:
             raise UsageError(f"outcome {label!r} from {origin!r}: unknown label or origin")
         e164 = self.normalise(number)
         call_id = call_id[:NAME_CHARS] if call_id else call_id  # a client's id: kept as far as it fits
-        key = _sha256(f"{origin}|{e164}|{recording}|{call_id}|{label}|{confidence}")
+        identity = f"{recording}|{call_id}" if call_id or recording else f"call {uuid.uuid4()}"
+        key = _sha256(f"{origin}|{e164}|{identity}|{label}|{confidence}")
         with self.engine.begin() as connection:
             number_id = self._ids(connection, [e164], create=True)[e164]
             event = self._event(
