@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.cli import main
+from audio_classifier.errors import UsageError
 from audio_classifier.review.app import ReviewSettings
 from audio_classifier.review.cli import review_app
-from audio_classifier.review.store import Filters, ReviewStore, priority_of
+from audio_classifier.review.store import Filters, ReviewStore, priority_of, read_output
 from audio_classifier.samples import SampleLibrary, read_audio
 
 from .conftest import FIXTURES
@@ -398,3 +399,29 @@ def test_evaluate_says_when_the_manifest_has_no_rows(tmp_path):
     manifest.write_text("path,label\n")
     result = run_cli("evaluate", manifest, "--out-dir", tmp_path / "e", "--no-asr")
     assert result.exit_code != 0 and "no rows" in result.output
+
+
+def test_a_parquet_output_is_reviewed_like_its_jsonl(batch, tmp_path):
+    """``classify -o OUT.parquet`` (a folder of parts, as cluster runs write) loads into the
+    review database with the same records, reasons and evidence as the JSONL output."""
+    folder, out = batch
+    parquet = tmp_path / "out.parquet"
+    result = run_cli("classify", "--manifest", folder / "manifest.csv", "-o", parquet, "--no-asr")
+    assert result.exit_code == 0, result.output
+    assert list(parquet.glob("part-*.parquet"))
+    from_jsonl, from_parquet = ReviewStore(tmp_path / "a.sqlite"), ReviewStore(tmp_path / "b.sqlite")
+    assert from_jsonl.load(out) == from_parquet.load(parquet)
+
+    def shown(store):
+        return sorted(
+            (i["path"], i["label"], i["confidence"], i["manifest_label"], tuple(i["reasons"]))
+            for i in store.page(Filters(), 0, 200)[1]
+        )
+
+    assert shown(from_jsonl) == shown(from_parquet)
+    record = next(r for r in read_output(parquet) if r["path"] == "real_prompt.wav")
+    assert isinstance(record["evidence"], list) and record["evidence"][0]["channel"]
+    empty = tmp_path / "empty.parquet"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="without Parquet parts"):
+        list(read_output(empty))

@@ -148,12 +148,11 @@ def priority_of(record: dict[str, Any], manifest_label: str | None) -> tuple[flo
 
 
 def read_output(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a classify or evaluate output (JSONL or CSV), in order."""
+    """The records of a classify or evaluate output (JSONL, CSV, or a Parquet folder of
+    parts), in order."""
     if path.is_dir():
-        raise UsageError(
-            f"{path} is a folder (a Parquet output?): review and discover read JSONL or CSV; "
-            "classify with -o OUT.jsonl or OUT.csv"
-        )
+        yield from _read_parquet(path)
+        return
     if not path.is_file():
         raise UsageError(f"no such output file: {path}")
     text = read_text(path, "output")
@@ -175,19 +174,49 @@ def read_output(path: Path) -> Iterator[dict[str, Any]]:
     if "path" not in (reader.fieldnames or []):
         raise UsageError(f"{path} is neither JSONL records nor a CSV with a 'path' column")
     for row in reader:
-        record: dict[str, Any] = dict(row)
-        for name in ("evidence", "notes", "transcript"):
-            if record.get(name):
-                try:
-                    record[name] = json.loads(record[name])
-                except json.JSONDecodeError:
-                    pass
+        record: dict[str, Any] = _decoded(dict(row))
         for name in ("confidence", "score", "decided_at_s", "analysed_s"):
             try:
                 record[name] = float(record[name]) if record.get(name) not in (None, "") else None
             except ValueError:
                 record[name] = None
         yield record
+
+
+def _decoded(record: dict[str, Any]) -> dict[str, Any]:
+    """*record* with the fields a CSV or Parquet output holds as JSON text decoded."""
+    for name in ("evidence", "notes", "transcript"):
+        if isinstance(record.get(name), str) and record[name]:
+            try:
+                record[name] = json.loads(record[name])
+            except json.JSONDecodeError:
+                pass
+    return record
+
+
+def _read_parquet(folder: Path) -> Iterator[dict[str, Any]]:
+    """The records of ``classify -o OUT.parquet``'s parts, part by part."""
+    parts = sorted(folder.glob("part-*.parquet"))
+    if not parts:
+        raise UsageError(
+            f"{folder} is a folder without Parquet parts (part-*.parquet): review and discover read "
+            "a JSONL or CSV output, or the folder classify -o OUT.parquet writes"
+        )
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError(
+            f"{folder} is a Parquet output, which needs pyarrow: pip install 'audio-classifier[cluster]'"
+        ) from None
+    for part in parts:
+        try:
+            rows = pq.read_table(part).to_pylist()
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
+            raise UsageError(f"{part} is not a readable Parquet part ({exc})") from None
+        for row in rows:
+            if row.get("path") is None:
+                raise UsageError(f"{part}: a record needs a 'path'")
+            yield _decoded(row)
 
 
 def manifest_columns(record: dict[str, Any]) -> list[str]:
