@@ -84,13 +84,21 @@ def cores(before: dict, after: dict, wall: float, files: bool) -> float:
 
 
 def server_pids(root: int) -> list[int]:
-    """The server's process and all its descendants (workers, file processes)."""
+    """The server's process and all its descendants (workers, file processes), from /proc
+    (no process started per look: the sampler runs on the cores it measures)."""
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        todo += map(int, out)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                todo += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
+            except OSError:
+                pass
     return pids
 
 
@@ -217,15 +225,18 @@ PEAK_S = 2.0
 call is active at once, which is where the latency is made."""
 
 SAMPLE_S = 0.25
+"""How often the CPU of the server's processes and of this client is read."""
 
 
-def sample_cpu(root: int, stop: threading.Event, out: list) -> None:
-    """Every ``SAMPLE_S``: (time, serving CPU s, file processes' CPU s, this process's CPU s)."""
+def sample_cpu(root: int, stop: threading.Event, out: list, cost: list) -> None:
+    """Every ``SAMPLE_S``: (time, serving CPU s, file processes' CPU s, this process's CPU s
+    less the sampler's own); *cost* gets the sampler's own CPU seconds."""
     while not stop.wait(SAMPLE_S):
         usage = process_usage(server_pids(root))
         serving = sum(u[0] for u in usage.values() if u[2] <= 0)
         files = sum(u[0] for u in usage.values() if u[2] > 0)
-        out.append((time.monotonic(), serving, files, time.process_time()))
+        cost[0] = time.thread_time()
+        out.append((time.monotonic(), serving, files, time.process_time() - cost[0]))
 
 
 def peak(samples: list) -> tuple[float, float, float]:
@@ -246,8 +257,8 @@ def measure(process: subprocess.Popen, port: int, n: int, post_clients: int) -> 
     usage0 = process_usage(server_pids(process.pid))
     client0 = time.process_time()
     wall0 = time.monotonic()
-    stop, samples = threading.Event(), []
-    sampler = threading.Thread(target=sample_cpu, args=(process.pid, stop, samples), daemon=True)
+    stop, samples, cost = threading.Event(), [], [0.0]
+    sampler = threading.Thread(target=sample_cpu, args=(process.pid, stop, samples, cost), daemon=True)
     sampler.start()
     results, (posted, post_failed) = asyncio.run(
         run_with_posts(f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}", n, n, post_clients)
@@ -267,7 +278,7 @@ def measure(process: subprocess.Popen, port: int, n: int, post_clients: int) -> 
         "reasons": sorted({r[2] for r in results if r[0] is None}),
         "serving": cores(usage0, usage1, wall, False),
         "files": cores(usage0, usage1, wall, True),
-        "client": (time.process_time() - client0) / wall,
+        "client": (time.process_time() - client0 - cost[0]) / wall,
         "peak": peak(samples),
         "rss": sum(u[1] for u in usage1.values()),
         "lag_p95": np.percentile(lags, 95) if len(lags) else 0.0,

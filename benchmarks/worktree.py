@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+"""This checkout: where worktrees are made from, and where the measured tree runs."""
 
 
 @contextmanager

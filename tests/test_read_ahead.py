@@ -12,6 +12,7 @@ from audio_classifier import synth
 from audio_classifier.classifier import Classifier
 from audio_classifier.server.calls import (
     MAX_JOINED_BYTES,
+    READ_AHEAD_BYTES,
     READ_AHEAD_MESSAGES,
     Audio,
     ClientGone,
@@ -22,6 +23,7 @@ from audio_classifier.server.calls import (
 from audio_classifier.server.protocol import parse_start
 
 FRAME = 320  # 20 ms of 16-bit audio at 8 kHz
+START = Start(parse_start('{"sample_rate": 8000}'))
 
 
 async def _scripted(items: list, read: list | None = None):
@@ -39,25 +41,26 @@ def _frames(count: int, size: int = FRAME) -> list[Audio]:
     return [Audio(bytes([n % 256]) * size) for n in range(count)]
 
 
-def _collect(items: list, limit: int = 4096, busy_s: float = 0.0) -> list:
-    """What the call loop sees; it is busy for *busy_s* after the first event."""
+def _collect(items: list, limit: int = 4096, busy_s: float = 0.0, start: Start = START) -> list:
+    """What the call loop sees after *start* (a call's metadata, 16-bit PCM unless given);
+    it is busy for *busy_s* after the first event that follows."""
 
     async def run() -> list:
         seen = []
-        async for event in read_ahead(_scripted(items), limit, 30.0):
+        async for event in read_ahead(_scripted([start, *items]), limit, 30.0):
             seen.append(event)
-            if len(seen) == 1 and busy_s:
+            if len(seen) == 2 and busy_s:
                 await asyncio.sleep(busy_s)  # the reader runs meanwhile
-        return seen
+        assert seen[0] == start
+        return seen[1:]
 
     return asyncio.run(run())
 
 
 def test_frames_that_waited_are_joined_in_order_and_a_stop_stays_apart():
-    start = Start(parse_start('{"sample_rate": 8000}'))
     frames = _frames(10)
-    seen = _collect([start, *frames, Stop("stop")], busy_s=0.05)
-    assert seen[0] == start and seen[-1] == Stop("stop")
+    seen = _collect([*frames, Stop("stop")], busy_s=0.05)
+    assert seen[-1] == Stop("stop")
     audio = [e for e in seen if isinstance(e, Audio)]
     assert b"".join(a.data for a in audio) == b"".join(f.data for f in frames)
     assert len(audio) < len(frames), "frames that waited were not joined"
@@ -79,12 +82,22 @@ def test_a_call_that_keeps_up_gets_its_frames_one_by_one():
     assert [len(e.data) for e in asyncio.run(run())] == [FRAME] * 5
 
 
-def test_an_oversize_frame_is_not_joined_and_the_frames_before_it_come_first():
+def test_an_oversize_frame_is_not_joined_and_nothing_is_read_after_it():
     small, big = _frames(3), Audio(b"x" * 5000)
-    seen = _collect([Audio(b"a" * FRAME), *small, big, *small], limit=4096, busy_s=0.05)
-    assert big in seen, "the oversize frame must reach the call loop on its own, to be refused"
-    before = seen[: seen.index(big)]
-    assert b"".join(e.data for e in before) == b"a" * FRAME + b"".join(f.data for f in small)
+    read: list[int] = []
+
+    async def run() -> list:
+        items = [START, Audio(b"a" * FRAME), *small, big, *_frames(200)]
+        seen = []
+        async for event in read_ahead(_scripted(items, read=read), 4096, 30.0):
+            seen.append(event)
+            await asyncio.sleep(0.01)
+        return seen[1:]
+
+    seen = asyncio.run(run())
+    assert seen[-1].data == big.data, "the oversize frame must reach the call loop on its own, to be refused"
+    assert b"".join(e.data for e in seen[:-1]) == b"a" * FRAME + b"".join(f.data for f in small)
+    assert max(read) == 5, "the reader went on reading after the frame that ends the call"
 
 
 @pytest.mark.parametrize(("limit", "size"), [(2000, 320), (10**6, 4000)])
@@ -153,45 +166,103 @@ def test_a_call_that_is_behind_does_not_time_its_client_out():
     assert asyncio.run(run()) == 3 * READ_AHEAD_MESSAGES
 
 
-def test_the_reader_stops_reading_when_the_call_falls_far_behind():
-    """Memory stays bounded: besides the feed in hand, at most READ_AHEAD_MESSAGES wait."""
+@pytest.mark.parametrize("size", [FRAME, 8000])
+def test_the_reader_stops_reading_when_the_call_falls_far_behind(size):
+    """Memory stays bounded: besides the feed in hand, at most READ_AHEAD_MESSAGES messages
+    and READ_AHEAD_BYTES (plus the message that reached it) wait, small frames or large."""
 
     async def run() -> tuple[int, int]:
         read: list[int] = []
-        stream = read_ahead(_scripted(_frames(10 * READ_AHEAD_MESSAGES), read=read), 4096, 30.0)
+        frames = _frames(10 * READ_AHEAD_MESSAGES, size=size)
+        stream = read_ahead(_scripted([START, *frames], read=read), 10**6, 30.0)
+        assert await stream.__anext__() == START
         first = await stream.__anext__()
         await asyncio.sleep(0.1)  # the call loop is stuck; the reader must not read on and on
-        count = len(read)
+        waiting = len(read) - 1 - len(first.data) // size
         await stream.aclose()
-        return count, len(first.data) // FRAME
+        return waiting
 
-    read, in_hand = asyncio.run(run())
-    assert read - in_hand <= READ_AHEAD_MESSAGES
+    waiting = asyncio.run(run())
+    assert waiting <= READ_AHEAD_MESSAGES and (waiting - 1) * size < READ_AHEAD_BYTES
 
 
-def test_decisions_are_the_same_whether_frames_come_one_by_one_or_joined():
+def test_closing_the_events_stops_the_reader_before_the_call_loop_goes_on():
+    """The call loop closes the read-ahead (``aclosing``) when it ends a call: the reader's
+    transport read must be over by then, not left for the garbage collector."""
+    closed = []
+
+    async def client():
+        try:
+            yield START
+            yield from_client
+            await asyncio.Event().wait()  # then silence: the reader waits here
+        finally:
+            closed.append(True)
+
+    from_client = _frames(1)[0]
+
+    async def run() -> None:
+        stream = read_ahead(client(), 4096, 30.0)
+        await stream.__anext__()
+        await stream.__anext__()
+        await stream.aclose()
+        assert closed == [True]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("encoding", "rate"), [("pcm_s16le", 8000), ("mulaw", 8000), ("pcm_s16le", 16000)])
+def test_decisions_are_the_same_whether_frames_come_one_by_one_or_joined(encoding, rate):
     """What the read-ahead does to a call that fell behind: its waiting frames become one
-    feed. The session's decision, with every claim, must not change."""
+    feed, of any length up to MAX_JOINED_BYTES. Every update (interim and final), with
+    every claim and its floats unrounded, must be the same as frame by frame."""
+    from audio_classifier import g711
+    from audio_classifier.resample import resample
+
     clf = Classifier()
     rng = np.random.default_rng(3)
     x = np.concatenate(
         [synth.cadenced(synth.spec("CN", "ringback"), 2.3), synth.sit("ic"), synth.silence(2.0)]
     )
-    pcm = (np.clip(synth.add_noise(x, 25.0, rng, reference=0.03), -1, 1) * 32767).astype("<i2").tobytes()
-    frames = [pcm[i : i + FRAME] for i in range(0, len(pcm), FRAME)]
+    x = np.clip(synth.add_noise(x, 25.0, rng, reference=0.03), -1, 1)
+    if rate != 8000:
+        x = resample(x, 8000, rate)
+    if encoding == "mulaw":
+        audio = g711.encode(x.astype(np.float32), "mulaw").tobytes()
+    else:
+        audio = (x * 32767).astype("<i2").tobytes()
+    frame = rate // 50 * (1 if encoding == "mulaw" else 2)
+    frames = [audio[i : i + frame] for i in range(0, len(audio), frame)]
 
-    def run(chunks: list[bytes]) -> tuple:
-        session = clf.open_session(8000, "pcm_s16le")
+    def run(chunks: list[bytes]) -> list:
+        session = clf.open_session(rate, encoding)
+        updates = []
         for chunk in chunks:
-            session.feed(chunk)
+            updates += session.feed(chunk)
             if session.final:
                 break
-        d = session.close()  # floats unrounded: to_dict() would hide a change in the last bits
-        claims = [(e.channel, e.label, e.score, e.start_s, e.end_s, repr(e.detail)) for e in d.evidence]
-        return d.label, d.confidence, d.score, d.decided_at_s, d.action, claims
+        updates.append(session.close())
+        return [
+            (
+                d.label,
+                d.confidence,
+                d.score,
+                d.decided_at_s,
+                d.final,
+                d.action,
+                [(e.channel, e.label, e.score, e.start_s, e.end_s, repr(e.detail)) for e in d.evidence],
+            )
+            for d in updates
+        ]
 
-    joined = [b"".join(frames[i : i + 37]) for i in range(0, len(frames), 37)]  # 0.74 s at a time
-    assert run(joined) == run(frames)
+    one_by_one = run(frames)
+    for seed in range(3):
+        joins, i, pick = [], 0, np.random.default_rng(seed)
+        while i < len(frames):
+            n = int(pick.integers(1, MAX_JOINED_BYTES // frame + 1))
+            joins.append(b"".join(frames[i : i + n]))
+            i += n
+        assert run(joins) == one_by_one, seed
 
 
 def test_warm_up_pays_what_channels_load_on_first_use():

@@ -425,3 +425,17 @@ def test_a_parquet_output_is_reviewed_like_its_jsonl(batch, tmp_path):
     empty.mkdir()
     with pytest.raises(UsageError, match="without Parquet parts"):
         list(read_output(empty))
+
+
+def test_parquet_parts_are_read_in_the_order_they_were_written():
+    """A resumed run's parts (a later start time) come after the first run's, whatever the
+    process ids; within a run, by part number."""
+    from audio_classifier.review.store import _part_order
+
+    written = [
+        "part-99999-1700000000-run-00001.parquet",
+        "part-99999-1700000000-run-00002.parquet",
+        "part-123-1700000500-run-00001.parquet",
+        "part-123-1700000500-end-00002.parquet",
+    ]
+    assert sorted(reversed(written), key=lambda n: _part_order(Path(n))) == written

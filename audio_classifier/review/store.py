@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -194,9 +195,23 @@ def _decoded(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+PART_NAME = re.compile(r"part-(\d+)-(\d+)-.*-(\d+)\.parquet$")
+"""``ParquetRecordWriter``'s part names: part-<pid>-<start time>-<tag>-<number>.parquet."""
+
+
+def _part_order(part: Path) -> tuple:
+    """Parts in the order they were written: by their run's start time, then number (a
+    resumed run's parts come after the first run's, whatever the process ids)."""
+    match = PART_NAME.search(part.name)
+    if match is None:
+        return (1, part.name)
+    pid, started, number = (int(g) for g in match.groups())
+    return (0, started, pid, number)
+
+
 def _read_parquet(folder: Path) -> Iterator[dict[str, Any]]:
     """The records of ``classify -o OUT.parquet``'s parts, part by part."""
-    parts = sorted(folder.glob("part-*.parquet"))
+    parts = sorted(folder.glob("part-*.parquet"), key=_part_order)
     if not parts:
         raise UsageError(
             f"{folder} is a folder without Parquet parts (part-*.parquet): review and discover read "

@@ -210,19 +210,30 @@ def _lower_priority() -> None:
     at ``FILE_WORKER_NICENESS`` and, on Linux, in the idle scheduling class: a file then
     runs only on CPU time no live call wants. A nice value alone left uploads half a core
     of two while 100 live calls fell seconds behind (benchmarks/load.py). Linux sets both
-    per thread, so the threads are set one by one."""
+    per thread, so the threads are set one by one. Where the system refuses the idle class
+    (some container sandboxes), the nice value is kept and the refusal logged once."""
     tasks = "/proc/self/task"
     if not os.path.isdir(tasks):
         os.nice(FILE_WORKER_NICENESS)
         return
+    refused: OSError | None = None
     for tid in map(int, os.listdir(tasks)):
         try:
             niceness = os.getpriority(os.PRIO_PROCESS, tid) + FILE_WORKER_NICENESS
             os.setpriority(os.PRIO_PROCESS, tid, niceness)
-            if hasattr(os, "SCHED_IDLE"):
-                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
         except ProcessLookupError:  # a thread that ended meanwhile
             continue
+        except OSError as exc:
+            refused = refused or exc
+        if hasattr(os, "SCHED_IDLE"):
+            try:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            except ProcessLookupError:
+                continue
+            except OSError as exc:
+                refused = refused or exc
+    if refused is not None:
+        log.warning("file processes keep a higher CPU priority than intended: %s", refused)
 
 
 def _init_file_worker(config: ClassifierConfig) -> None:

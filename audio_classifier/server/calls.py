@@ -12,6 +12,7 @@ code and counted, the final decision delivered and reported once whatever ended 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -50,6 +51,8 @@ class Audio:
     """A chunk of the call's audio, in the encoding the ``Start`` named."""
 
     data: bytes
+    arrived: float | None = None
+    """When it was read (``time.perf_counter``; the earliest part's, for joined frames)."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,9 @@ class CallStream:
         )
         state.metrics.sessions.labels(transport).inc()
 
-    async def feed(self, data: bytes) -> list[Decision]:
-        arrived = time.perf_counter()
+    async def feed(self, data: bytes, arrived: float | None = None) -> list[Decision]:
+        """Analyse *data*, which arrived at *arrived* (``time.perf_counter``; now if not given)."""
+        arrived = time.perf_counter() if arrived is None else arrived
         if self.state.inline:
             updates = self.session.feed(data)
         else:
@@ -152,12 +156,18 @@ class CallStream:
 
 
 READ_AHEAD_MESSAGES = 64
-"""Messages a call's reader takes from its client while the call's analysis is busy (about
-1.3 s of 20 ms frames); then it stops reading, and the client's sends wait."""
+"""Messages a call's reader holds while the call's analysis is busy (1.3 s of 20 ms
+frames); then it stops reading, and the client's sends wait in the socket."""
+
+READ_AHEAD_BYTES = 128 * 1024
+"""... or this many bytes of them, whichever comes first: two joined feeds, so a client
+sending large frames faster than real time holds no more memory than one sending small
+ones."""
 
 MAX_JOINED_BYTES = 64 * 1024
-"""Largest run of waiting audio frames joined into one feed (never more than the frame
-limit, which the call loop checks on what it is given)."""
+"""Largest run of waiting audio frames joined into one feed (and never more than the frame
+limit, which the call loop checks on what it is given): 4 s of 16-bit audio at 8 kHz, 16
+of the session's blocks, which is where batching them stops paying."""
 
 
 @dataclass(frozen=True)
@@ -172,18 +182,26 @@ async def read_ahead(
 ) -> AsyncIterator[Event]:
     """*events*, read by a task of their own, with the audio frames that arrived while the
     previous event was being analysed joined into one ``Audio``; ``TimeoutError`` when the
-    client sends nothing for *idle_timeout_s* (one deadline, moved on by each message: no
-    timer made per frame, and the same for every transport).
+    client sends nothing for *idle_timeout_s* after its last message (one deadline for
+    every transport, moved on by each message read; no task per message).
 
     A call whose analysis keeps up gets its frames one by one, as before. A call that fell
     behind (the server is busy) gets the frames that waited in one feed: when they complete
     several blocks, the session analyses them together (``ChannelStream.prepare``), at a
     lower cost per block and with the same decisions, so a busy server catches up instead
-    of falling further behind. Joined frames stay within *frame_limit* bytes, and a frame
-    over it is never joined: the call loop rejects it where it stands. Errors (idle timeout, a malformed message, a lost
-    client) are raised after the events read before them.
+    of falling further behind. Joined frames stay within *frame_limit* bytes; a frame over
+    it is never joined (the call loop rejects it where it stands) and nothing is read after
+    it. At most ``READ_AHEAD_MESSAGES`` messages or ``READ_AHEAD_BYTES`` wait; the deadline
+    is suspended while the reader waits for room (the client is sending). Errors (idle
+    timeout, a malformed message, a lost client) are raised after the events read before
+    them. Close the generator (``contextlib.aclosing``) to stop the reader at once.
+
+    Joining never makes a feed fail that its frames alone would not: streams carry PCM or
+    G.711 (the protocol refuses float32, whose invalid samples would refuse a whole feed),
+    and every byte string of those decodes.
     """
     inbox: deque[Event | _Failed] = deque()
+    held = [0]  # bytes of audio in the inbox
     arrived = asyncio.Event()
     room = asyncio.Event()
     room.set()
@@ -193,17 +211,30 @@ async def read_ahead(
         try:
             async with asyncio.timeout(idle_timeout_s) as deadline:
                 async for event in events:
+                    if isinstance(event, Audio):
+                        event = Audio(event.data, time.perf_counter())
                     inbox.append(event)
                     arrived.set()
-                    if len(inbox) >= READ_AHEAD_MESSAGES:
-                        deadline.reschedule(None)  # the call is behind; the client is not idle
+                    if isinstance(event, Audio):
+                        held[0] += len(event.data)
+                        if len(event.data) > frame_limit:
+                            return  # the call ends on it: read no further
+                    if len(inbox) >= READ_AHEAD_MESSAGES or held[0] >= READ_AHEAD_BYTES:
+                        deadline.reschedule(None)  # the client is sending; the call is behind
                         room.clear()
                         await room.wait()
                     deadline.reschedule(loop.time() + idle_timeout_s)
         except Exception as exc:  # noqa: BLE001 - handed to the call loop, in order
             inbox.append(_Failed(exc))
-        inbox.append(_Failed(StopAsyncIteration()))
-        arrived.set()
+        finally:
+            inbox.append(_Failed(StopAsyncIteration()))
+            arrived.set()
+
+    def take() -> Event | _Failed:
+        event = inbox.popleft()
+        if isinstance(event, Audio):
+            held[0] -= len(event.data)
+        return event
 
     reader = asyncio.create_task(read())
     try:
@@ -211,20 +242,17 @@ async def read_ahead(
             while not inbox:
                 arrived.clear()
                 await arrived.wait()
-            event = inbox.popleft()
-            if isinstance(event, Audio) and len(event.data) <= frame_limit and inbox:
+            event = take()
+            if isinstance(event, Audio) and len(event.data) <= frame_limit:
                 parts, size = [event.data], len(event.data)
-                while inbox:
-                    following = inbox[0]
-                    if not isinstance(following, Audio) or len(following.data) > frame_limit:
-                        break
-                    if size + len(following.data) > min(MAX_JOINED_BYTES, frame_limit):
-                        break
+                limit = min(MAX_JOINED_BYTES, frame_limit)
+                while inbox and isinstance(inbox[0], Audio) and size + len(inbox[0].data) <= limit:
+                    following = take()
+                    assert isinstance(following, Audio)
                     parts.append(following.data)
                     size += len(following.data)
-                    inbox.popleft()
-                event = Audio(b"".join(parts)) if len(parts) > 1 else event
-            if len(inbox) < READ_AHEAD_MESSAGES:
+                event = Audio(b"".join(parts), event.arrived) if len(parts) > 1 else event
+            if len(inbox) < READ_AHEAD_MESSAGES and held[0] < READ_AHEAD_BYTES:
                 room.set()
             if isinstance(event, _Failed):
                 if isinstance(event.error, StopAsyncIteration):
@@ -233,6 +261,7 @@ async def read_ahead(
             yield event
     finally:
         reader.cancel()
+        await asyncio.wait([reader])  # its transport read is over before the call loop goes on
 
 
 def _post_callback(url: str, payload: dict, timeout: float) -> None:
@@ -245,21 +274,27 @@ def _post_callback(url: str, payload: dict, timeout: float) -> None:
         log.warning("decision callback to %s failed: %s", url, exc)
 
 
-async def report_final(state: ServerState, call: CallStream, decision: Decision | None) -> None:
-    """Log a call's final decision and POST it to the callback URL, if any."""
+async def report_final(
+    state: ServerState, call: CallStream, decision: Decision | None, ended: str | None = None
+) -> None:
+    """Log a call's final decision and POST it to the callback URL, if any; *ended* says why
+    the call ended, when it is reported at its end (a decision final earlier is reported
+    the moment it is, before the call ends)."""
     if decision is None:
         log.info("%s call %s ended without audio", call.transport, call.start.call_id)
         return
     log.info(
-        "%s call %s: %s (confidence %.2f, decided at %s s)",
+        "%s call %s: %s (confidence %.2f, decided at %s s)%s",
         call.transport,
         call.start.call_id,
         decision.label,
         decision.confidence,
         decision.decided_at_s,
+        f"; ended: {ended}" if ended else "",
     )
     if state.settings.callback_url:
-        payload = decision_message(decision, call.start, transport=call.transport)
+        extra = {"ended": ended} if ended else {}
+        payload = decision_message(decision, call.start, transport=call.transport, **extra)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
             None, _post_callback, state.settings.callback_url, payload, state.settings.callback_timeout_s
@@ -318,33 +353,35 @@ async def run_call(state: ServerState, transport: Transport) -> None:
 
     try:
         settings = state.settings
-        async for event in read_ahead(transport.events(), settings.max_frame_bytes, settings.idle_timeout_s):
-            if isinstance(event, Start):
-                if call is not None:
-                    raise ProtocolError("bad_message", "a second start in one call")
-                call = CallStream(state, event.start, transport.name)
-            elif isinstance(event, Audio):
-                if call is None:
-                    raise ProtocolError("bad_message", "audio before the call's start")
-                if len(event.data) > state.settings.max_frame_bytes:
-                    raise ProtocolError(
-                        "frame_too_large",
-                        f"audio frame of {len(event.data)} bytes; the limit is {state.settings.max_frame_bytes}",
-                    )
-                for update in await call.feed(event.data):
-                    await deliver(update)
-                if call.final_sent and call.start.close_on_final:
-                    ended = "final decision"
+        reading = read_ahead(transport.events(), settings.max_frame_bytes, settings.idle_timeout_s)
+        async with contextlib.aclosing(reading) as events:
+            async for event in events:
+                if isinstance(event, Start):
+                    if call is not None:
+                        raise ProtocolError("bad_message", "a second start in one call")
+                    call = CallStream(state, event.start, transport.name)
+                elif isinstance(event, Audio):
+                    if call is None:
+                        raise ProtocolError("bad_message", "audio before the call's start")
+                    if len(event.data) > settings.max_frame_bytes:
+                        size, limit = len(event.data), settings.max_frame_bytes
+                        raise ProtocolError(
+                            "frame_too_large", f"audio frame of {size} bytes; the limit is {limit}"
+                        )
+                    for update in await call.feed(event.data, event.arrived):
+                        await deliver(update)
+                    if call.final_sent and call.start.close_on_final:
+                        ended = "final decision"
+                        break
+                elif isinstance(event, Stop):
+                    ended = event.reason
                     break
-            elif isinstance(event, Stop):
-                ended = event.reason
-                break
-            if time.monotonic() - opened > state.settings.max_session_s:
-                ended = "session time limit"
-                break
-            if state.draining:
-                ended = SHUTDOWN_REASON
-                break
+                if time.monotonic() - opened > settings.max_session_s:
+                    ended = "session time limit"
+                    break
+                if state.draining:
+                    ended = SHUTDOWN_REASON
+                    break
     except TimeoutError:
         ended = "idle timeout"
         if call is None:
@@ -371,7 +408,7 @@ async def run_call(state: ServerState, transport: Transport) -> None:
             log.error("%s call: internal error closing it (%s: %s)", transport.name, type(exc).__name__, exc)
         if transport.reports and not reported and (failure is None or decision is not None):
             reported = True
-            await report_final(state, call, decision)
+            await report_final(state, call, decision, failure[0] if failure else ended)
     if call is not None:  # after the caller and the callback have the decision: never delays them
         keep_recording(state, asyncio.create_task(record_outcome(state, call, final_decision or decision)))
     try:
