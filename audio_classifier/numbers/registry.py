@@ -90,9 +90,9 @@ def engine_for(database: str) -> sa.Engine:
     @sa.event.listens_for(engine, "connect")
     def _pragmas(connection, _record) -> None:
         cursor = connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")  # first: the next one may wait for a lock
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         # WAL with NORMAL sync stays consistent after a crash (the last commits may be lost
         # on power failure); a 64 MB page cache keeps a million-number index in memory
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -157,20 +157,24 @@ class Registry:
         """Bring the schema to the newest migration (Alembic). A database already there is
         left alone without starting Alembic; migrations of one database never run at once:
         a lock per process, and across processes an advisory lock on PostgreSQL or a lock
-        on a file beside a SQLite database (two server workers open a new one together)."""
+        on a file beside a SQLite database (two server workers open a new one together).
+        A SQLite database is first opened under that lock too: turning a new file to WAL
+        needs it alone, and a process that found it busy failed with "database is locked"."""
         from alembic import command
         from alembic.config import Config
 
         try:
-            if self._revision() == HEAD_REVISION:
-                return
-            with MIGRATION_LOCK, self._file_lock(), self.engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-                config = Config()
-                config.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            with self._file_lock():
+                if self._revision() == HEAD_REVISION:
+                    return
+                with MIGRATION_LOCK, self.engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":
+                        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+                    config = Config()
+                    scripts = str(Path(__file__).resolve().parent / "migrations")
+                    config.set_main_option("script_location", scripts)
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
         except sa.exc.OperationalError as exc:
             raise ConfigError(f"cannot open the registry {self._shown()}: {exc.orig}") from None
 

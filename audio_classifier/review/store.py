@@ -221,7 +221,8 @@ def _read_parquet(folder: Path) -> Iterator[dict[str, Any]]:
         import pyarrow.parquet as pq
     except ImportError:
         raise UsageError(
-            f"{folder} is a Parquet output, which needs pyarrow: pip install 'audio-classifier[cluster]'"
+            f"{folder} is a Parquet output, which needs pyarrow: pip install 'audio-classifier[cluster]' "
+            "(from a checkout: pip install '.[cluster]')"
         ) from None
     for part in parts:
         try:
