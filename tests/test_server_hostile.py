@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -416,3 +417,29 @@ def test_headerless_audio_over_http_says_its_encoding(hardened):
     for query in ("encoding=opus", "encoding=mulaw&sample_rate=fast", "encoding=mulaw&sample_rate=7"):
         bad = httpx.post(f"{hardened.url}/v1/classify?{query}", content=body, headers=KEY)
         assert bad.status_code == 400 and bad.json()["code"] == "bad_encoding", query
+
+
+def test_serve_says_where_it_listens():
+    """The sockets are bound before uvicorn starts, so uvicorn does not say where: the
+    server does, once it is ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "audio_classifier.cli", "serve", "--port", str(port)]
+    command += ["--audiosocket-port", "0", "--no-model", "--no-samples", "--no-asr"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, seen = time.monotonic() + 120, []
+        while time.monotonic() < deadline and not any("serving on" in line for line in seen):
+            readable, _, _ = select.select([server.stderr], [], [], 1.0)
+            if readable:
+                line = server.stderr.readline()
+                if not line:
+                    break
+                seen.append(line)
+        line = next((line for line in seen if "serving on" in line), "")
+        assert f"serving on http://127.0.0.1:{port} (WebSocket ws://127.0.0.1:{port}/v1/stream)" in line, seen
+        assert "AudioSocket on 127.0.0.1:" in line
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -177,6 +177,11 @@ async def _serve(
     if audiosocket is not None:
         listener = await start_audiosocket(app, *audiosocket, reuse_port=reuse_port)
         server_box.append(listener.sockets[0].getsockname()[1])
+    host, port = http_socket.getsockname()[:2]
+    where = f"http://{host}:{port} (WebSocket ws://{host}:{port}/v1/stream)"
+    if listener is not None:
+        where += " and AudioSocket on {}:{}".format(*listener.sockets[0].getsockname()[:2])
+    logging.getLogger("audio_classifier.server").info("serving on %s", where)
     if ready is not None:
         ready.set()
     try:
