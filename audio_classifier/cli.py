@@ -639,6 +639,13 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analy
     "streams (0: the serving process's threads).",
 )
 @click.option(
+    "--max-uploads",
+    type=click.IntRange(1, 10000),
+    default=16,
+    show_default=True,
+    help="POST /v1/classify uploads in progress at once per worker; more get 503 busy with Retry-After.",
+)
+@click.option(
     "--numbers-db",
     help="Record streams' final decisions (metadata 'number') in this number registry and take "
     "agents' marks on POST /v1/numbers/{number}/events (a SQLite file or a URL).",
@@ -676,6 +683,7 @@ def serve(
     audiosocket_allow,
     audiosocket_max_sessions,
     file_processes,
+    max_uploads,
     numbers_db,
     docs,
     review_output,
@@ -704,6 +712,7 @@ def serve(
         audiosocket_max_sessions=audiosocket_max_sessions,
         audiosocket_allow=frozenset(audiosocket_allow),
         file_processes=file_processes,
+        max_uploads=max_uploads,
         numbers_db=numbers_db,
         docs=docs,
         review=_review_settings(review_output, review_db, audio_root, keys, host, workers)

@@ -443,3 +443,30 @@ def test_serve_says_where_it_listens():
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_uploads_beyond_the_limit_are_told_to_come_back_and_the_slot_is_given_back():
+    """Uploads hold connections, and connections beyond the live sessions are few: past
+    ``max_uploads`` an upload gets 503 ``busy`` at once; a finished one frees its slot."""
+    settings = ServerSettings(max_uploads=1, upload_idle_timeout_s=30.0)
+    with BackgroundServer(create_app(lambda: Classifier(TONES_ONLY), settings), audiosocket=False) as running:
+        body = _mulaw(BUSY)
+        head = (
+            f"POST /v1/classify?encoding=mulaw HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", running.port)) as slow:
+            slow.sendall(head + body[:100])  # an upload in progress: the one slot is taken
+            time.sleep(0.3)
+            busy = httpx.post(running.url + "/v1/classify?encoding=mulaw", content=body)
+            assert busy.status_code == 503 and busy.json()["code"] == "busy"
+            assert busy.headers["Retry-After"].isdigit()
+            slow.sendall(body[100:])
+            slow.settimeout(60)
+            answer = b""
+            while b"busy_tone" not in answer and (chunk := slow.recv(65536)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200") and b"busy_tone" in answer
+        again = httpx.post(running.url + "/v1/classify?encoding=mulaw", content=body, timeout=60)
+        assert again.status_code == 200 and again.json()["label"] == "busy_tone"
+        assert 'code="busy"' in httpx.get(running.url + "/metrics").text

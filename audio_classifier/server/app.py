@@ -75,6 +75,11 @@ class ServerSettings:
     one (declared or not, chunked or multipart) is refused without being held."""
     upload_idle_timeout_s: float = 30.0
     """An upload that sends nothing for this long is refused (408)."""
+    max_uploads: int = 16
+    """Uploads in progress at once (being received, queued for or in a file process); more
+    get 503 ``busy`` with ``Retry-After`` at once. Each holds a connection, and connections
+    beyond ``max_sessions`` are few (``runner.HTTP_HEADROOM``): a batch of uploads waiting
+    behind live calls must not take the slots of health checks or of new live calls."""
     analysis_threads: int = 4
     """Threads for analysis that leaves the event loop (speech recognition, uploads without
     file processes, closing sessions)."""
@@ -118,6 +123,8 @@ class ServerState:
     """Calls' outcomes being written to the registry (``calls.record_outcome``)."""
     active: int = 0
     """Open WebSocket streams (both protocols): at most ``settings.max_sessions``."""
+    uploads: int = 0
+    """``POST /v1/classify`` requests in progress: at most ``settings.max_uploads``."""
     audiosocket_active: int = 0
     """Open AudioSocket connections: at most ``settings.audiosocket_max_sessions``."""
     draining: bool = False
@@ -240,6 +247,11 @@ def _init_file_worker(config: ClassifierConfig) -> None:
     exit_with_parent()
     _lower_priority()
     _file_worker["classifier"] = Classifier(config)
+
+
+UPLOAD_RETRY_AFTER_S = 5
+"""``Retry-After`` of a ``busy`` answer: about the time a file process takes for a few
+minutes of audio."""
 
 
 HEADERLESS_HINT = (
@@ -389,6 +401,24 @@ def create_app(
             return error_response(400, "bad_request", "Content-Length is not a number")
         if declared > limit:
             return too_large
+        if state.uploads >= state.settings.max_uploads:
+            state.metrics.errors.labels("busy").inc()
+            busy = error_response(
+                503, "busy", f"{state.settings.max_uploads} uploads in progress; retry in a moment"
+            )
+            busy.headers["Retry-After"] = str(UPLOAD_RETRY_AFTER_S)
+            busy.headers["Connection"] = "close"  # the body is not read
+            return busy
+        state.uploads += 1
+        try:
+            return await _classify_request(request, state, limit, too_large)
+        finally:
+            state.uploads -= 1
+
+    async def _classify_request(
+        request: Request, state: ServerState, limit: int, too_large: JSONResponse
+    ) -> JSONResponse:
+        """The upload's body into a temporary file, then its decision (``classify``)."""
         fields: dict[str, Any] = dict(request.query_params)
         # a container, unless ?encoding= or an uploaded file's name (.ul, .al, .raw) says headerless
         try:
