@@ -640,10 +640,11 @@ def stream(rate, encoding, channels, sip_status, q850_cause, final_only, **analy
 )
 @click.option(
     "--max-uploads",
-    type=click.IntRange(1, 10000),
+    type=click.IntRange(1, 32),
     default=16,
     show_default=True,
-    help="POST /v1/classify uploads in progress at once per worker; more get 503 busy with Retry-After.",
+    help="POST /v1/classify uploads in progress at once per worker (at most 32, half the "
+    "connections kept beyond --max-sessions); more get 503 busy with Retry-After.",
 )
 @click.option(
     "--numbers-db",

@@ -96,9 +96,17 @@ def server_pids(root: int) -> list[int]:
             continue
         for task in tasks:
             try:
-                todo += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
+                with open(f"/proc/{pid}/task/{task}/children") as children:
+                    todo += map(int, children.read().split())
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{pid}/task/{task}"):
+                    continue  # the thread or process ended meanwhile
+                raise SystemExit(
+                    "this kernel has no /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN): "
+                    "the server's processes cannot be measured"
+                ) from None
             except OSError:
-                pass
+                continue
     return pids
 
 

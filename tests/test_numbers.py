@@ -543,3 +543,33 @@ def test_importing_while_the_server_records_loses_nothing(database, tmp_path):
         for number in numbers[::300]:
             _, _, history = registry.show(number)
             assert [(h["origin"], h["label"]) for h in history] == [("agent", "busy")]
+
+
+def test_a_new_sqlite_registry_waits_for_the_creation_lock(tmp_path):
+    """Opening a SQLite registry (its first connection, the revision check, the migration)
+    happens under ``<database>.lock``: while another process holds it, nothing is created."""
+    import fcntl
+    import threading
+
+    path = tmp_path / "n.sqlite"
+    opened = []
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        opener = threading.Thread(target=lambda: opened.append(Registry(str(path))))
+        opener.start()
+        opener.join(1.0)
+        assert opener.is_alive() and not path.exists()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    opener.join(60)
+    assert opened and path.exists()
+    opened[0].close()
+
+
+def test_a_registry_opens_where_its_lock_file_cannot_be_made(tmp_path):
+    """The lock only keeps creators from colliding: a database whose lock file cannot be
+    made (here a folder stands in its place) still opens, new or existing."""
+    path = tmp_path / "n.sqlite"
+    (tmp_path / "n.sqlite.lock").mkdir()
+    Registry(str(path)).close()
+    with Registry(str(path)) as registry:
+        assert registry.add_outcome("13800000009", "busy_tone", origin="classifier", call_id="c")

@@ -277,3 +277,52 @@ def test_warm_up_pays_what_channels_load_on_first_use():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+@pytest.mark.parametrize("ending", ["close_on_final", "protocol_error"])
+def test_the_call_loop_closes_its_transport_reads_before_it_answers(ending):
+    """``run_call`` ends a call (a final decision with ``close_on_final``, a malformed
+    message) and then answers or closes the connection: by then the reader must have
+    stopped reading from the transport."""
+    from audio_classifier import ClassifierConfig
+    from audio_classifier.server.app import ServerSettings, ServerState
+    from audio_classifier.server.calls import run_call
+
+    order: list[str] = []
+    metadata = '{"sample_rate": 8000, "close_on_final": true}'
+    busy = synth.cadenced(synth.spec("CN", "busy"), 4.0)
+    pcm = (np.clip(busy, -1, 1) * 32767).astype("<i2").tobytes()
+
+    class Transport:
+        name, reports = "fake", False
+
+        async def events(self):
+            try:
+                yield Start(parse_start(metadata))
+                for i in range(0, len(pcm), 3200):
+                    yield Audio(pcm[i : i + 3200])
+                    await asyncio.sleep(0)
+                if ending == "protocol_error":
+                    from audio_classifier.server.protocol import ProtocolError
+
+                    raise ProtocolError("bad_message", "a malformed message")
+                await asyncio.Event().wait()  # the client stays: only the server ends the call
+            finally:
+                order.append("reads stopped")
+
+        async def deliver(self, call, decision, ended) -> None:
+            order.append("final" if decision.final else "interim")
+
+        async def fail(self, code: str, message: str) -> None:
+            order.append(f"fail {code}")
+
+        async def close(self, reason: str) -> None:
+            order.append(f"close {reason}")
+
+    config = ClassifierConfig(asr_model=None, model_path=None, samples_path=None)
+    state = ServerState(Classifier(config), ServerSettings())
+    if ending == "protocol_error":
+        metadata = '{"sample_rate": 8000}'
+    asyncio.run(asyncio.wait_for(run_call(state, Transport()), 60))
+    answer = next(i for i, step in enumerate(order) if step.startswith(("fail", "close")))
+    assert "reads stopped" in order[:answer], order

@@ -470,3 +470,25 @@ def test_uploads_beyond_the_limit_are_told_to_come_back_and_the_slot_is_given_ba
         again = httpx.post(running.url + "/v1/classify?encoding=mulaw", content=body, timeout=60)
         assert again.status_code == 200 and again.json()["label"] == "busy_tone"
         assert 'code="busy"' in httpx.get(running.url + "/metrics").text
+
+
+def test_a_refused_idle_class_keeps_the_nice_value_and_warns_once():
+    """Some sandboxes refuse SCHED_IDLE: a file process then stays niced and says so once,
+    instead of failing the pool's start (and with it every upload). Run in a process of its
+    own: it lowers the priority of the process it runs in."""
+    code = (
+        "import logging, os, threading\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "def refuse(*args):\n"
+        "    raise PermissionError(1, 'Operation not permitted')\n"
+        "os.sched_setscheduler = refuse\n"
+        "from audio_classifier.server.app import _lower_priority\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "_lower_priority()\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0) - before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["10"]
+    assert done.stderr.count("file processes keep a higher CPU priority") == 1, done.stderr

@@ -180,8 +180,12 @@ class Registry:
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
-        """An exclusive lock on ``<database>.lock`` for a SQLite file database (elsewhere, or
-        without ``fcntl``, nothing): Alembic reads the revision once it holds it."""
+        """An exclusive lock on ``<database>.lock`` for a SQLite file database, held while the
+        database is first opened, checked and migrated. Nothing for other databases, without
+        ``fcntl``, or where the lock file cannot be made or locked (a folder this user may
+        not write): the lock only keeps processes creating one database from colliding, so
+        a database that is already there opens without it. Opened read-only, so another
+        user's lock file serves as well."""
         url = self.engine.url
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             yield
@@ -191,12 +195,23 @@ class Registry:
         except ImportError:  # not POSIX: one process at a time is the user's to ensure
             yield
             return
-        with open(f"{url.database}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            descriptor = os.open(f"{url.database}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError:
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError:  # no locks on this file system
+                yield
+                return
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+        finally:
+            os.close(descriptor)
 
     def _revision(self) -> str | None:
         """The schema's migration revision, None for an empty database."""

@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from ..audio import ENCODINGS, SAMPLE_RATE, check_rate_and_channels, normalise_encoding, raw_encoding_for
 from ..batch import exit_with_parent
@@ -452,6 +453,9 @@ def create_app(
                 return error_response(408, "upload_timeout", "the upload stalled")
             except MultiPartException as exc:
                 return error_response(400, "bad_form", str(exc))
+            except ClientDisconnect:  # nobody to answer; counted, not logged as a server error
+                state.metrics.errors.labels("client_gone").inc()
+                return error_response(400, "client_gone", "the client went away during the upload")
             try:
                 hints = Hints.from_mapping(fields)
             except AudioClassifierError as exc:

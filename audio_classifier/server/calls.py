@@ -51,8 +51,8 @@ class Audio:
     """A chunk of the call's audio, in the encoding the ``Start`` named."""
 
     data: bytes
-    arrived: float | None = None
-    """When it was read (``time.perf_counter``; the earliest part's, for joined frames)."""
+    arrived: tuple[float, ...] = ()
+    """When it was read (``time.perf_counter``): one time per frame joined into it."""
 
 
 @dataclass(frozen=True)
@@ -121,15 +121,18 @@ class CallStream:
         )
         state.metrics.sessions.labels(transport).inc()
 
-    async def feed(self, data: bytes, arrived: float | None = None) -> list[Decision]:
-        """Analyse *data*, which arrived at *arrived* (``time.perf_counter``; now if not given)."""
-        arrived = time.perf_counter() if arrived is None else arrived
+    async def feed(self, data: bytes, arrived: tuple[float, ...] = ()) -> list[Decision]:
+        """Analyse *data*, whose frames arrived at *arrived* (``time.perf_counter``; now if
+        not given): the processing metric observes each frame's wait and analysis."""
+        arrived = arrived or (time.perf_counter(),)
         if self.state.inline:
             updates = self.session.feed(data)
         else:
             loop = asyncio.get_running_loop()
             updates = await loop.run_in_executor(self.state.executor, self.session.feed, data)
-        self.state.metrics.processing.observe(time.perf_counter() - arrived)
+        done = time.perf_counter()
+        for at in arrived:
+            self.state.metrics.processing.observe(done - at)
         self.state.metrics.audio.inc(len(data) / self._bytes_per_second)
         for update in updates:
             if update.final:
@@ -212,7 +215,7 @@ async def read_ahead(
             async with asyncio.timeout(idle_timeout_s) as deadline:
                 async for event in events:
                     if isinstance(event, Audio):
-                        event = Audio(event.data, time.perf_counter())
+                        event = Audio(event.data, (time.perf_counter(),))
                     inbox.append(event)
                     arrived.set()
                     if isinstance(event, Audio):
@@ -244,14 +247,15 @@ async def read_ahead(
                 await arrived.wait()
             event = take()
             if isinstance(event, Audio) and len(event.data) <= frame_limit:
-                parts, size = [event.data], len(event.data)
+                parts, size, times = [event.data], len(event.data), list(event.arrived)
                 limit = min(MAX_JOINED_BYTES, frame_limit)
                 while inbox and isinstance(inbox[0], Audio) and size + len(inbox[0].data) <= limit:
                     following = take()
                     assert isinstance(following, Audio)
                     parts.append(following.data)
+                    times += following.arrived
                     size += len(following.data)
-                event = Audio(b"".join(parts), event.arrived) if len(parts) > 1 else event
+                event = Audio(b"".join(parts), tuple(times)) if len(parts) > 1 else event
             if len(inbox) < READ_AHEAD_MESSAGES and held[0] < READ_AHEAD_BYTES:
                 room.set()
             if isinstance(event, _Failed):

@@ -22,8 +22,8 @@ class Metrics:
         self.audio = Counter("audio_classifier_audio_seconds", "Audio received (seconds)", registry=r)
         self.processing = Histogram(
             "audio_classifier_chunk_processing_seconds",
-            "Time from a chunk's arrival to its analysis being done (waiting frames of a call that "
-            "fell behind are analysed together: from the earliest one's arrival)",
+            "Time from a chunk's arrival to its analysis being done (waiting chunks of a call that "
+            "fell behind are analysed together: each one counted from its own arrival)",
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )

@@ -178,10 +178,12 @@ async def _serve(
         listener = await start_audiosocket(app, *audiosocket, reuse_port=reuse_port)
         server_box.append(listener.sockets[0].getsockname()[1])
     host, port = http_socket.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
     where = f"http://{host}:{port} (WebSocket ws://{host}:{port}/v1/stream)"
     if listener is not None:
-        where += " and AudioSocket on {}:{}".format(*listener.sockets[0].getsockname()[:2])
-    logging.getLogger("audio_classifier.server").info("serving on %s", where)
+        as_host, as_port = listener.sockets[0].getsockname()[:2]
+        where += f" and AudioSocket on {f'[{as_host}]' if ':' in as_host else as_host}:{as_port}"
+    logging.getLogger("audio_classifier.server").info("serving on %s", where)  # once per worker
     if ready is not None:
         ready.set()
     try:
