@@ -224,20 +224,21 @@ def _lower_priority() -> None:
     if not os.path.isdir(tasks):
         os.nice(FILE_WORKER_NICENESS)
         return
+
+    def niced(tid: int) -> None:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + FILE_WORKER_NICENESS)
+
+    def idle(tid: int) -> None:
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+
+    steps = [niced, idle] if hasattr(os, "SCHED_IDLE") else [niced]
     refused: OSError | None = None
     for tid in map(int, os.listdir(tasks)):
-        try:
-            niceness = os.getpriority(os.PRIO_PROCESS, tid) + FILE_WORKER_NICENESS
-            os.setpriority(os.PRIO_PROCESS, tid, niceness)
-        except ProcessLookupError:  # a thread that ended meanwhile
-            continue
-        except OSError as exc:
-            refused = refused or exc
-        if hasattr(os, "SCHED_IDLE"):
+        for step in steps:
             try:
-                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            except ProcessLookupError:
-                continue
+                step(tid)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                break
             except OSError as exc:
                 refused = refused or exc
     if refused is not None:

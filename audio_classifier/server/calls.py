@@ -204,25 +204,27 @@ async def read_ahead(
     and every byte string of those decodes.
     """
     inbox: deque[Event | _Failed] = deque()
-    held = [0]  # bytes of audio in the inbox
+    held = 0  # bytes of audio in the inbox
     arrived = asyncio.Event()
     room = asyncio.Event()
     room.set()
 
     async def read() -> None:
+        nonlocal held
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(idle_timeout_s) as deadline:
                 async for event in events:
+                    oversize = False
                     if isinstance(event, Audio):
                         event = Audio(event.data, (time.perf_counter(),))
+                        held += len(event.data)
+                        oversize = len(event.data) > frame_limit
                     inbox.append(event)
                     arrived.set()
-                    if isinstance(event, Audio):
-                        held[0] += len(event.data)
-                        if len(event.data) > frame_limit:
-                            return  # the call ends on it: read no further
-                    if len(inbox) >= READ_AHEAD_MESSAGES or held[0] >= READ_AHEAD_BYTES:
+                    if oversize:
+                        return  # the call ends on it: read no further
+                    if len(inbox) >= READ_AHEAD_MESSAGES or held >= READ_AHEAD_BYTES:
                         deadline.reschedule(None)  # the client is sending; the call is behind
                         room.clear()
                         await room.wait()
@@ -234,9 +236,10 @@ async def read_ahead(
             arrived.set()
 
     def take() -> Event | _Failed:
+        nonlocal held
         event = inbox.popleft()
         if isinstance(event, Audio):
-            held[0] -= len(event.data)
+            held -= len(event.data)
         return event
 
     reader = asyncio.create_task(read())
@@ -256,7 +259,7 @@ async def read_ahead(
                     times += following.arrived
                     size += len(following.data)
                 event = Audio(b"".join(parts), tuple(times)) if len(parts) > 1 else event
-            if len(inbox) < READ_AHEAD_MESSAGES and held[0] < READ_AHEAD_BYTES:
+            if len(inbox) < READ_AHEAD_MESSAGES and held < READ_AHEAD_BYTES:
                 room.set()
             if isinstance(event, _Failed):
                 if isinstance(event.error, StopAsyncIteration):
