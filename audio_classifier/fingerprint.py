@@ -87,16 +87,24 @@ def _running_max(values: np.ndarray, half: int, axis: int) -> np.ndarray:
     return out
 
 
+PEAK_BIN_CODES = 256
+"""A peak's code is ``frame * 256 + bin``: one sortable integer per (frame, bin)."""
+
+
 PAIR_ROWS = 4096
 """Anchors paired per numpy pass (a pass holds ``peaks_per_frame * (max_dt + 1)`` = 160
 candidates per anchor: about 10 MB per array at this size)."""
 
 
 class LandmarkStream:
-    """Landmarks of a stream as audio arrives: ``push`` returns ``(hashes, anchor_frames)``."""
+    """Landmarks of a stream as audio arrives: ``push`` returns ``(hashes, anchor_frames)``.
+    With *keep_peaks*, the peaks found are also kept for ``take_peaks`` (as codes
+    ``frame * PEAK_BIN_CODES + bin``): they are known ``peak_frames`` after the audio, where
+    a landmark waits for its targets."""
 
-    def __init__(self, config: FingerprintConfig | None = None) -> None:
+    def __init__(self, config: FingerprintConfig | None = None, *, keep_peaks: bool = False) -> None:
         self.config = c = config or FingerprintConfig()
+        self._kept_peaks: list[np.ndarray] | None = [] if keep_peaks else None
         self._window = np.hanning(c.n_fft).astype(np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
         self._frames = np.zeros((0, c.max_bin - c.min_bin), dtype=np.float32)  # log power, recent
@@ -142,6 +150,19 @@ class LandmarkStream:
         self._find_peaks(final=False)
         return self._pair(final=False)
 
+    @property
+    def checked(self) -> int:
+        """Frames before this one have been searched for peaks."""
+        return self._checked
+
+    def take_peaks(self) -> np.ndarray:
+        """The peaks found since the last call, sorted codes (``keep_peaks`` only)."""
+        if not self._kept_peaks:
+            return np.zeros(0, dtype=np.int64)
+        peaks = np.concatenate(self._kept_peaks)
+        self._kept_peaks.clear()
+        return peaks
+
     def _log_power(self, buf: np.ndarray, n: int) -> np.ndarray:
         """Log power (dB) of the first *n* frames of *buf* in the landmark band, ``(n, bins)``."""
         c = self.config
@@ -178,6 +199,8 @@ class LandmarkStream:
         if found is None:
             found = self._peaks_of(self._frames, self._checked, last, self._loudest)
         peak_frames, bins, loudest = found
+        if self._kept_peaks is not None and len(peak_frames):
+            self._kept_peaks.append(peak_frames.astype(np.int64) * PEAK_BIN_CODES + bins)
         self._loudest = float(loudest[-1])
         self._peak_frames = np.concatenate([self._peak_frames, peak_frames])
         self._peak_bins = np.concatenate([self._peak_bins, bins])
@@ -267,6 +290,47 @@ class LandmarkStream:
         return np.concatenate(hashes), np.concatenate(times)
 
 
+def landmark_peaks(hashes: np.ndarray, times: np.ndarray, config: FingerprintConfig) -> np.ndarray:
+    """The peaks a set of landmarks was made from (anchors and targets), as sorted unique
+    codes ``frame * PEAK_BIN_CODES + bin``. A library keeps only landmarks; this recovers
+    the constellation of a recording from them, and the same of a call's landmarks."""
+    h = np.asarray(hashes, dtype=np.uint32)
+    t = np.asarray(times, dtype=np.int64)
+    anchor_bin = ((h >> 13) & 0xFF).astype(np.int64)
+    df = ((h >> 6) & 0x7F).astype(np.int64) - (config.max_df + 1)
+    dt = (h & 0x3F).astype(np.int64)
+    return np.unique(
+        np.concatenate([t * PEAK_BIN_CODES + anchor_bin, (t + dt) * PEAK_BIN_CODES + anchor_bin + df])
+    )
+
+
+_NEAR = np.array([df * PEAK_BIN_CODES + db for df in (-1, 0, 1) for db in (-1, 0, 1)], dtype=np.int64)
+"""A peak meets another within ±1 frame and ±1 bin (a codec or the noise moves it that much)."""
+
+
+def peak_agreement(
+    query: np.ndarray, reference: np.ndarray, offset: int, first: int, last: int
+) -> tuple[float, int]:
+    """How much of a recording's constellation a call holds at one alignment: of the
+    *reference* peaks that fall on query frames *first* .. *last* (reference frame = query
+    frame + *offset*), the fraction that a *query* peak meets (both sorted unique codes from
+    ``landmark_peaks``), and how many there were.
+
+    A peak survives a codec or noise far more often than a landmark does (a landmark needs
+    its anchor and its target to survive, and its exact hash), so this confirms an alignment
+    that has few votes. By chance it stays low: a call's frame holds at most
+    ``peaks_per_frame`` peaks, so a peak is met at random with a probability of about
+    9 * 5 / 208, 0.2, in the densest audio."""
+    ref_frames = reference // PEAK_BIN_CODES
+    chosen = reference[(ref_frames >= first + offset) & (ref_frames <= last + offset)]
+    if not len(chosen) or not len(query):
+        return 0.0, len(chosen)
+    near = (chosen - offset * PEAK_BIN_CODES)[:, None] + _NEAR
+    at = np.minimum(np.searchsorted(query, near), len(query) - 1)
+    met = (query[at] == near).any(axis=1)
+    return float(met.mean()), len(chosen)
+
+
 LANDMARK_CHUNK_S = 10.0
 """``landmarks`` feeds a recording to the stream this much at a time: the same landmarks
 (streaming does not depend on chunking), with the spectra of 10 s in memory instead of the
@@ -298,6 +362,17 @@ class Index:
 
     def __len__(self) -> int:
         return len(self.hashes)
+
+    def peaks(self, config: FingerprintConfig) -> dict[int, np.ndarray]:
+        """Each recording's constellation (``landmark_peaks``), by sample id."""
+        order = np.argsort(self.sample_ids, kind="stable")
+        ids = self.sample_ids[order]
+        bounds = np.flatnonzero(np.diff(ids)) + 1
+        return {
+            int(ids[a]): landmark_peaks(self.hashes[order[a:b]], self.times[order[a:b]], config)
+            for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(ids)], strict=True)
+            if b > a
+        }
 
     def lookup_with_query(
         self, hashes: np.ndarray, times: np.ndarray
@@ -337,6 +412,8 @@ class MatchState:
     recent_votes: int
     recent_rival_votes: int
     """Best recent aligned votes of a recording with another label."""
+    rival: tuple[int, int] | None = None
+    """That recording and its offset (``None``: no rival)."""
 
 
 class Matcher:
@@ -412,7 +489,7 @@ class Matcher:
         labels = label_of or {}
         label = labels.get(sample_id, sample_id)
         rival_rows = recent & (ids != sample_id)
-        rival = 0
+        rival, rival_at = 0, None
         if rival_rows.any():
             keys, counts = np.unique(self._key(ids[rival_rows], offsets[rival_rows]), return_counts=True)
             smoothed = counts.copy()
@@ -424,5 +501,6 @@ class Matcher:
                 other = int(keys[idx] >> 20)
                 if labels.get(other, other) != label:
                     rival = int(smoothed[idx])
+                    rival_at = (other, int((keys[idx] & ((1 << 20) - 1)) - (1 << 19)))
                     break
-        return MatchState(int(sample_id), int(offset), self._best_total, int(mine.sum()), rival)
+        return MatchState(int(sample_id), int(offset), self._best_total, int(mine.sum()), rival, rival_at)

@@ -1,6 +1,7 @@
 """Fingerprint matching of enrolled carrier prompts: robustness, negatives, the library."""
 
 import csv
+import dataclasses
 import io
 import os
 import subprocess
@@ -14,9 +15,9 @@ import soundfile as sf
 from audio_classifier import Classifier, ClassifierConfig, synth
 from audio_classifier.channels.fingerprint import FingerprintChannel
 from audio_classifier.errors import ConfigError, ModelError
-from audio_classifier.fingerprint import LandmarkStream, Matcher, _running_max, landmarks
+from audio_classifier.fingerprint import FingerprintConfig, LandmarkStream, Matcher, _running_max, landmarks
 from audio_classifier.resample import Resampler
-from audio_classifier.samples import SampleLibrary
+from audio_classifier.samples import SampleLibrary, read_audio
 from training.channel import gsm_round_trip
 
 ENROLLED = {
@@ -373,3 +374,196 @@ def test_a_whole_recording_is_fed_in_chunks_with_the_same_landmarks(monkeypatch)
         monkeypatch.setattr(fingerprint, "LANDMARK_CHUNK_S", chunk_s)
         chunked = fingerprint.landmarks(x)
         assert np.array_equal(chunked[0], expected[0]) and np.array_equal(chunked[1], expected[1])
+
+
+FRENCH = "/usr/share/asterisk/sounds/fr_CA_f_June/"
+"""A real recorded voice (asterisk-core-sounds-fr-wav, CC-BY-SA-3.0; .ci/run installs it)."""
+FRENCH_ENROLLED = {
+    "vm-goodbye": "human",  # 0.94 s: a short prompt, which a codec leaves few landmarks
+    "ss-noservice": "vacant",
+    "all-circuits-busy-now": "network_busy",
+    "vm-intro": "voicemail",
+}
+FRENCH_OTHERS = ["goodbye", "hello-world", "im-sorry", "please-try-call-later", "tt-allbusy", "vm-theperson"]
+"""Prompts of the same voice, not enrolled: some share words with the enrolled ones."""
+
+
+def french(name: str) -> np.ndarray:
+    return read_audio(FRENCH + name + ".wav")
+
+
+def over_gsm_and_pink_noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """*x* between 1 s of silence, through GSM, under pink noise at *snr_db*."""
+    from training.channel import pink_noise
+
+    y = gsm_round_trip(np.concatenate([synth.silence(1.0), x, synth.silence(1.0)]))
+    noise = pink_noise(len(y), np.random.default_rng(seed))
+    noise *= np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+    return (y + noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def french_channel(tmp_path_factory) -> FingerprintChannel:
+    path = tmp_path_factory.mktemp("fr") / "samples.sqlite"
+    with SampleLibrary(path, create=True) as library:
+        for name, label in FRENCH_ENROLLED.items():
+            library.add(french(name), label=label, lang="fr", carrier="test", note=name)
+    return FingerprintChannel(path)
+
+
+def stream_claims(channel: FingerprintChannel, x: np.ndarray, block: int = 800) -> tuple[list, int]:
+    """Every claim of one call's fingerprint stream, and the most aligned votes it had."""
+    stream = channel.open()
+    claims, votes = [], 0
+    for i in range(0, len(x), block):
+        claims += stream.process(x[i : i + block], i)
+        votes = max(votes, stream._matcher.best_votes)
+    return claims + stream.finish(), votes
+
+
+def test_peak_agreement_tells_a_recording_from_other_audio():
+    """A recording's constellation meets a coded, noisy copy of itself at its alignment,
+    and neither itself elsewhere nor other speech of the same voice."""
+    from audio_classifier.fingerprint import landmark_peaks, peak_agreement
+
+    config = FingerprintConfig()
+    reference = landmark_peaks(*landmarks(french("ss-noservice")), config)
+
+    def call_peaks(x: np.ndarray) -> np.ndarray:
+        stream = LandmarkStream(config, keep_peaks=True)
+        stream.push(x)
+        stream.finish()
+        return stream.take_peaks()
+
+    copy = call_peaks(over_gsm_and_pink_noise(french("ss-noservice"), 15.0, 0))
+    start = int(round(1.0 / config.frame_s))  # the copy begins after 1 s of silence
+    end = start + int(len(french("ss-noservice")) / config.hop)
+    assert peak_agreement(reference, reference, 0, 0, 10_000) == (1.0, len(reference))
+    assert peak_agreement(copy, reference, -start, 0, 10_000)[0] > 0.4
+    for wrong in (-start - 20, -start + 31):
+        assert peak_agreement(copy, reference, wrong, 0, 10_000)[0] < 0.2
+    other = call_peaks(over_gsm_and_pink_noise(french("please-try-call-later"), 15.0, 0))
+    assert max(peak_agreement(other, reference, -o, 0, 10_000)[0] for o in range(0, 120, 7)) < 0.2
+    # only the reference peaks on the query frames asked about count
+    half, count = peak_agreement(copy, reference, -start, start, (start + end) // 2)
+    assert 0 < count < len(reference) and half > 0.4
+
+
+def test_the_peaks_a_stream_keeps_do_not_depend_on_chunking():
+    x = french("vm-intro")
+    whole = LandmarkStream(keep_peaks=True)
+    whole.push(x)
+    whole.finish()
+    expected = whole.take_peaks()
+    assert len(expected) > 200 and np.all(np.diff(expected) > 0)
+    for chunk in (128, 800, 3333):
+        stream = LandmarkStream(keep_peaks=True)
+        parts = []
+        for i in range(0, len(x), chunk):
+            stream.push(x[i : i + chunk])
+            parts.append(stream.take_peaks())
+        stream.finish()
+        assert np.array_equal(np.concatenate([*parts, stream.take_peaks()]), expected)
+    assert len(LandmarkStream().take_peaks()) == 0  # not kept unless asked
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_short_prompt_under_gsm_and_noise_is_claimed_on_its_own_peaks(french_channel, seed, monkeypatch):
+    """A 0.94 s prompt through GSM under pink noise at 12 dB keeps 8-13 aligned votes, never
+    the ``MIN_VOTES`` a match needs by votes alone; its own peaks confirm it."""
+    from audio_classifier.channels import fingerprint as channel
+    from audio_classifier.samples import MIN_VOTES
+
+    x = over_gsm_and_pink_noise(french("vm-goodbye"), 12.0, seed)
+    claims, votes = stream_claims(french_channel, x)
+    assert votes < MIN_VOTES
+    assert claims and {c.label for c in claims} == {"human"}
+    assert claims[0].detail["agreement"] >= channel.WHOLE_AGREEMENT
+    assert claims[0].end_s < 1.0 + 0.94 + 0.5  # within half a second of the prompt's end
+    monkeypatch.setattr(channel, "WHOLE_AGREEMENT", 1.01)
+    monkeypatch.setattr(channel, "VERIFIED_AGREEMENT", 1.01)
+    assert stream_claims(french_channel, x)[0] == []
+
+
+@pytest.mark.parametrize("name", FRENCH_OTHERS)
+def test_prompts_of_the_same_voice_are_not_claimed_on_shared_peaks(french_channel, name):
+    for seed, snr_db in ((0, 12.0), (1, 30.0)):
+        claims, _ = stream_claims(french_channel, over_gsm_and_pink_noise(french(name), snr_db, seed))
+        assert claims == [], (name, claims)
+
+
+def test_a_rival_counts_against_a_match_only_when_its_own_peaks_agree(french_channel, monkeypatch):
+    """Short of the margin over a rival recording, a match whose peaks agree is still
+    claimed when the rival's do not (a rival of coincidental votes); a rival whose peaks
+    agree too holds it back."""
+    from audio_classifier import fingerprint
+
+    x = over_gsm_and_pink_noise(french("vm-goodbye"), 12.0, 0)
+    real_best = fingerprint.Matcher.best
+    goodbye = next(i for i, info in french_channel._state[1].items() if info.note == "vm-goodbye")
+    vacant = next(i for i, info in french_channel._state[1].items() if info.note == "ss-noservice")
+
+    def rival(at):
+        def best(self, label_of=None):
+            state = real_best(self, label_of)
+            if state is None:
+                return None
+            where = at(state)
+            return dataclasses.replace(state, recent_rival_votes=max(state.recent_votes, 1), rival=where)
+
+        return best
+
+    monkeypatch.setattr(fingerprint.Matcher, "best", rival(lambda s: (vacant, s.offset)))
+    assert [c.label for c in stream_claims(french_channel, x)[0]][:1] == ["human"]
+    monkeypatch.setattr(fingerprint.Matcher, "best", rival(lambda s: (goodbye, s.offset)))
+    assert stream_claims(french_channel, x)[0] == []
+
+
+def test_a_recording_whose_peaks_agree_is_pending_before_it_has_the_votes(french_channel, monkeypatch):
+    """From ``PENDING_AGREED_VOTES`` aligned votes with agreeing peaks, the stream reports the
+    recording as pending, so the decision waits for it, where votes alone wait for
+    ``PENDING_VOTES``."""
+    from audio_classifier.channels import fingerprint as channel
+
+    x = over_gsm_and_pink_noise(french("vm-goodbye"), 12.0, 0)
+
+    def first_pending() -> tuple[float, int] | None:
+        stream = french_channel.open()
+        for i in range(0, len(x), 400):
+            stream.process(x[i : i + 400], i)
+            if stream.pending() is not None:
+                return (i + 400) / 8000, stream._matcher.best_votes
+        return None
+
+    at, votes = first_pending()
+    assert channel.PENDING_AGREED_VOTES <= votes < channel.PENDING_VOTES
+    monkeypatch.setattr(channel, "PENDING_MIN_PEAKS", 10**6)
+    later = first_pending()
+    assert later is None or later[0] > at
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_short_prompt_heard_whole_is_claimed_at_a_lower_agreement(
+    french_channel, seed, tmp_path, monkeypatch
+):
+    """Through AMR-NB at 5.15 kbit/s a 0.94 s prompt keeps under half of its peaks (0.45-0.49):
+    short of ``VERIFIED_AGREEMENT``, but heard whole (``WHOLE_RECORDING``), where a shared
+    phrase cannot pass, it is claimed from ``WHOLE_AGREEMENT``."""
+    from audio_classifier.channels import fingerprint as channel
+    from training.channel import pink_noise
+    from training.recode import amr_round_trip
+
+    sf.write(
+        tmp_path / "clean.wav",
+        np.concatenate([synth.silence(1.0), french("vm-goodbye"), synth.silence(1.0)]),
+        8000,
+    )
+    amr_round_trip(tmp_path / "clean.wav", tmp_path / "coded.wav", 1)
+    coded = read_audio(tmp_path / "coded.wav")
+    noise = pink_noise(len(coded), np.random.default_rng(seed))
+    x = (coded + noise * np.sqrt(np.mean(coded**2) / np.mean(noise**2) / 100)).astype(np.float32)  # 20 dB
+    claims, _ = stream_claims(french_channel, x)
+    assert claims and claims[0].label == "human"
+    assert channel.WHOLE_AGREEMENT <= claims[0].detail["agreement"] < channel.VERIFIED_AGREEMENT
+    monkeypatch.setattr(channel, "WHOLE_AGREEMENT", 1.01)
+    assert stream_claims(french_channel, x)[0] == []
