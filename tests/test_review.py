@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -439,3 +440,28 @@ def test_parquet_parts_are_read_in_the_order_they_were_written():
         "part-123-1700000500-end-00002.parquet",
     ]
     assert sorted(reversed(written), key=lambda n: _part_order(Path(n))) == written
+
+
+def test_discovery_under_serve_runs_in_the_file_processes(unknown_prompts, tmp_path):
+    """``serve --review``: discovery (minutes of landmarks on a large output) runs in the
+    server's file processes, at their lowered priority, not in the process whose event loop
+    and threads serve live calls; the page gets the same groups."""
+    from audio_classifier.server.app import FILE_WORKER_NICENESS, ServerSettings, create_app
+
+    out = unknown_prompts[1]
+    store = ReviewStore(tmp_path / "review.sqlite")
+    store.load(out)
+    review = ReviewSettings(store=store)
+    settings = ServerSettings(review=review, file_processes=1)
+    app = create_app(lambda: Classifier(ClassifierConfig(asr_model=None, model_path=None)), settings)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        state = app.state.server
+        assert state.file_pool is None  # no upload yet
+        groups = c.get("/review/api/groups").json()["groups"]
+        assert len(groups) == len(PROMPTS) and all(m["id"] is not None for g in groups for m in g["members"])
+        assert state.file_pool is not None
+        workers = list(state.file_pool._processes)
+        assert workers and all(pid != os.getpid() for pid in workers)
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert all(os.getpriority(os.PRIO_PROCESS, pid) >= base + FILE_WORKER_NICENESS for pid in workers)
+    assert review.offload is None  # the pool is gone with the server

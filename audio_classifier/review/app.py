@@ -17,6 +17,7 @@ import hmac
 import io
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -79,8 +80,12 @@ class ReviewSettings:
     """Discovery's groups, computed on first request (``discover``), with record ids."""
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held while the sample library or the training manifest is written."""
-    groups_lock: threading.Lock = field(default_factory=threading.Lock)
+    groups_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while discovery runs (minutes on a large output): one at a time, apart from writes."""
+    offload: Callable[..., Awaitable[Any]] | None = None
+    """Runs discovery (``offload(function, *args)``) where it takes no CPU a live call wants:
+    ``serve --review`` gives its file processes, in the idle scheduling class. None: a thread
+    of this process (``audio-classifier review``, nothing else to serve)."""
 
     def cookie_value(self, key: str) -> str:
         """What the cookie holds for *key*: a hash keyed by this process's secret."""
@@ -100,6 +105,14 @@ def audio_file(settings: ReviewSettings, path: str) -> Path | None:
         return candidate if candidate.is_file() else None
     except OSError:
         return None
+
+
+def discovery_report(records: list[dict[str, Any]], audio_root: Path | None) -> dict[str, Any]:
+    """``discover`` over *records*, as the page shows it (a module-level function: the
+    server runs it in another process)."""
+    from .discover import discover
+
+    return discover(records, audio_root).to_dict()
 
 
 def review_router(settings: ReviewSettings) -> APIRouter:
@@ -276,25 +289,20 @@ def review_router(settings: ReviewSettings) -> APIRouter:
         """New-prompt discovery over the loaded records (``discover.py``): computed once,
         again with ``refresh``."""
         authorise(request)
-
-        def find() -> dict[str, Any]:
-            from .discover import discover
-
-            with settings.groups_lock:
-                if settings.groups is None or refresh:
-                    loaded = store.all_records()
-                    found = discover([r for _, r in loaded], settings.audio_root)
-                    id_of = {}
-                    for record_id, record in loaded:
-                        id_of.setdefault(str(record.get("path")), record_id)
-                    report = found.to_dict()
-                    for group in report["groups"]:
-                        for member in group["members"]:
-                            member["id"] = id_of.get(member["path"])
-                    settings.groups = report
-                return settings.groups
-
-        return await run(find)
+        async with settings.groups_lock:
+            if settings.groups is None or refresh:
+                loaded = await run(store.all_records)
+                report = await (settings.offload or run)(
+                    discovery_report, [r for _, r in loaded], settings.audio_root
+                )
+                id_of: dict[str, int] = {}
+                for record_id, record in loaded:
+                    id_of.setdefault(str(record.get("path")), record_id)
+                for group in report["groups"]:
+                    for member in group["members"]:
+                        member["id"] = id_of.get(member["path"])
+                settings.groups = report
+            return settings.groups
 
     @router.post("/api/groups/verdict", dependencies=[Depends(guard_write)])
     async def group_verdict(body: GroupVerdict) -> dict[str, Any]:

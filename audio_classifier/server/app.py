@@ -302,6 +302,11 @@ async def classify_upload(state: ServerState, path: str, hints: Hints, raw: RawA
     if state.settings.file_processes <= 0:
         decision = await loop.run_in_executor(state.executor, _classify, state.classifier, path, hints, raw)
         return decision.to_dict()
+    return await loop.run_in_executor(file_pool(state), _classify_in_worker, path, hints, raw)
+
+
+def file_pool(state: ServerState) -> ProcessPoolExecutor:
+    """The file processes (``settings.file_processes`` of them), made at first use."""
     if state.file_pool is None:
         state.file_pool = ProcessPoolExecutor(
             state.settings.file_processes,
@@ -309,7 +314,7 @@ async def classify_upload(state: ServerState, path: str, hints: Hints, raw: RawA
             initializer=_init_file_worker,
             initargs=(state.classifier.config,),
         )
-    return await loop.run_in_executor(state.file_pool, _classify_in_worker, path, hints, raw)
+    return state.file_pool
 
 
 def create_app(
@@ -336,6 +341,12 @@ def create_app(
 
             state.registry = await loop.run_in_executor(None, Registry, settings.numbers_db)
         app.state.server = state
+        if settings.review is not None and settings.file_processes > 0:
+
+            async def offload(function: Callable[..., Any], *args: Any) -> Any:
+                return await loop.run_in_executor(file_pool(state), function, *args)
+
+            settings.review.offload = offload  # discovery, away from the live calls
         for note in classifier.notes:
             log.info("note: %s", note)
         if not settings.api_keys:
@@ -348,6 +359,7 @@ def create_app(
         if state.registry is not None:
             state.registry.close()
         if settings.review is not None:
+            settings.review.offload = None
             settings.review.store.close()
         if state.file_pool is not None:  # waited for: its queues and semaphores are released
             await loop.run_in_executor(None, lambda: state.file_pool.shutdown(wait=True, cancel_futures=True))
