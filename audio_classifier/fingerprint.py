@@ -14,6 +14,7 @@ are emitted as soon as the peaks that make them are confirmed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -308,27 +309,65 @@ _NEAR = np.array([df * PEAK_BIN_CODES + db for df in (-1, 0, 1) for db in (-1, 0
 """A peak meets another within ±1 frame and ±1 bin (a codec or the noise moves it that much)."""
 
 
+class Agreement(NamedTuple):
+    """``peak_agreement``'s answer."""
+
+    fraction: float
+    """Of the recording's peaks on the stretch, not voted, the share a call peak meets."""
+    count: int
+    """How many those were."""
+    heard: float
+    """The share of all the recording's peaks that lie on the stretch, voted or not."""
+
+
 def peak_agreement(
-    query: np.ndarray, reference: np.ndarray, offset: int, first: int, last: int
-) -> tuple[float, int]:
-    """How much of a recording's constellation a call holds at one alignment: of the
-    *reference* peaks that fall on query frames *first* .. *last* (reference frame = query
-    frame + *offset*), the fraction that a *query* peak meets (both sorted unique codes from
-    ``landmark_peaks``), and how many there were.
+    query: np.ndarray,
+    reference: np.ndarray,
+    offset: int,
+    first: int,
+    last: int,
+    voted: np.ndarray | None = None,
+) -> Agreement:
+    """How much of a recording's constellation a call holds at one alignment, beyond what
+    its votes say: of the *reference* peaks on query frames *first* .. *last* (reference
+    frame = query frame + *offset*) that are not in *voted* (the peaks of the landmarks that
+    voted for this alignment, met by construction), the fraction that a *query* peak meets.
+    All are sorted unique codes (``landmark_peaks``).
 
     A peak survives a codec or noise far more often than a landmark does (a landmark needs
     its anchor and its target to survive, and its exact hash), so this confirms an alignment
     that has few votes. By chance it stays low: a call's frame holds at most
     ``peaks_per_frame`` peaks, so a peak is met at random with a probability of about
     9 * 5 / 208, 0.2, in the densest audio."""
-    ref_frames = reference // PEAK_BIN_CODES
-    chosen = reference[(ref_frames >= first + offset) & (ref_frames <= last + offset)]
+    lo, hi = np.searchsorted(
+        reference, [(first + offset) * PEAK_BIN_CODES, (last + offset + 1) * PEAK_BIN_CODES]
+    )
+    chosen = reference[lo:hi]
+    heard = (hi - lo) / len(reference) if len(reference) else 0.0
+    if voted is not None and len(voted) and len(chosen):
+        chosen = chosen[~np.isin(chosen, voted, assume_unique=True)]
     if not len(chosen) or not len(query):
-        return 0.0, len(chosen)
+        return Agreement(0.0, len(chosen), heard)
     near = (chosen - offset * PEAK_BIN_CODES)[:, None] + _NEAR
     at = np.minimum(np.searchsorted(query, near), len(query) - 1)
     met = (query[at] == near).any(axis=1)
-    return float(met.mean()), len(chosen)
+    return Agreement(float(met.mean()), len(chosen), heard)
+
+
+def voted_peaks(
+    index: Index,
+    hashes: np.ndarray,
+    times: np.ndarray,
+    sample_id: int,
+    offset: int,
+    config: FingerprintConfig,
+) -> np.ndarray:
+    """The reference peaks (codes) of the landmarks among *hashes* / *times* (a call's) that
+    vote for *sample_id* at *offset* (within ``OFFSET_TOLERANCE``), at their place in the
+    recording."""
+    ids, offsets, query = index.lookup_with_query(hashes, times)
+    mine = (ids == sample_id) & (np.abs(offsets - offset) <= OFFSET_TOLERANCE)
+    return landmark_peaks(hashes[query[mine]], times[query[mine]] + offsets[mine], config)
 
 
 LANDMARK_CHUNK_S = 10.0
@@ -351,6 +390,11 @@ MAX_HITS_PER_HASH = 100
 recordings (the stop words of audio), costs time and carries no identity."""
 
 
+SAMPLE_KEY_SHIFT = 40
+"""``Index.peaks`` sorts (sample id, peak code) pairs as one integer: a code is below 2**40
+for any recording shorter than a hundred years."""
+
+
 class Index:
     """Landmarks of many recordings, sorted by hash for lookup. Read-only once built."""
 
@@ -364,14 +408,20 @@ class Index:
         return len(self.hashes)
 
     def peaks(self, config: FingerprintConfig) -> dict[int, np.ndarray]:
-        """Each recording's constellation (``landmark_peaks``), by sample id."""
-        order = np.argsort(self.sample_ids, kind="stable")
-        ids = self.sample_ids[order]
-        bounds = np.flatnonzero(np.diff(ids)) + 1
+        """Each recording's constellation (``landmark_peaks``), by sample id: one sort over
+        the whole index, not one per recording."""
+        h, t = self.hashes, self.times.astype(np.int64)
+        anchor_bin = ((h >> 13) & 0xFF).astype(np.int64)
+        df = ((h >> 6) & 0x7F).astype(np.int64) - (config.max_df + 1)
+        dt = (h & 0x3F).astype(np.int64)
+        ids = np.concatenate([self.sample_ids, self.sample_ids]).astype(np.int64)
+        codes = np.concatenate([t * PEAK_BIN_CODES + anchor_bin, (t + dt) * PEAK_BIN_CODES + anchor_bin + df])
+        keyed = np.unique((ids << SAMPLE_KEY_SHIFT) | codes)
+        owner = keyed >> SAMPLE_KEY_SHIFT
+        bounds = np.flatnonzero(np.diff(owner)) + 1
         return {
-            int(ids[a]): landmark_peaks(self.hashes[order[a:b]], self.times[order[a:b]], config)
-            for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(ids)], strict=True)
-            if b > a
+            int(owner[a]): keyed[a:b] & ((1 << SAMPLE_KEY_SHIFT) - 1)
+            for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(keyed)], strict=True)
         }
 
     def lookup_with_query(

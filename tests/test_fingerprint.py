@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
-from audio_classifier.channels.fingerprint import FingerprintChannel
+from audio_classifier.channels.fingerprint import FingerprintChannel, FingerprintStream
 from audio_classifier.errors import ConfigError, ModelError
 from audio_classifier.fingerprint import FingerprintConfig, LandmarkStream, Matcher, _running_max, landmarks
 from audio_classifier.resample import Resampler
-from audio_classifier.samples import SampleLibrary, read_audio
+from audio_classifier.samples import MIN_VOTES, SampleLibrary, read_audio
 from training.channel import gsm_round_trip
 
 ENROLLED = {
@@ -40,9 +40,11 @@ NOT_ENROLLED = [
 ]
 
 
-def speak(voice: str, text: str, speed: int = 175) -> np.ndarray:
+def speak(voice: str, text: str, speed: int = 175, pitch: int = 50) -> np.ndarray:
     wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+        capture_output=True,
+        check=True,
     ).stdout
     x, rate = sf.read(io.BytesIO(wav), dtype="float32")
     r = Resampler(rate, 8000)
@@ -423,7 +425,8 @@ def stream_claims(channel: FingerprintChannel, x: np.ndarray, block: int = 800) 
 
 def test_peak_agreement_tells_a_recording_from_other_audio():
     """A recording's constellation meets a coded, noisy copy of itself at its alignment,
-    and neither itself elsewhere nor other speech of the same voice."""
+    and neither itself elsewhere nor other speech of the same voice; the peaks its votes are
+    made of are left out."""
     from audio_classifier.fingerprint import landmark_peaks, peak_agreement
 
     config = FingerprintConfig()
@@ -438,15 +441,65 @@ def test_peak_agreement_tells_a_recording_from_other_audio():
     copy = call_peaks(over_gsm_and_pink_noise(french("ss-noservice"), 15.0, 0))
     start = int(round(1.0 / config.frame_s))  # the copy begins after 1 s of silence
     end = start + int(len(french("ss-noservice")) / config.hop)
-    assert peak_agreement(reference, reference, 0, 0, 10_000) == (1.0, len(reference))
-    assert peak_agreement(copy, reference, -start, 0, 10_000)[0] > 0.4
+    assert peak_agreement(reference, reference, 0, 0, 10_000) == (1.0, len(reference), 1.0)
+    assert peak_agreement(reference, reference, 0, 0, 10_000, voted=reference)[:2] == (0.0, 0)
+    assert peak_agreement(copy, reference, -start, 0, 10_000).fraction > 0.4
     for wrong in (-start - 20, -start + 31):
-        assert peak_agreement(copy, reference, wrong, 0, 10_000)[0] < 0.2
+        assert peak_agreement(copy, reference, wrong, 0, 10_000).fraction < 0.2
     other = call_peaks(over_gsm_and_pink_noise(french("please-try-call-later"), 15.0, 0))
-    assert max(peak_agreement(other, reference, -o, 0, 10_000)[0] for o in range(0, 120, 7)) < 0.2
+    assert max(peak_agreement(other, reference, -o, 0, 10_000).fraction for o in range(0, 120, 7)) < 0.2
     # only the reference peaks on the query frames asked about count
-    half, count = peak_agreement(copy, reference, -start, start, (start + end) // 2)
-    assert 0 < count < len(reference) and half > 0.4
+    half = peak_agreement(copy, reference, -start, start, (start + end) // 2)
+    assert 0 < half.count < len(reference) and half.fraction > 0.4 and 0.3 < half.heard < 0.7
+
+
+def test_confirms_needs_votes_peaks_the_whole_recording_and_its_ending():
+    """Each condition of a confirmation by peaks, at its boundary."""
+    from audio_classifier.channels import fingerprint as channel
+    from audio_classifier.fingerprint import Agreement
+
+    votes, peaks = channel.VERIFY_VOTES, channel.VERIFY_MIN_PEAKS
+    share, whole = channel.WHOLE_AGREEMENT, channel.WHOLE_RECORDING
+    end = Agreement(share, 5, 0.4)
+    assert channel.confirms(votes, Agreement(share, peaks, whole), end)
+    assert not channel.confirms(votes - 1, Agreement(share, peaks, whole), end)
+    assert not channel.confirms(votes, Agreement(share, peaks - 1, whole), end)
+    assert not channel.confirms(votes, Agreement(share - 0.01, peaks, whole), end)
+    assert not channel.confirms(votes, Agreement(1.0, peaks, whole - 0.01), end)  # not heard whole yet
+    assert not channel.confirms(10 * votes, Agreement(1.0, 3, 1.0), end)  # a share of a handful says nothing
+    differs = Agreement(share - 0.01, peaks, 0.4)  # an ending with peaks enough to tell, unlike
+    assert not channel.confirms(votes, Agreement(1.0, peaks, 1.0), differs)
+    few = Agreement(0.0, peaks - 1, 0.4)  # a short prompt's ending: too few peaks to tell
+    assert channel.confirms(votes, Agreement(1.0, peaks, 1.0), few)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_shared_opening_is_not_claimed_on_its_own_peaks(tmp_path, seed):
+    """A carrier's prompts share openings. Enrolled "Sorry, the number you dialed is not
+    answered at the moment", another voice variant saying "Sorry, the number you dialed is
+    a vacant number" under pink noise gathers 19-21 votes on the opening, and its peaks agree
+    there: the recording's ending, which differs, keeps it from being claimed (the shipped
+    library held this case: a vacant prompt taken for no_answer)."""
+    from training.channel import pink_noise
+
+    x = speak("en-us", "Sorry, the number you dialed is not answered at the moment", 157, pitch=44)
+    other = synth.g711_channel(
+        speak("en-us+m6", "Sorry, the number you dialed is a vacant number", 158, pitch=45), "alaw"
+    )
+    noise = pink_noise(len(other), np.random.default_rng(seed))
+    query = (other + noise * np.sqrt(np.mean(other**2) / np.mean(noise**2) / 10**2.5)).astype(np.float32)
+    with SampleLibrary(tmp_path / "samples.sqlite", create=True) as library:
+        library.add(x, label="no_answer", lang="en", carrier="test")
+        index, infos = library.load_index()
+        config = library.config
+    stream = FingerprintStream(index, infos, config, index.peaks(config))
+    claims, votes = [], 0
+    for i in range(0, len(query), 800):
+        claims += stream.process(query[i : i + 800], i)
+        votes = max(votes, stream._matcher.best_votes)
+    claims += stream.finish()
+    assert 8 <= votes < MIN_VOTES, votes  # the opening gathers votes, short of a match by votes
+    assert claims == [], claims
 
 
 def test_the_peaks_a_stream_keeps_do_not_depend_on_chunking():
@@ -472,7 +525,6 @@ def test_a_short_prompt_under_gsm_and_noise_is_claimed_on_its_own_peaks(french_c
     """A 0.94 s prompt through GSM under pink noise at 12 dB keeps 8-13 aligned votes, never
     the ``MIN_VOTES`` a match needs by votes alone; its own peaks confirm it."""
     from audio_classifier.channels import fingerprint as channel
-    from audio_classifier.samples import MIN_VOTES
 
     x = over_gsm_and_pink_noise(french("vm-goodbye"), 12.0, seed)
     claims, votes = stream_claims(french_channel, x)
@@ -481,12 +533,14 @@ def test_a_short_prompt_under_gsm_and_noise_is_claimed_on_its_own_peaks(french_c
     assert claims[0].detail["agreement"] >= channel.WHOLE_AGREEMENT
     assert claims[0].end_s < 1.0 + 0.94 + 0.5  # within half a second of the prompt's end
     monkeypatch.setattr(channel, "WHOLE_AGREEMENT", 1.01)
-    monkeypatch.setattr(channel, "VERIFIED_AGREEMENT", 1.01)
     assert stream_claims(french_channel, x)[0] == []
 
 
 @pytest.mark.parametrize("name", FRENCH_OTHERS)
 def test_prompts_of_the_same_voice_are_not_claimed_on_shared_peaks(french_channel, name):
+    """Other prompts of the enrolled voice, some with words in common: no claim. (They reach
+    only a few votes here; coincidences at ``VERIFY_VOTES`` and more come from the call-shaped
+    check set, docs/history.md.)"""
     for seed, snr_db in ((0, 12.0), (1, 30.0)):
         claims, _ = stream_claims(french_channel, over_gsm_and_pink_noise(french(name), snr_db, seed))
         assert claims == [], (name, claims)
@@ -546,24 +600,39 @@ def test_a_recording_whose_peaks_agree_is_pending_before_it_has_the_votes(french
 def test_a_short_prompt_heard_whole_is_claimed_at_a_lower_agreement(
     french_channel, seed, tmp_path, monkeypatch
 ):
-    """Through AMR-NB at 5.15 kbit/s a 0.94 s prompt keeps under half of its peaks (0.45-0.49):
-    short of ``VERIFIED_AGREEMENT``, but heard whole (``WHOLE_RECORDING``), where a shared
-    phrase cannot pass, it is claimed from ``WHOLE_AGREEMENT``."""
+    """Through AMR-NB at 5.15 kbit/s a 0.94 s prompt keeps few of its peaks; once it has been
+    heard whole (``WHOLE_RECORDING``), where a shared phrase cannot pass, ``WHOLE_AGREEMENT``
+    claims it, and not before."""
     from audio_classifier.channels import fingerprint as channel
     from training.channel import pink_noise
     from training.recode import amr_round_trip
 
-    sf.write(
-        tmp_path / "clean.wav",
-        np.concatenate([synth.silence(1.0), french("vm-goodbye"), synth.silence(1.0)]),
-        8000,
-    )
+    clean = np.concatenate([synth.silence(1.0), french("vm-goodbye"), synth.silence(1.0)])
+    sf.write(tmp_path / "clean.wav", clean, 8000)
     amr_round_trip(tmp_path / "clean.wav", tmp_path / "coded.wav", 1)
     coded = read_audio(tmp_path / "coded.wav")
     noise = pink_noise(len(coded), np.random.default_rng(seed))
     x = (coded + noise * np.sqrt(np.mean(coded**2) / np.mean(noise**2) / 100)).astype(np.float32)  # 20 dB
-    claims, _ = stream_claims(french_channel, x)
+    claims, votes = stream_claims(french_channel, x)
+    assert votes < MIN_VOTES
     assert claims and claims[0].label == "human"
-    assert channel.WHOLE_AGREEMENT <= claims[0].detail["agreement"] < channel.VERIFIED_AGREEMENT
+    assert claims[0].detail["heard"] >= channel.WHOLE_RECORDING
+    assert claims[0].detail["agreement"] >= channel.WHOLE_AGREEMENT
     monkeypatch.setattr(channel, "WHOLE_AGREEMENT", 1.01)
     assert stream_claims(french_channel, x)[0] == []
+
+
+def test_a_call_keeps_only_the_stretch_it_verifies_on(french_channel):
+    """A long call holds about ``VERIFY_SPAN_S`` of its peaks and landmarks, not all of them."""
+    from audio_classifier.channels import fingerprint as channel
+
+    stream = french_channel.open()
+    x = synth.speech_like(40.0, np.random.default_rng(3))
+    for i in range(0, len(x), 2000):
+        stream.process(x[i : i + 2000], i)
+    frame_s = french_channel._state[2].frame_s
+    peaks = np.concatenate(stream._heard) // 256
+    anchors = np.concatenate([t for _, t in stream._heard_landmarks])
+    assert (peaks.max() - peaks.min()) * frame_s < channel.VERIFY_SPAN_S + 1.0
+    assert (anchors.max() - anchors.min()) * frame_s < channel.VERIFY_SPAN_S + 1.5
+    assert peaks.max() * frame_s > 38.0

@@ -384,12 +384,13 @@ def test_the_commands_say_when_recordings_are_not_where_the_paths_point(batch, t
     review export and discover say so, and discover fails when it can read nothing."""
     out = batch[1]
     exported = run_cli("review", out, "--db", tmp_path / "r.sqlite", "--export", tmp_path / "x.csv")
-    assert exported.exit_code == 0
+    assert exported.exit_code == 0 and "no record has a verdict yet" in exported.output
     store = ReviewStore(tmp_path / "r.sqlite")
     first = store.page(Filters(), 0, 1)[1][0]
     store.correct(first["id"], first["label"], reviewer="ann")
     exported = run_cli("review", out, "--db", tmp_path / "r.sqlite", "--export", tmp_path / "x.csv")
     assert "relative paths were written as the output had them" in exported.output
+    assert "for a --manifest run, the manifest's folder" in exported.output
     found = run_cli("discover", out)
     assert found.exit_code == 1 and "could not be read" in found.output
     assert run_cli("discover", out, "--audio-root", batch[0]).exit_code == 0

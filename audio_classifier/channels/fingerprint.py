@@ -14,11 +14,13 @@ from ..audio import SAMPLE_RATE
 from ..evidence import Evidence
 from ..fingerprint import (
     PEAK_BIN_CODES,
+    Agreement,
     FingerprintConfig,
     Index,
     LandmarkStream,
     Matcher,
     peak_agreement,
+    voted_peaks,
 )
 from ..samples import CHANNEL, MIN_MARGIN, MIN_VOTES, SCORE_BY_VOTES, SampleInfo, SampleLibrary
 from .base import ChannelInfo
@@ -32,41 +34,48 @@ PENDING_AGREED_VOTES = 5
 at least ``PENDING_MIN_PEAKS``): a recording heard under a low-rate codec can take a second
 to gather ``VERIFY_VOTES``, and the model must not decide in that second."""
 PENDING_MIN_PEAKS = 4
-"""... of the recording's peaks on the stretch heard."""
-VERIFY_VOTES = 8
-"""Aligned votes from which a recording still short of ``MIN_VOTES`` is checked against
-its own constellation (``peak_agreement``): a short prompt under a low-rate codec and
-noise may never gather ``MIN_VOTES``, and a long one gathers them a second later."""
-VERIFIED_AGREEMENT = 0.5
-"""... and claimed when the call meets at least this fraction of the recording's peaks
-over the stretch heard. Speech, music and tones that are not the recording stay near
-chance (about 0.1; at most about 0.2 for unrelated audio, see ``peak_agreement``); a
-coincidental alignment of the same voice saying the same words can reach 0.5, and the
-margin over the rival recording is what tells those apart."""
-VERIFY_MIN_PEAKS = 12
-"""... over a stretch that holds at least this many of the recording's peaks (a fraction
-of a handful says nothing)."""
+"""... of the recording's peaks on the stretch heard, other than its votes' own."""
+VERIFY_VOTES = 6
+"""Aligned votes from which a recording still short of ``MIN_VOTES`` may be claimed on its
+own constellation (``fingerprint.peak_agreement``): a short prompt under a low-rate codec
+and noise may never gather ``MIN_VOTES``."""
 WHOLE_RECORDING = 0.8
-"""A recording counts as heard whole when the stretch holds this fraction of its peaks ..."""
-WHOLE_AGREEMENT = 0.3
-"""... and a recording heard whole is claimed from this agreement: a shared phrase cannot
-agree over the rest of the recording, and audio that is not the recording stays under 0.2,
-where a short prompt under a low-rate codec and noise keeps 0.3-0.5 of its peaks."""
+"""... once the stretch heard holds this share of its peaks: a recording heard whole. Not
+sooner: a carrier's prompts share openings ("the number you dialed is ..."), and an opening
+agrees with every recording that has it until the words differ."""
+WHOLE_AGREEMENT = 0.25
+"""... when the call meets at least this share of the recording's peaks on the stretch,
+beyond the peaks its votes are made of (those are met by construction), both over the
+whole recording and over its ending (``RECORDING_ENDING``). Audio that is not the recording
+stays under 0.2 at such an alignment."""
+RECORDING_ENDING = 0.4
+"""The ending is this last share of the recording's time: a prompt that only shares the
+recording's opening, however long, differs there."""
+VERIFY_MIN_PEAKS = 12
+"""... over at least this many of the recording's peaks (a share of a handful says nothing)."""
+VERIFIED_AGREEMENT = 0.35
+"""Agreement from which a recording's peaks are taken to agree while it is still being
+heard: it is then pending from ``PENDING_AGREED_VOTES``, and a rival whose peaks agree less
+than half as well does not hold it back. Audio that is not the recording stays under 0.2;
+the same voice saying the same words reaches about 0.25."""
+VERIFY_SPAN_S = 10.0
+"""The stretch is at most the last this many seconds of the call: the call's peaks and
+landmarks are kept that long, and a recording that has played longer has its votes."""
 
 
-def confirms(votes: int, fraction: float, count: int, size: int) -> bool:
+def confirms(votes: int, agreement: Agreement, ending: Agreement) -> bool:
     """Whether a recording's own peaks confirm an alignment that has *votes* aligned votes:
-    *fraction* of the *count* peaks of the recording (of *size* in all) on the stretch heard
-    are met (``peak_agreement``)."""
-    return votes >= VERIFY_VOTES and (
-        (fraction >= VERIFIED_AGREEMENT and count >= VERIFY_MIN_PEAKS)
-        or (count >= WHOLE_RECORDING * size and fraction >= WHOLE_AGREEMENT)
+    its *agreement* over the stretch heard and over the recording's *ending*, where the
+    ending holds enough peaks to tell (a short prompt's ending holds a handful)."""
+    return (
+        votes >= VERIFY_VOTES
+        and agreement.count >= VERIFY_MIN_PEAKS
+        and agreement.heard >= WHOLE_RECORDING
+        and agreement.fraction >= WHOLE_AGREEMENT
+        and (ending.count < VERIFY_MIN_PEAKS or ending.fraction >= WHOLE_AGREEMENT)
     )
 
 
-VERIFY_SPAN_S = 10.0
-"""The stretch is at most the last this many seconds of the call: the call's peaks are kept
-that long (a few kB per second), and a recording that has played longer has its votes."""
 HOLDING_VOTES = 3
 """Recent aligned votes (over the last second) that show a matched recording is still
 playing: its claim's span then extends to the present."""
@@ -113,10 +122,12 @@ class FingerprintChannel:
 class FingerprintStream:
     """One call's landmarks and votes against the library.
 
-    A match is claimed once it has ``MIN_VOTES``, or ``VERIFY_VOTES`` and the recording's
-    own peaks confirm the alignment (``VERIFIED_AGREEMENT``); its claim is reported again,
+    A match is claimed once it has ``MIN_VOTES``, or ``VERIFY_VOTES`` and, heard whole, the
+    recording's own peaks confirm the alignment (``confirms``); its claim is reported again,
     with its span reaching the present, while the recording is still heard
-    (``HOLDING_VOTES``). Before that, a recording gathering votes is ``pending``."""
+    (``HOLDING_VOTES``). Before that, a recording gathering votes is ``pending``. A rival of
+    another label holds a match back by ``MIN_MARGIN`` unless its own peaks agree less than
+    half as well."""
 
     info = INFO
 
@@ -131,8 +142,9 @@ class FingerprintStream:
         self._config = config
         self._sample_peaks = peaks  # each recording's constellation (``Index.peaks``)
         self._heard: list[np.ndarray] = []  # the call's peaks of recent pushes (codes)
+        self._heard_landmarks: list[tuple[np.ndarray, np.ndarray]] = []  # ... and its landmarks
         self._span_frames = int(VERIFY_SPAN_S / config.frame_s)
-        self._confirmed: tuple[int, int, float, int] | None = None  # (sample, offset, fraction, count)
+        self._confirmed: tuple[int, int, Agreement] | None = None  # (sample, offset, agreement)
         self._labels = {sample_id: info.label for sample_id, info in infos.items()}
         self._landmarks = LandmarkStream(config, keep_peaks=True)
         self._matcher = Matcher(index)
@@ -158,26 +170,47 @@ class FingerprintStream:
         peaks = self._landmarks.take_peaks()
         if len(peaks):
             self._heard.append(peaks)
-        horizon = (self._landmarks.checked - self._span_frames) * PEAK_BIN_CODES
-        while self._heard and self._heard[0][-1] < horizon:
+        if len(hashes):
+            self._heard_landmarks.append((hashes, times))
+        # the stretch starts span + 1 frames back; a peak one frame before it can still meet
+        horizon = self._landmarks.checked - self._span_frames - 2
+        while self._heard and self._heard[0][-1] < horizon * PEAK_BIN_CODES:
             self._heard.pop(0)
+        while self._heard_landmarks and self._heard_landmarks[0][1].max() < horizon - self._config.max_dt:
+            self._heard_landmarks.pop(0)
 
-    def _agreement(self, sample_id: int, offset: int, votes: int) -> tuple[float, int, bool]:
-        """``peak_agreement`` of the call's recent peaks with a recording at an offset, and
-        whether it ``confirms`` the alignment (kept once it does: votes only grow)."""
+    def _agreement(self, sample_id: int, offset: int, votes: int) -> tuple[Agreement, bool]:
+        """``peak_agreement`` of the call's recent peaks with a recording at an offset, less
+        its votes' own peaks, and whether it ``confirms`` the alignment (kept once it does:
+        votes only grow)."""
         kept = self._confirmed
         if kept is not None and kept[:2] == (sample_id, offset):
-            return kept[2], kept[3], True
+            return kept[2], True
         reference = self._sample_peaks.get(sample_id)
-        if reference is None or not self._heard:
-            return 0.0, 0, False
+        if reference is None or not self._heard or not self._heard_landmarks:
+            return Agreement(0.0, 0, 0.0), False
         query = np.concatenate(self._heard)  # in order: each push's peaks follow the last's
+        hashes = np.concatenate([h for h, _ in self._heard_landmarks])
+        times = np.concatenate([t for _, t in self._heard_landmarks])
+        voted = voted_peaks(self._matcher.index, hashes, times, sample_id, offset, self._config)
         last = self._landmarks.checked - 1
-        fraction, count = peak_agreement(query, reference, offset, max(0, last - self._span_frames), last)
-        confirmed = confirms(votes, fraction, count, len(reference))
+        first = max(0, last - self._span_frames)
+        agreement = peak_agreement(query, reference, offset, first, last, voted)
+        start, end = reference[0] // PEAK_BIN_CODES, reference[-1] // PEAK_BIN_CODES
+        ending_from = int(end - RECORDING_ENDING * (end - start)) - offset  # in the call's frames
+        ending = peak_agreement(query, reference, offset, max(first, ending_from), last, voted)
+        confirmed = confirms(votes, agreement, ending)
         if confirmed:
-            self._confirmed = (sample_id, offset, fraction, count)
-        return fraction, count, confirmed
+            self._confirmed = (sample_id, offset, agreement)
+        return agreement, confirmed
+
+    def _rival_disagrees(self, rival: tuple[int, int] | None, fraction: float) -> bool:
+        """Whether the rival recording's own peaks at its offset agree less than half as
+        well as the best's (*fraction*): its votes are then a coincidence, however many."""
+        if rival is None:
+            return False
+        agreement, _ = self._agreement(*rival, 0)
+        return agreement.count >= PENDING_MIN_PEAKS and agreement.fraction < fraction / 2
 
     def heard(self) -> None:
         return None
@@ -196,17 +229,20 @@ class FingerprintStream:
         sample_id, offset, votes = best.sample_id, best.offset, best.votes
         info = self._infos[sample_id]
         start_s = round(max(0.0, -offset * self._frame_s), 3)
-        fraction, count, verified = (
-            self._agreement(sample_id, offset, votes) if votes < MIN_VOTES else (0.0, 0, False)
-        )
-        agreed = fraction >= VERIFIED_AGREEMENT
+        kept = self._confirmed is not None and self._confirmed[:2] == (sample_id, offset)
+        if votes < MIN_VOTES and (best.recent_votes or kept):  # verified while it is heard
+            agreement, verified = self._agreement(sample_id, offset, votes)
+        else:
+            agreement, verified = Agreement(0.0, 0, 0.0), False
+        fraction = agreement.fraction
+        agreed = verified or (fraction >= VERIFIED_AGREEMENT and agreement.count >= PENDING_MIN_PEAKS)
         if best.recent_votes < MIN_MARGIN * best.recent_rival_votes and not (
-            agreed and best.rival is not None and self._agreement(*best.rival, 0)[0] < VERIFIED_AGREEMENT
-        ):  # a rival whose own peaks do not agree is a coincidence, however many its votes
+            agreed and self._rival_disagrees(best.rival, fraction)
+        ):
             self._pending = None
             return []
         if votes < MIN_VOTES and not verified:
-            if votes < PENDING_VOTES and not (agreed and count >= PENDING_MIN_PEAKS):
+            if votes < PENDING_VOTES and not agreed:
                 self._pending = None
                 return []
             if self._pending is None or self._pending.detail["sample_id"] != sample_id:
@@ -216,6 +252,7 @@ class FingerprintStream:
                 )
             return []
         self._pending = None
+        # confirmed by its peaks over the whole recording: as sure as MIN_VOTES (the first step)
         score = max((s for v, s in SCORE_BY_VOTES if votes >= v), default=SCORE_BY_VOTES[0][1])
         if self._reported == (sample_id, score) and (now_s is None or best.recent_votes < HOLDING_VOTES):
             return []  # nothing new: the same match, no longer heard
@@ -236,7 +273,15 @@ class FingerprintStream:
                     "votes": votes,
                     "recent_votes": best.recent_votes,
                     "recent_rival_votes": best.recent_rival_votes,
-                    **({"agreement": round(fraction, 3), "agreement_peaks": count} if verified else {}),
+                    **(
+                        {
+                            "agreement": round(fraction, 3),
+                            "agreement_peaks": agreement.count,
+                            "heard": round(float(agreement.heard), 3),
+                        }
+                        if verified
+                        else {}
+                    ),
                 },
             )
         ]

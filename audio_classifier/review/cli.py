@@ -53,13 +53,17 @@ def review_settings(
     return settings
 
 
+WHERE_PATHS_START = "the folder classify ran in (for a --manifest run, the manifest's folder)"
+"""Where relative paths in an output start from: classify reads a manifest's relative paths
+from the manifest's folder, and any other relative path from the folder it ran in."""
+
 AUDIO_CHECK_RECORDS = 200
 """Records whose audio is looked for at start-up (a sample: the check must not take long)."""
 
 
 def _say_what_plays(settings) -> None:
     """Warn when the page will not find the recordings: relative paths are as classify saw
-    them, from the folder it ran in, which ``--audio-root`` must name."""
+    them (``WHERE_PATHS_START``), which ``--audio-root`` must name."""
     from .app import audio_file
 
     paths = list(settings.store.paths().values())[:AUDIO_CHECK_RECORDS]
@@ -68,7 +72,7 @@ def _say_what_plays(settings) -> None:
         where = f"under --audio-root {settings.audio_root}" if settings.audio_root else "from this folder"
         click.echo(
             f"note: {len(paths) - found} of the first {len(paths)} recordings are not found {where}; "
-            "relative paths are as classify saw them: give --audio-root the folder classify ran in",
+            f"relative paths are as classify saw them: give --audio-root {WHERE_PATHS_START}",
             err=True,
         )
 
@@ -159,10 +163,12 @@ def review(
         except (AudioClassifierError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{rows} reviewed records written to {export_to}", err=True)
+        if not rows:
+            click.echo("note: no record has a verdict yet: the file holds only its header", err=True)
         if not audio_root and any(not Path(path).is_absolute() for path, _, _ in store.labelled()):
             click.echo(
-                "note: relative paths were written as the output had them; give --audio-root (the "
-                "folder classify ran in) to write them absolute, for evaluate to find from anywhere",
+                "note: relative paths were written as the output had them; give --audio-root "
+                f"({WHERE_PATHS_START}) to write them absolute, for evaluate to find from anywhere",
                 err=True,
             )
         return
@@ -226,7 +232,7 @@ def discover(output: str, audio_root: str | None, out_path: str | None) -> None:
     if unreadable:
         click.echo(
             f"note: {unreadable} of {len(records)} recordings could not be read; relative paths are as "
-            "classify saw them: give --audio-root the folder classify ran in",
+            f"classify saw them: give --audio-root {WHERE_PATHS_START}",
             err=True,
         )
     grouped = sum(g["size"] for g in report["groups"])
