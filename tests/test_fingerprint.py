@@ -453,24 +453,96 @@ def test_peak_agreement_tells_a_recording_from_other_audio():
     assert 0 < half.count < len(reference) and half.fraction > 0.4 and 0.3 < half.heard < 0.7
 
 
-def test_confirms_needs_votes_peaks_the_whole_recording_and_its_ending():
+def test_confirms_needs_votes_peaks_the_whole_recording_and_both_its_ends():
     """Each condition of a confirmation by peaks, at its boundary."""
     from audio_classifier.channels import fingerprint as channel
     from audio_classifier.fingerprint import Agreement
 
     votes, peaks = channel.VERIFY_VOTES, channel.VERIFY_MIN_PEAKS
     share, whole = channel.WHOLE_AGREEMENT, channel.WHOLE_RECORDING
-    end = Agreement(share, 5, 0.4)
-    assert channel.confirms(votes, Agreement(share, peaks, whole), end)
-    assert not channel.confirms(votes - 1, Agreement(share, peaks, whole), end)
-    assert not channel.confirms(votes, Agreement(share, peaks - 1, whole), end)
-    assert not channel.confirms(votes, Agreement(share - 0.01, peaks, whole), end)
-    assert not channel.confirms(votes, Agreement(1.0, peaks, whole - 0.01), end)  # not heard whole yet
-    assert not channel.confirms(10 * votes, Agreement(1.0, 3, 1.0), end)  # a share of a handful says nothing
-    differs = Agreement(share - 0.01, peaks, 0.4)  # an ending with peaks enough to tell, unlike
-    assert not channel.confirms(votes, Agreement(1.0, peaks, 1.0), differs)
-    few = Agreement(0.0, peaks - 1, 0.4)  # a short prompt's ending: too few peaks to tell
-    assert channel.confirms(votes, Agreement(1.0, peaks, 1.0), few)
+    good = Agreement(share, peaks, 0.4)
+    ends = (good, good)
+    assert channel.confirms(votes, Agreement(share, peaks, whole), ends)
+    assert not channel.confirms(votes - 1, Agreement(share, peaks, whole), ends)
+    assert not channel.confirms(votes, Agreement(share, peaks - 1, whole), ends)
+    assert not channel.confirms(votes, Agreement(share - 0.01, peaks, whole), ends)
+    assert not channel.confirms(votes, Agreement(1.0, peaks, whole - 0.01), ends)  # not heard whole yet
+    assert not channel.confirms(10 * votes, Agreement(1.0, 3, 1.0), ends)  # a share of a handful says nothing
+    assert not channel.confirms(votes, Agreement(1.0, peaks, 1.0), None)  # its end not reached yet
+    unlike = Agreement(share - 0.01, peaks, 0.4)  # an end with peaks enough to tell, and unlike
+    assert not channel.confirms(votes, Agreement(1.0, peaks, 1.0), (unlike, good))
+    assert not channel.confirms(votes, Agreement(1.0, peaks, 1.0), (good, unlike))
+    few = Agreement(0.0, peaks - 1, 0.4)  # a short prompt's end: too few peaks to tell
+    assert channel.confirms(votes, Agreement(1.0, peaks, 1.0), (few, few))
+
+
+def _claims_below_min_votes(
+    tmp_path, enrolled: np.ndarray, label: str, query: np.ndarray
+) -> tuple[list, int]:
+    """Claims and the most aligned votes of *query* against a library of *enrolled* alone."""
+    with SampleLibrary(tmp_path / "samples.sqlite", create=True) as library:
+        library.add(enrolled, label=label, lang="en", carrier="test")
+        index, infos = library.load_index()
+        config = library.config
+    stream = FingerprintStream(index, infos, config, index.peaks(config))
+    claims, votes = [], 0
+    for i in range(0, len(query), 800):
+        claims += stream.process(query[i : i + 800], i)
+        votes = max(votes, stream._matcher.best_votes)
+    return claims + stream.finish(), votes
+
+
+def _under_pink_noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    from training.channel import pink_noise
+
+    y = synth.g711_channel(x, "alaw")
+    noise = pink_noise(len(y), np.random.default_rng(seed))
+    return (y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_shared_closing_is_not_claimed_on_its_own_peaks(tmp_path, seed):
+    """Carriers splice closings too ("please check the number and dial again"): another
+    prompt that ends the same way gathers votes and agreeing peaks over half the recording,
+    and its different opening keeps it from being claimed."""
+    enrolled = speak("en-us", "We are sorry. Please check the number and dial again.", 160, pitch=44)
+    other = speak(
+        "en-us+m6",
+        "The number you have reached is disconnected. Please check the number and dial again.",
+        160,
+        pitch=45,
+    )
+    claims, votes = _claims_below_min_votes(
+        tmp_path, enrolled, "vacant", _under_pink_noise(other, 15.0, seed)
+    )
+    assert votes >= channel_votes(), votes
+    assert claims == [], claims
+
+
+def test_a_recording_is_not_claimed_before_its_end_is_heard(tmp_path):
+    """A recording whose peaks bunch early (a pause, then a short tail) counts as heard
+    whole before its ending has played: a prompt sharing only its opening must still not be
+    claimed there."""
+    enrolled = np.concatenate(
+        [
+            speak("en-us", "Sorry, the number you dialed is not answered at the moment", 157, pitch=44),
+            synth.silence(1.5),
+            speak("en-us", "Thank you.", 157, pitch=44),
+        ]
+    )
+    other = speak("en-us+m6", "Sorry, the number you dialed is a vacant number", 158, pitch=45)
+    for seed in (0, 1):
+        claims, votes = _claims_below_min_votes(
+            tmp_path / str(seed), enrolled, "no_answer", _under_pink_noise(other, 25.0, seed)
+        )
+        assert votes >= channel_votes(), votes
+        assert claims == [], claims
+
+
+def channel_votes() -> int:
+    from audio_classifier.channels.fingerprint import VERIFY_VOTES
+
+    return VERIFY_VOTES
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -480,24 +552,9 @@ def test_a_shared_opening_is_not_claimed_on_its_own_peaks(tmp_path, seed):
     a vacant number" under pink noise gathers 19-21 votes on the opening, and its peaks agree
     there: the recording's ending, which differs, keeps it from being claimed (the shipped
     library held this case: a vacant prompt taken for no_answer)."""
-    from training.channel import pink_noise
-
     x = speak("en-us", "Sorry, the number you dialed is not answered at the moment", 157, pitch=44)
-    other = synth.g711_channel(
-        speak("en-us+m6", "Sorry, the number you dialed is a vacant number", 158, pitch=45), "alaw"
-    )
-    noise = pink_noise(len(other), np.random.default_rng(seed))
-    query = (other + noise * np.sqrt(np.mean(other**2) / np.mean(noise**2) / 10**2.5)).astype(np.float32)
-    with SampleLibrary(tmp_path / "samples.sqlite", create=True) as library:
-        library.add(x, label="no_answer", lang="en", carrier="test")
-        index, infos = library.load_index()
-        config = library.config
-    stream = FingerprintStream(index, infos, config, index.peaks(config))
-    claims, votes = [], 0
-    for i in range(0, len(query), 800):
-        claims += stream.process(query[i : i + 800], i)
-        votes = max(votes, stream._matcher.best_votes)
-    claims += stream.finish()
+    other = speak("en-us+m6", "Sorry, the number you dialed is a vacant number", 158, pitch=45)
+    claims, votes = _claims_below_min_votes(tmp_path, x, "no_answer", _under_pink_noise(other, 25.0, seed))
     assert 8 <= votes < MIN_VOTES, votes  # the opening gathers votes, short of a match by votes
     assert claims == [], claims
 

@@ -43,14 +43,14 @@ def _signals() -> dict[str, np.ndarray]:
         np.concatenate([ringback, synth.sit("vc"), _read(REAL_PROMPT)]), 20.0, rng, reference=0.01
     )
     # over 10 s of other audio first (the fingerprint channel keeps 10 s of the call), two short
-    # enrolled prompts of two labels, each through GSM under pink noise at 12 dB: matched by
+    # enrolled prompts of two labels, each through GSM under pink noise at 10 dB: matched by
     # their own peaks, below MIN_VOTES
     from training.channel import gsm_round_trip, pink_noise
 
     def coded(x: np.ndarray) -> np.ndarray:
         y = gsm_round_trip(np.concatenate([synth.silence(1.0), x, synth.silence(1.0)]))
         noise = pink_noise(len(y), rng)
-        return (y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10**1.2)).astype(np.float32)
+        return (y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10**1.0)).astype(np.float32)
 
     lead = synth.add_noise(
         np.concatenate([synth.speech_like(6.0, rng), synth.cadenced(synth.spec("CN", "ringback"), 5.0)]),

@@ -45,12 +45,13 @@ sooner: a carrier's prompts share openings ("the number you dialed is ..."), and
 agrees with every recording that has it until the words differ."""
 WHOLE_AGREEMENT = 0.25
 """... when the call meets at least this share of the recording's peaks on the stretch,
-beyond the peaks its votes are made of (those are met by construction), both over the
-whole recording and over its ending (``RECORDING_ENDING``). Audio that is not the recording
-stays under 0.2 at such an alignment."""
-RECORDING_ENDING = 0.4
-"""The ending is this last share of the recording's time: a prompt that only shares the
-recording's opening, however long, differs there."""
+beyond the peaks its votes are made of (those are met by construction), over the whole
+recording and over each of its two ends (``RECORDING_END``). Audio that is not the
+recording stays under 0.2 at such an alignment."""
+RECORDING_END = 0.4
+"""Each end of a recording is this share of its time: a prompt that shares only a phrase
+with the recording (a spliced opening, or a closing such as "please check the number and
+dial again") differs at one end or the other."""
 VERIFY_MIN_PEAKS = 12
 """... over at least this many of the recording's peaks (a share of a handful says nothing)."""
 VERIFIED_AGREEMENT = 0.35
@@ -63,16 +64,18 @@ VERIFY_SPAN_S = 10.0
 landmarks are kept that long, and a recording that has played longer has its votes."""
 
 
-def confirms(votes: int, agreement: Agreement, ending: Agreement) -> bool:
+def confirms(votes: int, agreement: Agreement, ends: tuple[Agreement, Agreement] | None) -> bool:
     """Whether a recording's own peaks confirm an alignment that has *votes* aligned votes:
-    its *agreement* over the stretch heard and over the recording's *ending*, where the
-    ending holds enough peaks to tell (a short prompt's ending holds a handful)."""
+    its *agreement* over the stretch heard and over each of the recording's *ends* (``None``
+    while the call has not reached the recording's end), where an end holds enough peaks to
+    tell (a short prompt's hold a handful)."""
     return (
-        votes >= VERIFY_VOTES
+        ends is not None
+        and votes >= VERIFY_VOTES
         and agreement.count >= VERIFY_MIN_PEAKS
         and agreement.heard >= WHOLE_RECORDING
         and agreement.fraction >= WHOLE_AGREEMENT
-        and (ending.count < VERIFY_MIN_PEAKS or ending.fraction >= WHOLE_AGREEMENT)
+        and all(end.count < VERIFY_MIN_PEAKS or end.fraction >= WHOLE_AGREEMENT for end in ends)
     )
 
 
@@ -197,9 +200,14 @@ class FingerprintStream:
         first = max(0, last - self._span_frames)
         agreement = peak_agreement(query, reference, offset, first, last, voted)
         start, end = reference[0] // PEAK_BIN_CODES, reference[-1] // PEAK_BIN_CODES
-        ending_from = int(end - RECORDING_ENDING * (end - start)) - offset  # in the call's frames
-        ending = peak_agreement(query, reference, offset, max(first, ending_from), last, voted)
-        confirmed = confirms(votes, agreement, ending)
+        ends = None  # until the call has reached the recording's end: the words may differ there
+        if last + offset >= end:
+            length = RECORDING_END * (end - start)  # in the call's frames below
+            ends = (
+                peak_agreement(query, reference, offset, first, int(start + length) - offset, voted),
+                peak_agreement(query, reference, offset, max(first, int(end - length) - offset), last, voted),
+            )
+        confirmed = confirms(votes, agreement, ends)
         if confirmed:
             self._confirmed = (sample_id, offset, agreement)
         return agreement, confirmed
@@ -210,7 +218,7 @@ class FingerprintStream:
         if rival is None:
             return False
         agreement, _ = self._agreement(*rival, 0)
-        return agreement.count >= PENDING_MIN_PEAKS and agreement.fraction < fraction / 2
+        return agreement.count >= VERIFY_MIN_PEAKS and agreement.fraction < fraction / 2
 
     def heard(self) -> None:
         return None
