@@ -291,18 +291,22 @@ class LandmarkStream:
         return np.concatenate(hashes), np.concatenate(times)
 
 
-def landmark_peaks(hashes: np.ndarray, times: np.ndarray, config: FingerprintConfig) -> np.ndarray:
-    """The peaks a set of landmarks was made from (anchors and targets), as sorted unique
-    codes ``frame * PEAK_BIN_CODES + bin``. A library keeps only landmarks; this recovers
-    the constellation of a recording from them, and the same of a call's landmarks."""
+def _peak_codes(hashes: np.ndarray, times: np.ndarray, config: FingerprintConfig) -> np.ndarray:
+    """``hash_landmark`` undone: each landmark's anchor, then each one's target, as codes
+    ``frame * PEAK_BIN_CODES + bin`` (unsorted, a peak once per landmark it is in)."""
     h = np.asarray(hashes, dtype=np.uint32)
     t = np.asarray(times, dtype=np.int64)
     anchor_bin = ((h >> 13) & 0xFF).astype(np.int64)
     df = ((h >> 6) & 0x7F).astype(np.int64) - (config.max_df + 1)
     dt = (h & 0x3F).astype(np.int64)
-    return np.unique(
-        np.concatenate([t * PEAK_BIN_CODES + anchor_bin, (t + dt) * PEAK_BIN_CODES + anchor_bin + df])
-    )
+    return np.concatenate([t * PEAK_BIN_CODES + anchor_bin, (t + dt) * PEAK_BIN_CODES + anchor_bin + df])
+
+
+def landmark_peaks(hashes: np.ndarray, times: np.ndarray, config: FingerprintConfig) -> np.ndarray:
+    """The peaks a set of landmarks was made from (anchors and targets), as sorted unique
+    codes ``frame * PEAK_BIN_CODES + bin``. A library keeps only landmarks; this recovers
+    the constellation of a recording from them, and the same of a call's landmarks."""
+    return np.unique(_peak_codes(hashes, times, config))
 
 
 _NEAR = np.array([df * PEAK_BIN_CODES + db for df in (-1, 0, 1) for db in (-1, 0, 1)], dtype=np.int64)
@@ -355,7 +359,7 @@ def peak_agreement(
 
 
 def voted_peaks(
-    index: Index,
+    hits: tuple[np.ndarray, np.ndarray, np.ndarray],
     hashes: np.ndarray,
     times: np.ndarray,
     sample_id: int,
@@ -364,8 +368,8 @@ def voted_peaks(
 ) -> np.ndarray:
     """The reference peaks (codes) of the landmarks among *hashes* / *times* (a call's) that
     vote for *sample_id* at *offset* (within ``OFFSET_TOLERANCE``), at their place in the
-    recording."""
-    ids, offsets, query = index.lookup_with_query(hashes, times)
+    recording; *hits* is ``Index.lookup_with_query`` of those landmarks."""
+    ids, offsets, query = hits
     mine = (ids == sample_id) & (np.abs(offsets - offset) <= OFFSET_TOLERANCE)
     return landmark_peaks(hashes[query[mine]], times[query[mine]] + offsets[mine], config)
 
@@ -410,13 +414,8 @@ class Index:
     def peaks(self, config: FingerprintConfig) -> dict[int, np.ndarray]:
         """Each recording's constellation (``landmark_peaks``), by sample id: one sort over
         the whole index, not one per recording."""
-        h, t = self.hashes, self.times.astype(np.int64)
-        anchor_bin = ((h >> 13) & 0xFF).astype(np.int64)
-        df = ((h >> 6) & 0x7F).astype(np.int64) - (config.max_df + 1)
-        dt = (h & 0x3F).astype(np.int64)
-        ids = np.concatenate([self.sample_ids, self.sample_ids]).astype(np.int64)
-        codes = np.concatenate([t * PEAK_BIN_CODES + anchor_bin, (t + dt) * PEAK_BIN_CODES + anchor_bin + df])
-        keyed = np.unique((ids << SAMPLE_KEY_SHIFT) | codes)
+        ids = np.concatenate([self.sample_ids, self.sample_ids]).astype(np.int64)  # anchors, then targets
+        keyed = np.unique((ids << SAMPLE_KEY_SHIFT) | _peak_codes(self.hashes, self.times, config))
         owner = keyed >> SAMPLE_KEY_SHIFT
         bounds = np.flatnonzero(np.diff(owner)) + 1
         return {

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from audio_classifier import Classifier, ClassifierConfig, synth
-from audio_classifier.channels.fingerprint import FingerprintChannel, FingerprintStream
+from audio_classifier.channels.fingerprint import VERIFY_VOTES, FingerprintChannel, FingerprintStream
 from audio_classifier.errors import ConfigError, ModelError
 from audio_classifier.fingerprint import FingerprintConfig, LandmarkStream, Matcher, _running_max, landmarks
 from audio_classifier.resample import Resampler
@@ -394,14 +394,19 @@ def french(name: str) -> np.ndarray:
     return read_audio(FRENCH + name + ".wav")
 
 
-def over_gsm_and_pink_noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    """*x* between 1 s of silence, through GSM, under pink noise at *snr_db*."""
+def under_pink_noise(y: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """*y* under pink noise at *snr_db* (of *y*'s own power)."""
     from training.channel import pink_noise
 
-    y = gsm_round_trip(np.concatenate([synth.silence(1.0), x, synth.silence(1.0)]))
     noise = pink_noise(len(y), np.random.default_rng(seed))
-    noise *= np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
-    return (y + noise).astype(np.float32)
+    return (y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+def over_gsm_and_pink_noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """*x* between 1 s of silence, through GSM, under pink noise at *snr_db*."""
+    return under_pink_noise(
+        gsm_round_trip(np.concatenate([synth.silence(1.0), x, synth.silence(1.0)])), snr_db, seed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -492,14 +497,6 @@ def _claims_below_min_votes(
     return claims + stream.finish(), votes
 
 
-def _under_pink_noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    from training.channel import pink_noise
-
-    y = synth.g711_channel(x, "alaw")
-    noise = pink_noise(len(y), np.random.default_rng(seed))
-    return (y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr_db / 10))).astype(np.float32)
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_shared_closing_is_not_claimed_on_its_own_peaks(tmp_path, seed):
     """Carriers splice closings too ("please check the number and dial again"): another
@@ -513,9 +510,9 @@ def test_a_shared_closing_is_not_claimed_on_its_own_peaks(tmp_path, seed):
         pitch=45,
     )
     claims, votes = _claims_below_min_votes(
-        tmp_path, enrolled, "vacant", _under_pink_noise(other, 15.0, seed)
+        tmp_path, enrolled, "vacant", under_pink_noise(synth.g711_channel(other, "alaw"), 15.0, seed)
     )
-    assert votes >= channel_votes(), votes
+    assert votes >= VERIFY_VOTES, votes
     assert claims == [], claims
 
 
@@ -533,16 +530,13 @@ def test_a_recording_is_not_claimed_before_its_end_is_heard(tmp_path):
     other = speak("en-us+m6", "Sorry, the number you dialed is a vacant number", 158, pitch=45)
     for seed in (0, 1):
         claims, votes = _claims_below_min_votes(
-            tmp_path / str(seed), enrolled, "no_answer", _under_pink_noise(other, 25.0, seed)
+            tmp_path / str(seed),
+            enrolled,
+            "no_answer",
+            under_pink_noise(synth.g711_channel(other, "alaw"), 25.0, seed),
         )
-        assert votes >= channel_votes(), votes
+        assert votes >= VERIFY_VOTES, votes
         assert claims == [], claims
-
-
-def channel_votes() -> int:
-    from audio_classifier.channels.fingerprint import VERIFY_VOTES
-
-    return VERIFY_VOTES
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -554,7 +548,9 @@ def test_a_shared_opening_is_not_claimed_on_its_own_peaks(tmp_path, seed):
     library held this case: a vacant prompt taken for no_answer)."""
     x = speak("en-us", "Sorry, the number you dialed is not answered at the moment", 157, pitch=44)
     other = speak("en-us+m6", "Sorry, the number you dialed is a vacant number", 158, pitch=45)
-    claims, votes = _claims_below_min_votes(tmp_path, x, "no_answer", _under_pink_noise(other, 25.0, seed))
+    claims, votes = _claims_below_min_votes(
+        tmp_path, x, "no_answer", under_pink_noise(synth.g711_channel(other, "alaw"), 25.0, seed)
+    )
     assert 8 <= votes < MIN_VOTES, votes  # the opening gathers votes, short of a match by votes
     assert claims == [], claims
 
@@ -661,15 +657,13 @@ def test_a_short_prompt_heard_whole_is_claimed_at_a_lower_agreement(
     heard whole (``WHOLE_RECORDING``), where a shared phrase cannot pass, ``WHOLE_AGREEMENT``
     claims it, and not before."""
     from audio_classifier.channels import fingerprint as channel
-    from training.channel import pink_noise
     from training.recode import amr_round_trip
 
     clean = np.concatenate([synth.silence(1.0), french("vm-goodbye"), synth.silence(1.0)])
     sf.write(tmp_path / "clean.wav", clean, 8000)
     amr_round_trip(tmp_path / "clean.wav", tmp_path / "coded.wav", 1)
     coded = read_audio(tmp_path / "coded.wav")
-    noise = pink_noise(len(coded), np.random.default_rng(seed))
-    x = (coded + noise * np.sqrt(np.mean(coded**2) / np.mean(noise**2) / 100)).astype(np.float32)  # 20 dB
+    x = under_pink_noise(coded, 20.0, seed)
     claims, votes = stream_claims(french_channel, x)
     assert votes < MIN_VOTES
     assert claims and claims[0].label == "human"

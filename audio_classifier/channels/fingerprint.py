@@ -48,12 +48,12 @@ WHOLE_AGREEMENT = 0.25
 beyond the peaks its votes are made of (those are met by construction), over the whole
 recording and over each of its two ends (``RECORDING_END``). Audio that is not the
 recording stays under 0.2 at such an alignment."""
+VERIFY_MIN_PEAKS = 12
+"""... over at least this many of the recording's peaks (a share of a handful says nothing)."""
 RECORDING_END = 0.4
 """Each end of a recording is this share of its time: a prompt that shares only a phrase
 with the recording (a spliced opening, or a closing such as "please check the number and
 dial again") differs at one end or the other."""
-VERIFY_MIN_PEAKS = 12
-"""... over at least this many of the recording's peaks (a share of a handful says nothing)."""
 VERIFIED_AGREEMENT = 0.35
 """Agreement from which a recording's peaks are taken to agree while it is still being
 heard: it is then pending from ``PENDING_AGREED_VOTES``, and a rival whose peaks agree less
@@ -148,6 +148,8 @@ class FingerprintStream:
         self._heard_landmarks: list[tuple[np.ndarray, np.ndarray]] = []  # ... and its landmarks
         self._span_frames = int(VERIFY_SPAN_S / config.frame_s)
         self._confirmed: tuple[int, int, Agreement] | None = None  # (sample, offset, agreement)
+        # (peaks, landmark hashes, anchor frames, their index hits) of the stretch, once per push
+        self._recent: tuple[np.ndarray, np.ndarray, np.ndarray, tuple] | None = None
         self._labels = {sample_id: info.label for sample_id, info in infos.items()}
         self._landmarks = LandmarkStream(config, keep_peaks=True)
         self._matcher = Matcher(index)
@@ -170,6 +172,7 @@ class FingerprintStream:
 
     def _add(self, hashes: np.ndarray, times: np.ndarray) -> None:
         self._matcher.add(hashes, times)
+        self._recent = None
         peaks = self._landmarks.take_peaks()
         if len(peaks):
             self._heard.append(peaks)
@@ -182,20 +185,32 @@ class FingerprintStream:
         while self._heard_landmarks and self._heard_landmarks[0][1].max() < horizon - self._config.max_dt:
             self._heard_landmarks.pop(0)
 
+    def _confirmed_at(self, sample_id: int, offset: int) -> Agreement | None:
+        """The agreement that confirmed this alignment, if one did (votes only grow: it stays)."""
+        kept = self._confirmed
+        return kept[2] if kept is not None and kept[:2] == (sample_id, offset) else None
+
+    def _stretch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+        """The call's peaks and landmarks on the stretch, and the landmarks' index hits: made
+        once per push, whichever recordings are verified against them."""
+        if self._recent is None:
+            hashes = np.concatenate([h for h, _ in self._heard_landmarks])
+            times = np.concatenate([t for _, t in self._heard_landmarks])
+            query = np.concatenate(self._heard)  # in order: each push's peaks follow the last's
+            self._recent = (query, hashes, times, self._matcher.index.lookup_with_query(hashes, times))
+        return self._recent
+
     def _agreement(self, sample_id: int, offset: int, votes: int) -> tuple[Agreement, bool]:
         """``peak_agreement`` of the call's recent peaks with a recording at an offset, less
-        its votes' own peaks, and whether it ``confirms`` the alignment (kept once it does:
-        votes only grow)."""
-        kept = self._confirmed
-        if kept is not None and kept[:2] == (sample_id, offset):
-            return kept[2], True
+        its votes' own peaks, and whether it ``confirms`` the alignment."""
+        kept = self._confirmed_at(sample_id, offset)
+        if kept is not None:
+            return kept, True
         reference = self._sample_peaks.get(sample_id)
         if reference is None or not self._heard or not self._heard_landmarks:
             return Agreement(0.0, 0, 0.0), False
-        query = np.concatenate(self._heard)  # in order: each push's peaks follow the last's
-        hashes = np.concatenate([h for h, _ in self._heard_landmarks])
-        times = np.concatenate([t for _, t in self._heard_landmarks])
-        voted = voted_peaks(self._matcher.index, hashes, times, sample_id, offset, self._config)
+        query, hashes, times, hits = self._stretch()
+        voted = voted_peaks(hits, hashes, times, sample_id, offset, self._config)
         last = self._landmarks.checked - 1
         first = max(0, last - self._span_frames)
         agreement = peak_agreement(query, reference, offset, first, last, voted)
@@ -237,7 +252,7 @@ class FingerprintStream:
         sample_id, offset, votes = best.sample_id, best.offset, best.votes
         info = self._infos[sample_id]
         start_s = round(max(0.0, -offset * self._frame_s), 3)
-        kept = self._confirmed is not None and self._confirmed[:2] == (sample_id, offset)
+        kept = self._confirmed_at(sample_id, offset) is not None
         if votes < MIN_VOTES and (best.recent_votes or kept):  # verified while it is heard
             agreement, verified = self._agreement(sample_id, offset, votes)
         else:
