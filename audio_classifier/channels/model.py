@@ -8,7 +8,6 @@ import os
 import numpy as np
 
 from ..evidence import Evidence
-from ..features import WindowFeatures
 from ..model import OnnxModel, accumulate, posterior
 from .base import LATEST_PER_TIER, ChannelInfo
 
@@ -45,7 +44,7 @@ class ModelStream:
     def __init__(self, model: OnnxModel, info: ChannelInfo) -> None:
         self._model = model
         self.info = info
-        self._features = WindowFeatures(model.card.features)
+        self._features = model.window_features()
         self._state: np.ndarray | None = None
         self._window_s = model.card.features.window_s
         self._sample_rate = model.card.features.sample_rate
