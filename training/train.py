@@ -125,8 +125,8 @@ EMBEDDING_SEQUENCE = 0
 """0: the network hears ``features.summarise_windows``. N > 0 (``training.build --embedding
 N``): it hears each window's last N speech embeddings in order (``embedding.EmbeddingFrontEnd``),
 a front-end trained by others on real speech. Not the recipe: built on the shipped model's
-corpus it was better on the synthetic split but not on real voices, at about twice the
-front-end's cost, and its files' licence is an open question upstream (docs/history.md,
+corpus it was better on the synthetic split but not on real voices, at three to five times
+the front-end's cost, and its files' licence is an open question upstream (docs/history.md,
 "Speech embeddings as the front-end")."""
 SINGLE_TARGET_LABELS = frozenset({"human"})
 """Labels taught as one class whatever was said: the answers are hundreds of short phrases."""
@@ -152,7 +152,7 @@ run-time path itself, which a model must match whenever it changes, not only at 
 @dataclass(frozen=True)
 class Variant:
     """What a build may change from the recipe without editing it (``training.build --hidden
-    --epochs --network-seed --pitch --int8 --wordings --window-s``), to measure an alternative on the
+    --epochs --network-seed --pitch --int8 --wordings --window-s --embedding``), to measure an alternative on the
     same corpus. A model built with any of them records them in its card (``recipe_overrides``): its
     ``recipe_sha256`` then names the recipe it departs from, not the recipe that made it."""
 
@@ -331,7 +331,8 @@ def load_clips(
     windows are taught. Training clips are ``(window features, window targets, clip label)``
     (``clip_window_targets``), holding only the windows ``select_windows`` keeps;
     calibration clips ``(window features, window labels, clip label)`` with all their
-    windows. Features are computed for those alone (about a quarter of the windows are not)."""
+    windows. Summaries are computed for those alone (about a quarter of the windows are
+    not); speech embeddings for every window of a clip, then chosen (one run per clip)."""
     tasks = [(str(corpus), row, config.to_dict()) for row in rows]
     targets = map_in_order(
         clip_window_targets,
