@@ -177,8 +177,7 @@ def _pads_in_time(node) -> bool:
 
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     pads = attrs.get("pads", [0, 0, 0, 0])
-    auto = attrs.get("auto_pad", b"NOTSET")
-    return auto not in (b"NOTSET", b"VALID", "NOTSET", "VALID") or pads[0] != 0 or pads[2] != 0
+    return attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or pads[0] != 0 or pads[2] != 0
 
 
 class SpeechEmbedding:
@@ -236,14 +235,6 @@ class SpeechEmbedding:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         return self._model.run(None, {"mel": np.ascontiguousarray(mel[None], dtype=np.float32)})[0]
 
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        """Embeddings ``(n, 96)`` of mel windows ``(n, 76, 32)``, each run alone."""
-        return (
-            np.concatenate([self.embed_sequence(w) for w in windows])
-            if len(windows)
-            else np.zeros((0, DIMENSION), dtype=np.float32)
-        )
-
 
 def embedding_end_s(index: int) -> float:
     """End (seconds of the stream) of the audio embedding *index* describes."""
@@ -263,11 +254,6 @@ class EmbeddingStream:
         self._next = 0  # index of the next embedding
         self._finished = False
 
-    @property
-    def next_index(self) -> int:
-        """Index of the next embedding the stream will give."""
-        return self._next
-
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         samples = np.asarray(samples)
         if self._finished:
@@ -285,11 +271,10 @@ class EmbeddingStream:
 
     def _advance(self, upsampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._audio = np.concatenate([self._audio, upsampled * np.float32(INPUT_SCALE)])
-        n_frames = (len(self._audio) - MEL_WINDOW) // MEL_HOP + 1 if len(self._audio) >= MEL_WINDOW else 0
-        if n_frames > 0:
-            frames = self._model.mel_frames(frames_of(self._audio, MEL_WINDOW, MEL_HOP, n_frames))
+        frames = self._model.mel(self._audio)
+        if len(frames):
             self._mel = np.concatenate([self._mel, frames])
-            self._audio = self._audio[n_frames * MEL_HOP :]
+            self._audio = self._audio[len(frames) * MEL_HOP :]
         first = self._next * EMBEDDING_STEP - self._mel_start
         count = (len(self._mel) - first - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1
         if count <= 0:
@@ -332,6 +317,14 @@ class EmbeddingFrontEnd:
         """How many embeddings end inside a window of *config*: ``sequence`` may not exceed it."""
         return _last_index(config.frame_end_sample(config.window_frames)) + 1
 
+    def check(self, config: FeatureConfig) -> None:
+        """Raise ValueError unless a window of *config* holds ``sequence`` embeddings."""
+        if self.sequence > self.fits(config):
+            raise ValueError(
+                f"a {config.window_s:g} s window holds {self.fits(config)} embeddings, "
+                f"not the {self.sequence} asked for"
+            )
+
     @property
     def dimension(self) -> int:
         return self.sequence * DIMENSION
@@ -356,11 +349,7 @@ class EmbeddingWindows:
     ``front_end.sequence`` embeddings flattened in order."""
 
     def __init__(self, config: FeatureConfig, front_end: EmbeddingFrontEnd, model: SpeechEmbedding) -> None:
-        if front_end.sequence > front_end.fits(config):
-            raise ValueError(
-                f"a {config.window_s:g} s window holds {front_end.fits(config)} embeddings, "
-                f"not the {front_end.sequence} asked for"
-            )
+        front_end.check(config)
         self.config = config
         self.front_end = front_end
         self._model = model

@@ -182,10 +182,10 @@ class OnnxModel:
             raise ModelError(
                 f"model {self.path} takes {width} features, its card's front-end gives {self.card.dimension}"
             )
-        self._embedding: SpeechEmbedding | None = None
+        self._embedding: tuple[EmbeddingFrontEnd, SpeechEmbedding] | None = None
         if self.card.front_end is not None:
             try:
-                self._embedding = SpeechEmbedding(threads=threads)
+                self._embedding = (self.card.front_end, SpeechEmbedding(threads=threads))
             except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise untyped errors on bad files
                 raise ModelError(
                     f"model {self.path} hears speech embeddings, which cannot load: {exc}"
@@ -193,8 +193,8 @@ class OnnxModel:
 
     def window_features(self) -> WindowFeatures | EmbeddingWindows:
         """A new stream of the window features this model takes."""
-        if self._embedding is not None and self.card.front_end is not None:
-            return EmbeddingWindows(self.card.features, self.card.front_end, self._embedding)
+        if self._embedding is not None:
+            return EmbeddingWindows(self.card.features, *self._embedding)
         return WindowFeatures(self.card.features)
 
     def log_probs(self, features: np.ndarray) -> np.ndarray:

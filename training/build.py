@@ -356,11 +356,8 @@ def main(argv: list[str] | None = None) -> None:
             embedding=args.embedding,
         )
         front_end = variant.front_end()
-        if front_end is not None and front_end.sequence > front_end.fits(variant.features()):
-            raise ValueError(
-                f"--embedding {front_end.sequence}: a {variant.window_s:g} s window holds "
-                f"{front_end.fits(variant.features())} embeddings"
-            )
+        if front_end is not None:  # refused now, not once the features are under way
+            front_end.check(variant.features())
     except ValueError as exc:
         parser.error(str(exc))
     if args.recordings_copies < 1:
