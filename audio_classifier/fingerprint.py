@@ -65,8 +65,12 @@ class FingerprintConfig:
         return self.hop / self.sample_rate
 
 
+HASH_BITS = 21
+"""A landmark's hash: anchor bin (8 bits), frequency step (7 bits), time step (6 bits)."""
+
+
 def hash_landmark(f1: np.ndarray, df: np.ndarray, dt: np.ndarray, config: FingerprintConfig) -> np.ndarray:
-    """21-bit hashes: anchor bin (8 bits), frequency step (7 bits), time step (6 bits)."""
+    """``HASH_BITS``-bit hashes: anchor bin (8 bits), frequency step (7 bits), time step (6 bits)."""
     return (
         ((f1.astype(np.uint32) & 0xFF) << 13)
         | (((df + config.max_df + 1) & 0x7F).astype(np.uint32) << 6)
@@ -104,6 +108,9 @@ class LandmarkStream:
     a landmark waits for its targets."""
 
     def __init__(self, config: FingerprintConfig | None = None, *, keep_peaks: bool = False) -> None:
+        import scipy.fft  # here, not at import: start-up; it transforms many frames at once faster than numpy's
+
+        self._rfft = scipy.fft.rfft
         self.config = c = config or FingerprintConfig()
         self._kept_peaks: list[np.ndarray] | None = [] if keep_peaks else None
         self._window = np.hanning(c.n_fft).astype(np.float32)
@@ -114,11 +121,14 @@ class LandmarkStream:
         self._peak_frames = np.zeros(0, dtype=np.int64)  # peaks awaiting their targets: frames ...
         self._peak_bins = np.zeros(0, dtype=np.int64)  # ... and bins, by frame then bin
         self._loudest = -np.inf
-        self._paired = 0  # anchors before this frame have been paired
+        self._anchors_paired = 0  # peaks paired as anchors so far (they left _peak_frames)
         self._prepared: tuple[int, np.ndarray] | None = None  # (first frame, log power) from prepare
         self._prepared_peaks: tuple[int, int, np.ndarray, np.ndarray, np.ndarray] | None = None
         """(first frame, last frame + 1, peak frames, peak bins, loudest up to each frame)
         of the frames ``prepare`` searched for peaks."""
+        self._prepared_landmarks: _PreparedLandmarks | None = None
+        self.last_span: tuple[int, int] | None = None
+        """Where the last push's landmarks lie in ``prepared()``'s (``None``: it made its own)."""
 
     def prepare(self, samples: np.ndarray) -> None:
         """Compute the spectra of the frames the coming samples complete and find their
@@ -137,6 +147,16 @@ class LandmarkStream:
         if last > self._checked:
             found = self._peaks_of(frames, self._checked, last, self._loudest)
             self._prepared_peaks = (self._checked, last, *found)
+            self._prepared_landmarks = self._landmarks_ahead(
+                np.concatenate([self._peak_frames, found[0]]),
+                np.concatenate([self._peak_bins, found[1]]),
+                last,
+            )
+
+    def prepared(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The landmarks the last ``prepare`` made, which the pushes hand out in turn."""
+        ahead = self._prepared_landmarks
+        return None if ahead is None else (ahead.hashes, ahead.times)
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
@@ -149,7 +169,8 @@ class LandmarkStream:
         else:
             self._pending = buf
         self._find_peaks(final=False)
-        return self._pair(final=False)
+        prepared = self._take_prepared_landmarks()
+        return self._pair(final=False) if prepared is None else prepared
 
     @property
     def checked(self) -> int:
@@ -167,7 +188,7 @@ class LandmarkStream:
     def _log_power(self, buf: np.ndarray, n: int) -> np.ndarray:
         """Log power (dB) of the first *n* frames of *buf* in the landmark band, ``(n, bins)``."""
         c = self.config
-        spectrum = np.fft.rfft(frames_of(buf, c.n_fft, c.hop, n) * self._window, axis=1)[
+        spectrum = self._rfft(frames_of(buf, c.n_fft, c.hop, n) * self._window, axis=1)[
             :, c.min_bin : c.max_bin
         ]
         return 10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10).astype(np.float32)
@@ -252,43 +273,147 @@ class LandmarkStream:
         has been searched for peaks, or ``fan_out`` targets were found in it already (later
         peaks cannot come before them, so they are the targets the whole zone gives). The
         landmarks do not depend on when they are made; an anchor waits only for its own
-        targets, and the anchors after it wait for it.
-
-        Each anchor's targets are the first ``fan_out`` peaks after it, in order, that lie
-        within ``max_dt`` frames (later in time) and ``max_df`` bins (another bin: a steady
-        tone says nothing about which recording this is): searched for all anchors at once
-        among the ``peaks_per_frame * (max_dt + 1)`` peaks that follow each."""
+        targets, and the anchors after it wait for it (``_targets``)."""
         c = self.config
         t, f = self._peak_frames, self._peak_bins
         n = len(t)
         ready = self._checked if final else self._checked - c.max_dt
-        width = min(c.peaks_per_frame * (c.max_dt + 1), n)
         hashes, times = [], []
         done = 0
         while done < n:  # anchors in slices: a whole recording's peaks at once would take GBs
             rows = np.arange(done, min(n, done + PAIR_ROWS))
-            following = rows[:, None] + np.arange(1, width + 1)
-            exists = following < n
-            following = np.minimum(following, n - 1)
-            dt = t[following] - t[rows, None]
-            df = f[following] - f[rows, None]
-            target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
-            rank = np.cumsum(target, axis=1)
-            target &= rank <= c.fan_out
-            found = np.minimum(rank[:, -1], c.fan_out)
-            waiting = np.flatnonzero((t[rows] >= ready) & (found < c.fan_out))
+            anchor, dt, df, kth = _targets(t, f, rows, c)
+            waiting = np.flatnonzero((t[rows] >= ready) & (kth < 0))
             stop = int(waiting[0]) if len(waiting) else len(rows)
-            anchor, column = np.nonzero(target[:stop])  # by anchor, then by target
-            if len(anchor):
-                hashes.append(hash_landmark(f[rows[anchor]], df[anchor, column], dt[anchor, column], c))
-                times.append(t[rows[anchor]].astype(np.int32))
+            paired = int(np.searchsorted(anchor, stop))  # the targets of anchors before stop
+            if paired:
+                anchor = rows[anchor[:paired]]
+                hashes.append(hash_landmark(f[anchor], df[:paired], dt[:paired], c))
+                times.append(t[anchor].astype(np.int32))
             done += stop
             if stop < len(rows):
                 break
         self._peak_frames, self._peak_bins = t[done:], f[done:]
+        self._anchors_paired += done
         if not hashes:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32)
         return np.concatenate(hashes), np.concatenate(times)
+
+    def _landmarks_ahead(self, t: np.ndarray, f: np.ndarray, known: int) -> _PreparedLandmarks:
+        """The landmarks of the anchors *t*, *f* (the peaks awaiting targets, then the peaks
+        ``prepare`` found, every peak before frame *known*), each anchor's made in one pass,
+        and when ``_pair`` would hand each out: an anchor is done once the frames searched
+        pass its zone's end or its last target's frame, and waits for those before it."""
+        c = self.config
+        hashes, times, owners, needs = [], [], [], []
+        for done in range(0, len(t), PAIR_ROWS):
+            rows = np.arange(done, min(len(t), done + PAIR_ROWS))
+            anchor, dt, df, kth = _targets(t, f, rows, c)
+            needs.append(np.where(kth >= 0, np.minimum(kth, t[rows] + c.max_dt), t[rows] + c.max_dt))
+            anchor = rows[anchor]
+            hashes.append(hash_landmark(f[anchor], df, dt, c))
+            times.append(t[anchor].astype(np.int32))
+            owners.append(anchor)
+        if not needs:
+            return _PreparedLandmarks(self._anchors_paired, known, np.zeros(0, np.int64), *_NO_LANDMARKS)
+        return _PreparedLandmarks(
+            self._anchors_paired,
+            known,
+            np.maximum.accumulate(np.concatenate(needs)),
+            np.concatenate(hashes),
+            np.concatenate(times),
+            np.concatenate(owners),
+        )
+
+    def _take_prepared_landmarks(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """What ``_pair(final=False)`` would return now, from ``prepare``'s landmarks, if
+        they reach this far; the anchors handed out leave the peaks awaiting targets."""
+        ahead = self._prepared_landmarks
+        self.last_span = None
+        if ahead is None:
+            return None
+        if self._checked > ahead.known or self._anchors_paired < ahead.base:
+            self._prepared_landmarks = None
+            return None
+        first = self._anchors_paired - ahead.base
+        stop = max(first, int(np.searchsorted(ahead.needs, self._checked, side="left")))  # need < checked
+        a, b = np.searchsorted(ahead.owners, (first, stop))
+        taken = stop - first
+        self._peak_frames, self._peak_bins = self._peak_frames[taken:], self._peak_bins[taken:]
+        self._anchors_paired += taken
+        self.last_span = (int(a), int(b))
+        return ahead.hashes[a:b], ahead.times[a:b]
+
+
+class _PreparedLandmarks(NamedTuple):
+    """``LandmarkStream.prepare``'s landmarks, handed out push by push."""
+
+    base: int
+    """Anchors paired before the first of these."""
+    known: int
+    """Every peak before this frame was known when they were made."""
+    needs: np.ndarray
+    """Per anchor (from ``base``): the frames searched must pass this one before it and
+    every anchor before it are done (a running maximum)."""
+    hashes: np.ndarray
+    times: np.ndarray
+    owners: np.ndarray
+    """Each landmark's anchor (from ``base``), in order."""
+
+
+_NO_LANDMARKS = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64))
+
+
+NEAR_FOLLOWERS = 24
+"""Followers searched for an anchor's targets first: most anchors have all theirs among
+them, or their zone ends before them; the rest are searched among all that may hold one."""
+
+
+def _targets(
+    t: np.ndarray, f: np.ndarray, rows: np.ndarray, c: FingerprintConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each anchor's targets among the known peaks (*t*, *f*: frames and bins, in order):
+    the first ``fan_out`` peaks after it that lie within ``max_dt`` frames (later in time)
+    and ``max_df`` bins (another bin: a steady tone says nothing about which recording this
+    is), for the anchors *rows* at once. Returns, target by target (by anchor, then in
+    order), the anchor (an index into *rows*) and the frame and bin steps; and the frame of
+    each anchor's last target when it has all ``fan_out`` (-1 when it has fewer: later
+    peaks may add some).
+
+    Targets are searched among the ``NEAR_FOLLOWERS`` peaks that follow each anchor, then,
+    for anchors those do not settle, among the ``peaks_per_frame * (max_dt + 1)`` that
+    may lie in its zone: the same targets at a fraction of the work."""
+    n = len(t)
+    anchors, dts, dfs = [], [], []
+    kth = np.full(len(rows), -1, dtype=np.int64)
+    todo = np.arange(len(rows))
+    for width in (NEAR_FOLLOWERS, c.peaks_per_frame * (c.max_dt + 1)):
+        width = min(width, n)
+        at = rows[todo]
+        following = at[:, None] + np.arange(1, width + 1)
+        exists = following < n
+        following = np.minimum(following, n - 1)
+        dt = t[following] - t[at, None]
+        df = f[following] - f[at, None]
+        target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
+        rank = np.cumsum(target, axis=1)
+        target &= rank <= c.fan_out
+        full = rank[:, -1] >= c.fan_out
+        settled = full | ~exists[:, -1] | (dt[:, -1] > c.max_dt)  # all targets, or past the zone
+        if full.any():
+            column = np.argmax(rank[full] >= c.fan_out, axis=1)
+            kth[todo[full]] = t[following[full, column]]
+        anchor, column = np.nonzero(target & settled[:, None])
+        anchors.append(todo[anchor])
+        dts.append(dt[anchor, column])
+        dfs.append(df[anchor, column])
+        todo = todo[~settled]
+        if not len(todo):
+            break
+    assert not len(todo), "the widest search reaches past every zone"
+    anchor = np.concatenate(anchors)
+    order = np.argsort(anchor, kind="stable")  # each anchor's targets come from one search, in order
+    return anchor[order], np.concatenate(dts)[order], np.concatenate(dfs)[order], kth
 
 
 def _peak_codes(hashes: np.ndarray, times: np.ndarray, config: FingerprintConfig) -> np.ndarray:
@@ -407,6 +532,10 @@ class Index:
         self.hashes = hashes[order].astype(np.uint32)
         self.sample_ids = sample_ids[order].astype(np.int32)
         self.times = times[order].astype(np.int32)
+        self._starts = np.zeros(2**HASH_BITS + 1, dtype=np.int32)
+        """Where each hash's run begins in ``hashes`` (and ends: the next one's start): a
+        lookup is two reads, not two binary searches over the whole index (8 MB)."""
+        np.cumsum(np.bincount(self.hashes, minlength=2**HASH_BITS), out=self._starts[1:])
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -431,9 +560,8 @@ class Index:
         empty = np.zeros(0, dtype=np.int32)
         if not len(hashes) or not len(self.hashes):
             return empty, empty, empty
-        lo = np.searchsorted(self.hashes, hashes, side="left")
-        hi = np.searchsorted(self.hashes, hashes, side="right")
-        counts = hi - lo
+        lo = self._starts[hashes]
+        counts = self._starts[hashes + 1] - lo
         counts[counts > MAX_HITS_PER_HASH] = 0  # too common to tell recordings apart
         if not counts.sum():
             return empty, empty, empty
@@ -490,11 +618,18 @@ class Matcher:
         totals = self._totals
         return sum(totals.get(key + d, 0) for d in range(-OFFSET_TOLERANCE, OFFSET_TOLERANCE + 1))
 
-    def add(self, hashes: np.ndarray, times: np.ndarray) -> None:
+    def add(
+        self,
+        hashes: np.ndarray,
+        times: np.ndarray,
+        hits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Vote with these landmarks; *hits* are their ``Index.lookup_with_query``, when
+        they were looked up already (with others: ``prepare``'s whole run at once)."""
         self.landmarks += len(hashes)
         if len(times):
             self.now = max(self.now, int(times.max()))
-        ids, offsets, query = self.index.lookup_with_query(hashes, times)
+        ids, offsets, query = self.index.lookup_with_query(hashes, times) if hits is None else hits
         if len(ids):
             keys, counts = np.unique(self._key(ids, offsets), return_counts=True)
             totals = self._totals

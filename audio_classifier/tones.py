@@ -16,6 +16,7 @@ Three stages, all streaming:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -217,6 +218,15 @@ class Segment:
         return self.duration_s < BLIP_S or self.echo
 
 
+@functools.lru_cache(maxsize=int(MAX_ANALYSIS_S * SAMPLE_RATE / FRAME_HOP) + 1)
+def _hann(n: int) -> np.ndarray:
+    """``np.hanning(n)``, made once per length, read-only: excerpts are whole frame hops
+    up to ``MAX_ANALYSIS_S`` (at most 101 lengths, 64 KB each)."""
+    window = np.hanning(n)
+    window.flags.writeable = False
+    return window
+
+
 def measure_components(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[float, ...]:
     """Frequencies (Hz, strongest first, at most two) of the tonal components of *samples*.
 
@@ -224,7 +234,7 @@ def measure_components(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> t
     """
     n = len(samples)
     nfft = 1 << max(13, int(np.ceil(np.log2(n * 2))))
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(n), nfft)) ** 2
+    spectrum = np.abs(np.fft.rfft(samples * _hann(n), nfft)) ** 2
     bin_hz = sample_rate / nfft
     lo, hi = int(TONE_BAND_HZ[0] / bin_hz), int(TONE_BAND_HZ[1] / bin_hz)
     band = spectrum[lo:hi]
@@ -297,6 +307,9 @@ class ToneDetector:
     """Streaming tone detection. Feed float32 mono samples at ``SAMPLE_RATE``."""
 
     def __init__(self, specs: tuple[ToneSpec, ...] = TONE_SPECS) -> None:
+        import scipy.fft  # here, not at import: start-up; it transforms many frames at once faster than numpy's
+
+        self._rfft = scipy.fft.rfft
         self.specs = specs
         self._window = np.hanning(FRAME_LEN).astype(np.float32)
         self._level_scale = 1.0 / float(np.sum(self._window.astype(np.float64) ** 2))
@@ -434,7 +447,7 @@ class ToneDetector:
         Runs on every block of every call: written for few numpy calls, not for brevity.
         """
         windowed = frames * self._window
-        spectrum = np.fft.rfft(windowed, axis=1)
+        spectrum = self._rfft(windowed, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         level = 10 * np.log10(np.einsum("ij,ij->i", windowed, windowed) * self._level_scale + 1e-12)
         band_power = power[:, self._power_slice].sum(axis=1)
@@ -598,7 +611,8 @@ class ToneDetector:
         levels = np.asarray(track.levels)
         if len(levels) < MIN_SEGMENT_FRAMES:
             return None
-        floor = np.median(levels) - EDGE_TRIM_DB
+        median = float(np.median(levels))
+        floor = median - EDGE_TRIM_DB
         keep = np.flatnonzero(levels >= floor)
         first, last = track.first + int(keep[0]), track.first + int(keep[-1])
         # levels only holds tonal frames; hangover frames inside are counted by index
@@ -624,7 +638,7 @@ class ToneDetector:
             start_s,
             end_s,
             freqs,
-            float(np.median(levels)),
+            median,
             cut,
             closed,
             at_end,

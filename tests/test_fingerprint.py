@@ -162,7 +162,7 @@ def test_other_audio_does_not_match(classifier, kind):
 def test_running_max_is_the_windowed_maximum(shape):
     """Peak picking's max filter: each value's maximum over ±half neighbours, fewer at the edges."""
     values = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
-    for axis, half in ((1, 5), (0, 3)):
+    for axis, half in ((1, 5), (0, 3), (1, 1), (0, 2), (1, 7), (0, 0)):
         expected = np.empty_like(values)
         for i in range(values.shape[axis]):
             window = np.take(
@@ -687,3 +687,80 @@ def test_a_call_keeps_only_the_stretch_it_verifies_on(french_channel):
     assert (peaks.max() - peaks.min()) * frame_s < channel.VERIFY_SPAN_S + 1.0
     assert (anchors.max() - anchors.min()) * frame_s < channel.VERIFY_SPAN_S + 1.5
     assert peaks.max() * frame_s > 38.0
+
+
+def _pushed(
+    x: np.ndarray, block: int, prepare_blocks: int | None, once: bool = False
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The landmarks of each push of *block* samples (and of the finish); with
+    *prepare_blocks*, ``prepare`` first sees every run of that many blocks (with *once*,
+    only the first run: the pushes then go past what it prepared)."""
+    stream = LandmarkStream(keep_peaks=True)
+    out = []
+    span = block * (prepare_blocks or 1)
+    for start in range(0, len(x), span):
+        if prepare_blocks and not (once and start):
+            stream.prepare(x[start : start + span])
+        for i in range(start, min(start + span, len(x)), block):
+            out.append(stream.push(x[i : i + block]))
+    return [*out, stream.finish()]
+
+
+@pytest.mark.parametrize("near", [1, 5, None])
+def test_prepared_landmarks_are_handed_out_push_by_push_as_they_would_be_made(monkeypatch, near):
+    """``prepare`` pairs a run of blocks' anchors in one pass; each push then hands out
+    exactly the landmarks it would have made, no sooner or later. The first search among a
+    few followers (``NEAR_FOLLOWERS``) gives the targets the widest search gives."""
+    from audio_classifier import fingerprint
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate(
+        [
+            synth.speech_like(6.0, rng),
+            synth.silence(1.0),
+            synth.cadenced(synth.spec("CN", "ringback"), 3.0),
+            (0.05 * rng.standard_normal(24000)).astype(np.float32),
+        ]
+    )
+    expected = _pushed(x, 2000, None)
+    if near is not None:
+        monkeypatch.setattr(fingerprint, "NEAR_FOLLOWERS", near)
+    for block, prepare_blocks, once in (
+        (2000, None, False),
+        (2000, 2, False),
+        (2000, 7, True),
+        (333, 40, False),
+    ):
+        got = _pushed(x, block, prepare_blocks, once)
+        if block == 2000:  # push by push
+            assert len(got) == len(expected)
+            for a, b in zip(got, expected, strict=True):
+                assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        whole = [np.concatenate([p[i] for p in got]) for i in (0, 1)]
+        assert np.array_equal(whole[0], np.concatenate([p[0] for p in expected]))
+        assert np.array_equal(whole[1], np.concatenate([p[1] for p in expected]))
+    assert sum(len(p[0]) for p in expected) > 1000
+    assert sum(len(p[0]) > 0 for p in expected) > 0.5 * len(expected)  # landmarks in most pushes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_targets_searched_among_a_few_followers_first_are_the_targets_of_the_widest_search(monkeypatch, seed):
+    """``_targets`` on made-up constellations, sparse and crowded (gaps of 0-40 frames, 1-5
+    peaks a frame): each first search width gives the widest search's targets, and the
+    frame of each anchor's last one."""
+    from audio_classifier import fingerprint
+
+    rng = np.random.default_rng(seed)
+    frames = np.cumsum(rng.choice([0, 1, 2, 28, 29, 30, 31, 32, 40], size=400))
+    t = np.repeat(frames, rng.integers(1, 6, size=len(frames)))
+    f = rng.integers(0, 208, size=len(t))
+    rows = np.arange(len(t))
+    config = fingerprint.FingerprintConfig()
+    monkeypatch.setattr(fingerprint, "NEAR_FOLLOWERS", 10**6)
+    widest = fingerprint._targets(t, f, rows, config)
+    assert (widest[3] >= 0).sum() > 100 and (widest[3] < 0).sum() > 100  # full and short anchors
+    for near in (1, 2, 5, 24):
+        monkeypatch.setattr(fingerprint, "NEAR_FOLLOWERS", near)
+        got = fingerprint._targets(t, f, rows, config)
+        for a, b in zip(got, widest, strict=True):
+            assert np.array_equal(a, b), near

@@ -157,21 +157,34 @@ class FingerprintStream:
         self._now_s = 0.0
         self._reported: tuple[int, float] | None = None  # (sample, score) last claimed
         self._pending: Evidence | None = None
+        self._prepared_hits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """``prepare``'s landmarks looked up in the library: (sample ids, offsets, landmark)."""
 
     def prepare(self, samples: np.ndarray, start_sample: int) -> None:
         self._landmarks.prepare(samples)
+        made = self._landmarks.prepared()  # looked up in the library at once, handed out push by push
+        self._prepared_hits = None if made is None else self._matcher.index.lookup_with_query(*made)
 
     def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
-        self._add(*self._landmarks.push(samples))
+        hashes, times = self._landmarks.push(samples)
+        span, hits = self._landmarks.last_span, self._prepared_hits
+        if span is not None and hits is not None:
+            a, b = np.searchsorted(hits[2], span)
+            self._matcher.add(hashes, times, (hits[0][a:b], hits[1][a:b], hits[2][a:b] - span[0]))
+        else:
+            self._matcher.add(hashes, times)
+        self._record(hashes, times)
         self._now_s = (start_sample + len(samples)) / SAMPLE_RATE
         return self._judge(self._now_s)
 
     def finish(self) -> list[Evidence]:
-        self._add(*self._landmarks.finish())
+        hashes, times = self._landmarks.finish()
+        self._matcher.add(hashes, times)
+        self._record(hashes, times)
         return self._judge(None)
 
-    def _add(self, hashes: np.ndarray, times: np.ndarray) -> None:
-        self._matcher.add(hashes, times)
+    def _record(self, hashes: np.ndarray, times: np.ndarray) -> None:
+        """Keep the stretch's peaks and landmarks, which verification compares."""
         self._recent = None
         peaks = self._landmarks.take_peaks()
         if len(peaks):
