@@ -111,7 +111,7 @@ def _analysis_options(function):
             "--act-threshold",
             type=float,
             help="Confidence a destructive list action (remove, suppress) needs; below it the "
-            "action is review and the record says why [default: 0.91].",
+            "action is review and the record says why [default: 0.925].",
         ),
         click.option(
             "--confidence-map",

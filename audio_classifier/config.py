@@ -7,14 +7,15 @@ from typing import Any
 
 from .errors import ConfigError
 
-ACT_CONFIDENCE = 0.91
-"""Default act threshold with a confidence map: a score of 0.9695 with the shipped map, the
+ACT_CONFIDENCE = 0.925
+"""Default act threshold with a confidence map (a score of 0.9648 with the shipped map): the
 smallest confidence at which no reachable call of two draws of the call-shaped check set
-(7,556 calls) was given a destructive action; the closest was at score 0.9682."""
+(2 x 2,040 reachable calls) is given a destructive action; the closest were real human
+prompts in a voice the model never heard, taken for ``barred`` at 0.920-0.921."""
 
 ACT_SCORE = 0.97
-"""Default act threshold when confidence is the decision score (no map): the same bar on
-the score's own scale."""
+"""Default act threshold when confidence is the decision score (no map): at least the same
+bar on the score's own scale."""
 
 
 @dataclass(frozen=True)

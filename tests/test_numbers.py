@@ -104,7 +104,7 @@ def test_outcomes_block_by_policy_and_agents_mark(database, tmp_path):
         assert states["+8613800000001"].status == "blocked"
         assert (
             states["+8613800000002"].status == "review"
-            and "below the policy's 0.91" in states["+8613800000002"].rule
+            and "below the policy's 0.925" in states["+8613800000002"].rule
         )
         assert states["+8613800000003"].status == "retry" and states["+8613800000003"].due is not None
         assert states["+8613800000004"].status == "active"

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..config import ACT_CONFIDENCE
 from ..errors import ConfigError
 from ..labels import LABEL_IDS
 
@@ -116,7 +117,7 @@ class Policy:
         if unknown:
             raise ConfigError(f"policy {source}, [retry]: unknown labels {', '.join(unknown)}")
         try:
-            min_confidence = float(block.get("min_confidence", 0.91))
+            min_confidence = float(block.get("min_confidence", ACT_CONFIDENCE))
             outcomes = int(block.get("outcomes", 1))
         except (TypeError, ValueError):
             raise ConfigError(
