@@ -116,7 +116,8 @@ def _analysis_options(function):
         click.option(
             "--confidence-map",
             type=click.Path(dir_okay=False, exists=True),
-            help="Map from decision scores to confidences (JSON, see training/calibrate_decisions.py) "
+            help="Map from decision scores to confidences (JSON, made by training/calibrate_decisions.py "
+            "in the source repository) "
             "[default: the shipped model's].",
         ),
         click.option(

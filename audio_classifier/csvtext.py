@@ -4,7 +4,9 @@ it, never guessed."""
 
 from __future__ import annotations
 
+import codecs
 import io
+import shlex
 from pathlib import Path
 
 from .errors import UsageError
@@ -39,11 +41,31 @@ def encoding_of(start: bytes) -> str:
 
 
 def not_encoded(what: str, path: Path, encoding: str, where: str) -> str:
-    """The message for a CSV that is not in *encoding* at *where*, with the command that converts it."""
+    """The message for a CSV that is not in *encoding* at *where*, with the command that
+    converts it as typed where the user is, into a file beside it (so that paths in it
+    still resolve from where they did)."""
+    converted = path.with_name(f"{path.stem}.utf8{path.suffix}")
     return (
         f"{what} {path} is not {encoding.upper().replace('-SIG', '')} ({where}): save it as UTF-8 (a "
-        f"spreadsheet's 'CSV UTF-8'), or convert it, e.g. 'iconv -f GBK -t UTF-8 {path.name} > utf8.csv'"
+        f"spreadsheet's 'CSV UTF-8'), or convert it, e.g. "
+        f"'iconv -f GBK -t UTF-8 {shlex.quote(str(path))} > {shlex.quote(str(converted))}'"
     )
+
+
+def first_undecodable_line(path: Path, encoding: str) -> int | None:
+    """The first line of *path* (1-based) holding bytes that are not *encoding*: a text
+    stream decodes ahead in blocks, so its error cannot say which line it was."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    decoder.decode(line)
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
 
 
 def open_text(path: Path, what: str = "file") -> io.TextIOWrapper:

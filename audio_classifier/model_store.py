@@ -65,14 +65,15 @@ DEFAULT_ASR_MODEL = "vosk-model-small-cn-0.22"
 MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 """What a model name may be: it names a folder in the cache, so nothing that leaves it."""
 
+SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+"""A SHA-256 as providers publish it: checked before anything is downloaded."""
+
 
 def fetch_command(name: str = DEFAULT_ASR_MODEL) -> str:
     """The ``models fetch`` command for *name* as the user must type it: with ``--sha256``
     where no published checksum is recorded for it (``fetch`` refuses without one)."""
     known = KNOWN_MODELS.get(name)
-    checksum = (
-        " --sha256 <the provider's SHA-256 of the archive>" if known is None or known.sha256 is None else ""
-    )
+    checksum = " --sha256 SHA256_OF_THE_ARCHIVE" if known is None or known.sha256 is None else ""
     return f"audio-classifier models fetch {name}{checksum}"
 
 
@@ -196,6 +197,8 @@ def fetch(
         raise ModelError(
             f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)} (or give --url and --sha256)"
         )
+    if sha256 is not None and not SHA256_HEX.fullmatch(sha256):
+        raise ModelError(f"--sha256 {sha256!r}: give the archive's SHA-256 as 64 hexadecimal digits")
     expected = (sha256 or (known.sha256 if known else None) or "").lower() or None
     if expected is None:
         raise ModelError(

@@ -6,6 +6,8 @@ error (exit 2) that loses nothing."""
 import csv
 import json
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,16 @@ def test_manifest_encodings(tmp_path, calls):
     gbk.write_bytes(text.encode("gbk"))
     result = run_cli("classify", "--manifest", gbk, *OFF)
     assert result.exit_code == 2 and "is not UTF-8 (line 2" in result.output and "iconv" in result.output
+    # the suggested command works as printed, from where the user is, and writes a manifest
+    # beside the first, whose relative paths resolve as they did
+    command = re.search(r"e\.g\. '(iconv .*)'", " ".join(result.output.split())).group(1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(command, shell=True, check=True, cwd=elsewhere)
+    converted = tmp_path / "gbk.utf8.csv"
+    result = run_cli("classify", "--manifest", converted, *OFF)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["note"] == "忙音"
 
 
 def test_a_huge_manifest_field_is_a_usage_error(tmp_path, calls):

@@ -94,6 +94,16 @@ def test_good_archive_installs_atomically(server, tmp_path):
     assert fetch("vosk-model-test", url=server.url + "/m.zip", sha256="0" * 64, cache=tmp_path) == path
 
 
+def test_a_checksum_that_is_not_one_is_refused_before_any_download(server, tmp_path):
+    """The first-run note prints ``--sha256 SHA256_OF_THE_ARCHIVE`` for the user to fill
+    in; pasted as it is, it is refused at once, not after a download."""
+    server.files["/m.zip"] = model_zip()
+    for given in ("SHA256_OF_THE_ARCHIVE", "ab" * 31, "ab" * 33, "g" * 64):
+        with pytest.raises(ModelError, match="64 hexadecimal digits"):
+            fetch("vosk-model-test", url=server.url + "/m.zip", sha256=given, cache=tmp_path)
+    assert not (tmp_path / "downloads").exists()  # nothing was fetched
+
+
 def test_wrong_checksum_is_refused_and_removed(server, tmp_path):
     server.files["/m.zip"] = model_zip()
     with pytest.raises(ModelError, match="SHA-256 mismatch"):

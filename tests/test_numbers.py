@@ -290,7 +290,7 @@ def test_a_file_unreadable_halfway_changes_nothing(database, tmp_path):
     good = "".join(f"1390{i:07d},x\n" for i in range(IMPORT_CHUNK + 500))
     leads.write_bytes(("number,name\n" + good).encode() + "13800138000,张三\n".encode("gbk"))
     with Registry(database) as registry:
-        with pytest.raises(UsageError, match="not UTF-8"):
+        with pytest.raises(UsageError, match=rf"not UTF-8 \(line {IMPORT_CHUNK + 502}\)"):
             registry.import_leads(leads, source="v", list_name="big")
         assert registry.list_numbers("big") == []
         assert registry.states(["+8613900000001"])["+8613900000001"].rule == "no counted outcome"
@@ -573,3 +573,14 @@ def test_a_registry_opens_where_its_lock_file_cannot_be_made(tmp_path):
     Registry(str(path)).close()
     with Registry(str(path)) as registry:
         assert registry.add_outcome("13800000009", "busy_tone", origin="classifier", call_id="c")
+
+
+def test_a_postgresql_url_without_its_driver_says_which_extra_to_install(monkeypatch):
+    import sys
+
+    from audio_classifier.numbers.registry import engine_for
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'audio-classifier\[postgres\]'") as caught:
+        engine_for("postgresql+psycopg://user:secret@localhost/leads")
+    assert "secret" not in str(caught.value)

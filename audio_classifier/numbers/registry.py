@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..csvtext import not_encoded, open_text, read_text
+from ..csvtext import first_undecodable_line, not_encoded, open_text, read_text
 from ..errors import ConfigError, UsageError
 from ..labels import LABELS
 from . import schema
@@ -77,9 +77,11 @@ def engine_for(database: str) -> sa.Engine:
         try:
             return sa.create_engine(database, future=True)
         except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
-            raise ConfigError(
-                f"database URL {sa.engine.make_url(database).render_as_string(hide_password=True)!r}: {exc}"
-            ) from None
+            shown = sa.engine.make_url(database).render_as_string(hide_password=True)
+            hint = ""
+            if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.startswith("psycopg"):
+                hint = " (PostgreSQL needs its driver: pip install 'audio-classifier[postgres]')"
+            raise ConfigError(f"database URL {shown!r}: {exc}{hint}") from None
     path = Path(database)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -963,7 +965,8 @@ def _rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict[str, s
 
 def _unreadable(path: Path, reader: Any, exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
-        return not_encoded("lead file", path, exc.encoding, f"near line {reader.line_num + 1}")
+        line = first_undecodable_line(path, exc.encoding)
+        return not_encoded("lead file", path, exc.encoding, f"line {line}" if line else "a line")
     return f"lead file {path}, line {reader.line_num}: {exc}"
 
 
