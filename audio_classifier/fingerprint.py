@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .audio import SAMPLE_RATE, frames_of
+from .errors import ModelError
 
 FINGERPRINT_VERSION = 1
 """Bumped when landmarks change; stored in a library and checked when it opens."""
@@ -79,17 +80,22 @@ def hash_landmark(f1: np.ndarray, df: np.ndarray, dt: np.ndarray, config: Finger
 
 
 def _running_max(values: np.ndarray, half: int, axis: int) -> np.ndarray:
-    """Maximum over ±*half* neighbours along *axis* (2-D float32; edges see fewer), as a
-    few whole-array ``np.maximum`` calls: a strided-window reduction costs several times more."""
-    out = values.copy()
+    """Maximum over ±*half* neighbours along *axis* (2-D; edges see fewer), by doubling:
+    after k whole-array ``np.maximum`` calls each value holds the maximum of the 2**k from
+    it, and two such overlapping spans cover a window (4 calls for ±5, not 10 shifted ones)."""
     n = values.shape[axis]
-    for shift in range(1, min(half, n - 1) + 1):
-        ahead = [slice(None)] * 2
-        behind = [slice(None)] * 2
-        ahead[axis], behind[axis] = slice(shift, None), slice(None, n - shift)
-        np.maximum(out[tuple(behind)], values[tuple(ahead)], out=out[tuple(behind)])
-        np.maximum(out[tuple(ahead)], values[tuple(behind)], out=out[tuple(ahead)])
-    return out
+    if n == 0 or half == 0:
+        return values.copy()
+    width = 2 * half + 1
+    rows = values if axis == 1 else values.T  # the window runs along each row
+    spans = np.full((rows.shape[0], n + 2 * half), -np.inf, dtype=values.dtype)  # spans of 1
+    spans[:, half : half + n] = rows
+    span = 1
+    while 2 * span <= width:
+        spans = np.maximum(spans[:, : spans.shape[1] - span], spans[:, span:])
+        span *= 2
+    out = np.maximum(spans[:, :n], spans[:, width - span : width - span + n])
+    return out if axis == 1 else out.T
 
 
 PEAK_BIN_CODES = 256
@@ -128,18 +134,22 @@ class LandmarkStream:
         of the frames ``prepare`` searched for peaks."""
         self._prepared_landmarks: _PreparedLandmarks | None = None
         self.last_span: tuple[int, int] | None = None
-        """Where the last push's landmarks lie in ``prepared()``'s (``None``: it made its own)."""
+        """Where the last push's landmarks lie among those the last ``prepare`` returned
+        (``None``: the push made its own)."""
 
-    def prepare(self, samples: np.ndarray) -> None:
-        """Compute the spectra of the frames the coming samples complete and find their
-        peaks, in one pass each (a frame's spectrum is its own; a peak depends only on the
-        frames around it and on the loudest frame before it); ``push`` hands them on push by
-        push, and pairs them into landmarks as it always does."""
+    def prepare(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Compute the spectra of the frames the coming samples complete, find their peaks
+        and pair them into landmarks, in one pass each (a frame's spectrum is its own; a
+        peak depends only on the frames around it and on the loudest frame before it; an
+        anchor's landmarks only on the peaks in its zone); ``push`` hands them on push by
+        push, exactly as it would have made them. Returns the landmarks it made (``None``:
+        none, and the pushes go on with what an earlier ``prepare`` made); ``last_span``
+        says which of them each push handed out."""
         c = self.config
         buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
         n = (len(buf) - c.n_fft) // c.hop + 1 if len(buf) >= c.n_fft else 0
         if n <= 0:
-            return
+            return None
         power = self._log_power(buf, n)
         self._prepared = (self._frames_start + len(self._frames), power)
         frames = np.concatenate([self._frames, power])
@@ -147,16 +157,14 @@ class LandmarkStream:
         if last > self._checked:
             found = self._peaks_of(frames, self._checked, last, self._loudest)
             self._prepared_peaks = (self._checked, last, *found)
-            self._prepared_landmarks = self._landmarks_ahead(
+            ahead = self._landmarks_ahead(
                 np.concatenate([self._peak_frames, found[0]]),
                 np.concatenate([self._peak_bins, found[1]]),
                 last,
             )
-
-    def prepared(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The landmarks the last ``prepare`` made, which the pushes hand out in turn."""
-        ahead = self._prepared_landmarks
-        return None if ahead is None else (ahead.hashes, ahead.times)
+            self._prepared_landmarks = ahead
+            return ahead.hashes, ahead.times
+        return None
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
@@ -273,7 +281,7 @@ class LandmarkStream:
         has been searched for peaks, or ``fan_out`` targets were found in it already (later
         peaks cannot come before them, so they are the targets the whole zone gives). The
         landmarks do not depend on when they are made; an anchor waits only for its own
-        targets, and the anchors after it wait for it (``_targets``)."""
+        targets, and the anchors after it wait for it (``_search``)."""
         c = self.config
         t, f = self._peak_frames, self._peak_bins
         n = len(t)
@@ -282,14 +290,15 @@ class LandmarkStream:
         done = 0
         while done < n:  # anchors in slices: a whole recording's peaks at once would take GBs
             rows = np.arange(done, min(n, done + PAIR_ROWS))
-            anchor, dt, df, kth = _targets(t, f, rows, c)
-            waiting = np.flatnonzero((t[rows] >= ready) & (kth < 0))
+            found = _search(t, f, rows, _widest(c), c)  # one search: few anchors wait at a time
+            waiting = np.flatnonzero((t[rows] >= ready) & (found.rank[:, -1] < c.fan_out))
             stop = int(waiting[0]) if len(waiting) else len(rows)
-            paired = int(np.searchsorted(anchor, stop))  # the targets of anchors before stop
-            if paired:
-                anchor = rows[anchor[:paired]]
-                hashes.append(hash_landmark(f[anchor], df[:paired], dt[:paired], c))
-                times.append(t[anchor].astype(np.int32))
+            anchor, column = np.nonzero(found.target[:stop])  # by anchor, then by target
+            if len(anchor):
+                hashes.append(
+                    hash_landmark(f[rows[anchor]], found.df[anchor, column], found.dt[anchor, column], c)
+                )
+                times.append(t[rows[anchor]].astype(np.int32))
             done += stop
             if stop < len(rows):
                 break
@@ -301,9 +310,11 @@ class LandmarkStream:
 
     def _landmarks_ahead(self, t: np.ndarray, f: np.ndarray, known: int) -> _PreparedLandmarks:
         """The landmarks of the anchors *t*, *f* (the peaks awaiting targets, then the peaks
-        ``prepare`` found, every peak before frame *known*), each anchor's made in one pass,
-        and when ``_pair`` would hand each out: an anchor is done once the frames searched
-        pass its zone's end or its last target's frame, and waits for those before it."""
+        ``prepare`` found, every peak before frame *known*), made in one pass, and when
+        ``_pair`` would hand each out: an anchor is done once the frames searched pass its
+        zone's end or its last target's frame, and waits for those before it. Only anchors
+        done by *known* are kept: the last few of a run wait for peaks after it, and the
+        next run (or ``_pair``) pairs them."""
         c = self.config
         hashes, times, owners, needs = [], [], [], []
         for done in range(0, len(t), PAIR_ROWS):
@@ -316,13 +327,17 @@ class LandmarkStream:
             owners.append(anchor)
         if not needs:
             return _PreparedLandmarks(self._anchors_paired, known, np.zeros(0, np.int64), *_NO_LANDMARKS)
+        needs_all = np.maximum.accumulate(np.concatenate(needs))
+        done = int(np.searchsorted(needs_all, known))  # anchors done once every known frame is searched
+        owners_all = np.concatenate(owners)
+        kept = int(np.searchsorted(owners_all, done))
         return _PreparedLandmarks(
             self._anchors_paired,
             known,
-            np.maximum.accumulate(np.concatenate(needs)),
-            np.concatenate(hashes),
-            np.concatenate(times),
-            np.concatenate(owners),
+            needs_all[:done],
+            np.concatenate(hashes)[:kept],
+            np.concatenate(times)[:kept],
+            owners_all[:kept],
         )
 
     def _take_prepared_landmarks(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -332,11 +347,11 @@ class LandmarkStream:
         self.last_span = None
         if ahead is None:
             return None
-        if self._checked > ahead.known or self._anchors_paired < ahead.base:
+        if self._checked > ahead.known:
             self._prepared_landmarks = None
             return None
-        first = self._anchors_paired - ahead.base
-        stop = max(first, int(np.searchsorted(ahead.needs, self._checked, side="left")))  # need < checked
+        first = self._anchors_paired - ahead.base  # handed out by earlier pushes
+        stop = int(np.searchsorted(ahead.needs, self._checked, side="left"))  # done: need < checked
         a, b = np.searchsorted(ahead.owners, (first, stop))
         taken = stop - first
         self._peak_frames, self._peak_bins = self._peak_frames[taken:], self._peak_bins[taken:]
@@ -353,8 +368,8 @@ class _PreparedLandmarks(NamedTuple):
     known: int
     """Every peak before this frame was known when they were made."""
     needs: np.ndarray
-    """Per anchor (from ``base``): the frames searched must pass this one before it and
-    every anchor before it are done (a running maximum)."""
+    """Per anchor (from ``base``) done by ``known``: the frames searched must pass this one
+    before it and every anchor before it are done (a running maximum)."""
     hashes: np.ndarray
     times: np.ndarray
     owners: np.ndarray
@@ -369,48 +384,75 @@ NEAR_FOLLOWERS = 24
 them, or their zone ends before them; the rest are searched among all that may hold one."""
 
 
+class _Search(NamedTuple):
+    """``_search``'s answer, row by anchor, column by follower."""
+
+    following: np.ndarray
+    """Index of each follower (clipped to the last peak where there are fewer)."""
+    exists: np.ndarray
+    dt: np.ndarray
+    df: np.ndarray
+    target: np.ndarray
+    """Whether the follower is one of the anchor's targets."""
+    rank: np.ndarray
+    """Targets among the followers up to this one."""
+
+
+def _search(t: np.ndarray, f: np.ndarray, at: np.ndarray, width: int, c: FingerprintConfig) -> _Search:
+    """The targets of the anchors *at* among the *width* known peaks (*t*, *f*: frames and
+    bins, in order) that follow each: the first ``fan_out`` after it that lie within
+    ``max_dt`` frames (later in time) and ``max_df`` bins (another bin: a steady tone says
+    nothing about which recording this is)."""
+    n = len(t)
+    width = min(width, n)
+    following = at[:, None] + np.arange(1, width + 1)
+    exists = following < n
+    following = np.minimum(following, n - 1)
+    dt = t[following] - t[at, None]
+    df = f[following] - f[at, None]
+    target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
+    rank = np.cumsum(target, axis=1)
+    target &= rank <= c.fan_out
+    return _Search(following, exists, dt, df, target, rank)
+
+
+def _widest(c: FingerprintConfig) -> int:
+    """Followers that may lie in an anchor's zone: ``peaks_per_frame`` in each of its frames."""
+    return c.peaks_per_frame * (c.max_dt + 1)
+
+
 def _targets(
     t: np.ndarray, f: np.ndarray, rows: np.ndarray, c: FingerprintConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each anchor's targets among the known peaks (*t*, *f*: frames and bins, in order):
-    the first ``fan_out`` peaks after it that lie within ``max_dt`` frames (later in time)
-    and ``max_df`` bins (another bin: a steady tone says nothing about which recording this
-    is), for the anchors *rows* at once. Returns, target by target (by anchor, then in
-    order), the anchor (an index into *rows*) and the frame and bin steps; and the frame of
-    each anchor's last target when it has all ``fan_out`` (-1 when it has fewer: later
-    peaks may add some).
+    """Each anchor's targets (``_search``) for the anchors *rows*. Returns, target by
+    target (by anchor, then in order), the anchor (an index into *rows*) and the frame and
+    bin steps; and the frame of each anchor's last target when it has all ``fan_out`` (-1
+    when it has fewer: later peaks may add some, unless its zone has been searched to its
+    end).
 
     Targets are searched among the ``NEAR_FOLLOWERS`` peaks that follow each anchor, then,
-    for anchors those do not settle, among the ``peaks_per_frame * (max_dt + 1)`` that
-    may lie in its zone: the same targets at a fraction of the work."""
-    n = len(t)
+    for anchors those do not settle, among all that may lie in its zone (``_widest``): the
+    same targets at a fraction of the work, for many anchors at once (``prepare``)."""
     anchors, dts, dfs = [], [], []
     kth = np.full(len(rows), -1, dtype=np.int64)
     todo = np.arange(len(rows))
-    for width in (NEAR_FOLLOWERS, c.peaks_per_frame * (c.max_dt + 1)):
-        width = min(width, n)
-        at = rows[todo]
-        following = at[:, None] + np.arange(1, width + 1)
-        exists = following < n
-        following = np.minimum(following, n - 1)
-        dt = t[following] - t[at, None]
-        df = f[following] - f[at, None]
-        target = exists & (dt > 0) & (dt <= c.max_dt) & (df != 0) & (np.abs(df) <= c.max_df)
-        rank = np.cumsum(target, axis=1)
-        target &= rank <= c.fan_out
-        full = rank[:, -1] >= c.fan_out
-        settled = full | ~exists[:, -1] | (dt[:, -1] > c.max_dt)  # all targets, or past the zone
+    for width in (NEAR_FOLLOWERS, _widest(c)):
+        found = _search(t, f, rows[todo], width, c)
+        full = found.rank[:, -1] >= c.fan_out
+        settled = full | ~found.exists[:, -1] | (found.dt[:, -1] > c.max_dt)  # all targets, or past the zone
         if full.any():
-            column = np.argmax(rank[full] >= c.fan_out, axis=1)
-            kth[todo[full]] = t[following[full, column]]
-        anchor, column = np.nonzero(target & settled[:, None])
+            column = np.argmax(found.rank[full] >= c.fan_out, axis=1)
+            kth[todo[full]] = t[found.following[full, column]]
+        anchor, column = np.nonzero(found.target & settled[:, None])
         anchors.append(todo[anchor])
-        dts.append(dt[anchor, column])
-        dfs.append(df[anchor, column])
+        dts.append(found.dt[anchor, column])
+        dfs.append(found.df[anchor, column])
         todo = todo[~settled]
         if not len(todo):
             break
     assert not len(todo), "the widest search reaches past every zone"
+    if len(anchors) == 1:  # one search settled them all: already by anchor
+        return anchors[0], dts[0], dfs[0], kth
     anchor = np.concatenate(anchors)
     order = np.argsort(anchor, kind="stable")  # each anchor's targets come from one search, in order
     return anchor[order], np.concatenate(dts)[order], np.concatenate(dfs)[order], kth
@@ -532,10 +574,16 @@ class Index:
         self.hashes = hashes[order].astype(np.uint32)
         self.sample_ids = sample_ids[order].astype(np.int32)
         self.times = times[order].astype(np.int32)
+        if len(self.hashes) and int(self.hashes[-1]) >= 2**HASH_BITS:
+            raise ModelError(
+                f"a landmark hash of {int(self.hashes[-1])} is not a {HASH_BITS}-bit hash: "
+                "the landmarks were not made by this fingerprint version"
+            )
         self._starts = np.zeros(2**HASH_BITS + 1, dtype=np.int32)
         """Where each hash's run begins in ``hashes`` (and ends: the next one's start): a
         lookup is two reads, not two binary searches over the whole index (8 MB)."""
         np.cumsum(np.bincount(self.hashes, minlength=2**HASH_BITS), out=self._starts[1:])
+        self._starts.flags.writeable = False  # shared by every thread's lookups
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -556,7 +604,8 @@ class Index:
         self, hashes: np.ndarray, times: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For every hit of a query landmark: (sample id, time offset = reference - query,
-        index of the query landmark)."""
+        index of the query landmark), in the order of the query's landmarks (so the hits of
+        a run of them are one slice)."""
         empty = np.zeros(0, dtype=np.int32)
         if not len(hashes) or not len(self.hashes):
             return empty, empty, empty

@@ -220,8 +220,9 @@ class Segment:
 
 @functools.lru_cache(maxsize=int(MAX_ANALYSIS_S * SAMPLE_RATE / FRAME_HOP) + 1)
 def _hann(n: int) -> np.ndarray:
-    """``np.hanning(n)``, made once per length, read-only: excerpts are whole frame hops
-    up to ``MAX_ANALYSIS_S`` (at most 101 lengths, 64 KB each)."""
+    """``np.hanning(n)``, made once per length, read-only: excerpts are mostly whole frame
+    hops (a sample more or less) up to ``MAX_ANALYSIS_S``, so a few lengths recur; the
+    cache keeps the last 101 (at most 64 KB each)."""
     window = np.hanning(n)
     window.flags.writeable = False
     return window
@@ -299,6 +300,9 @@ class _FrameTrack:
     gap_levels: list[float] = field(default_factory=list)
     """Levels of the non-tonal frames of the gap before it (a run too short to become a
     segment gives them back, its own frames with them)."""
+    gap_loudness: tuple[float, float] | None = None
+    """``_gap_loudness`` of the last ``GAP_LEVELS_KEPT`` of them, once asked (they do not
+    change while the track is open, and every check of it asks)."""
     miss_levels: list[float] = field(default_factory=list)
     """Levels of the non-tonal frames since its last tonal one: the next gap's first."""
 
@@ -507,7 +511,7 @@ class ToneDetector:
                 evidence += self._on_gap_frames(self._next_frame + i, levels[i:run_end])
                 i = run_end
             else:
-                evidence += self._on_frame(self._next_frame + i, tonal[i], peaks[i], level[i])
+                evidence += self._on_frame(self._next_frame + i, bool(tonal[i]), peaks[i], levels[i])
                 i += 1
         return evidence
 
@@ -633,7 +637,9 @@ class ToneDetector:
         cut = start_s <= CUT_START_S and not self._heard_before
         specs = frozenset(i for i, s in enumerate(self.specs) if matches_freqs(freqs, s.freqs_hz))
         spread = float(np.std(levels[keep]))
-        loudest, floor_db = _gap_loudness(track.gap_levels[-GAP_LEVELS_KEPT:])
+        if track.gap_loudness is None:
+            track.gap_loudness = _gap_loudness(track.gap_levels[-GAP_LEVELS_KEPT:])
+        loudest, floor_db = track.gap_loudness
         return Segment(
             start_s,
             end_s,

@@ -120,7 +120,7 @@ def padded_channel(channel: FingerprintChannel, size: int, rng: np.random.Genera
     Their landmarks draw anchor bin, frequency step and time step independently from the
     real prompts' distributions: realistic bucket occupancy without 10,000 recordings.
     """
-    index, infos, config = channel._state
+    index, infos, config, peaks = channel._state
     real = len(infos)
     if size > real:
         per_recording = max(1, len(index) // max(real, 1))
@@ -136,7 +136,7 @@ def padded_channel(channel: FingerprintChannel, size: int, rng: np.random.Genera
         times = np.concatenate([index.times, rng.integers(0, 400, extra).astype(np.int32)])
         index = Index(hashes, ids, times)
     clone = object.__new__(FingerprintChannel)
-    clone.path, clone._lock, clone._state = channel.path, None, (index, infos, config)
+    clone.path, clone._lock, clone._state = channel.path, None, (index, infos, config, peaks)
     return clone
 
 

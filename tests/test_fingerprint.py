@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -764,3 +765,107 @@ def test_targets_searched_among_a_few_followers_first_are_the_targets_of_the_wid
         got = fingerprint._targets(t, f, rows, config)
         for a, b in zip(got, widest, strict=True):
             assert np.array_equal(a, b), near
+
+
+def _mixed_signal(rng: np.random.Generator) -> np.ndarray:
+    """Speech-like sound, silence, digital zeros, ringback, noise, crowded frames (a dozen
+    tones at once) and sparse clicks, in random order and lengths."""
+    parts = []
+    for _ in range(int(rng.integers(2, 6))):
+        kind, seconds = int(rng.integers(0, 7)), float(rng.uniform(0.05, 3.0))
+        n = int(seconds * 8000)
+        if kind == 0:
+            parts.append(synth.speech_like(max(seconds, 0.5), rng))
+        elif kind == 1:
+            parts.append(synth.silence(seconds))
+        elif kind == 2:
+            parts.append(synth.cadenced(synth.spec("CN", "ringback"), seconds))
+        elif kind == 3:
+            parts.append(rng.uniform(0.001, 0.3) * rng.standard_normal(n))
+        elif kind == 4:
+            parts.append(np.zeros(int(rng.integers(0, 3000))))
+        elif kind == 5:
+            t = np.arange(n) / 8000
+            parts.append(0.05 * sum(np.sin(2 * np.pi * rng.uniform(250, 3500) * t) for _ in range(12)))
+        else:
+            clicks = np.zeros(n)
+            clicks[rng.integers(0, n, 20)] = 1.0
+            parts.append(clicks)
+    return np.concatenate(parts).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_any_schedule_of_prepare_and_push_gives_the_landmarks_of_pushes_alone(seed):
+    """Prepared runs of any length (empty, shorter or longer than the pushes that follow,
+    prepared twice before a push), pushes of any size (a frame hop and a sample either
+    side), then the finish: every push returns what it would have without ``prepare``,
+    with the same peaks, and ``last_span`` points at it among the landmarks ``prepare``
+    returned."""
+    rng = np.random.default_rng(seed)
+    x = _mixed_signal(rng)
+    schedule, position = [], 0
+    while position < len(x):
+        if rng.random() < 0.35:
+            schedule.append(
+                ("prepare", int(rng.choice([0, 1, 511, 512, 2000, 8000, 16000, rng.integers(0, 40000)])))
+            )
+            if rng.random() < 0.2:
+                schedule.append(("prepare", int(rng.integers(0, 40000))))
+        size = int(rng.choice([0, 1, 127, 128, 129, 333, 2000, 2000, 6000, rng.integers(0, 20000)]))
+        schedule.append(("push", size))
+        position += size
+
+    def run(prepared: bool) -> list:
+        stream, made, out, at = LandmarkStream(keep_peaks=True), None, [], 0
+        for step, size in schedule:
+            if step == "prepare":
+                if prepared:
+                    made = stream.prepare(x[at : at + size]) or made
+                continue
+            hashes, times = stream.push(x[at : at + size])
+            at += size
+            if stream.last_span is not None:
+                a, b = stream.last_span
+                assert np.array_equal(made[0][a:b], hashes) and np.array_equal(made[1][a:b], times)
+            out.append((hashes, times, stream.take_peaks()))
+        return [*out, (*stream.finish(), stream.take_peaks())]
+
+    expected, got = run(False), run(True)
+    assert sum(len(p[0]) for p in expected) > 20  # the comparison has landmarks to compare
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        for mine, theirs in zip(a, b, strict=True):
+            assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+
+
+def test_prepare_returns_only_landmarks_its_pushes_hand_out():
+    """What ``prepare`` returns is looked up in the library once: every landmark of it is
+    handed out by the pushes over the prepared audio, in order, none twice and none
+    left for a later run (those anchors wait for peaks after it and are paired later)."""
+    x = synth.speech_like(8.0, np.random.default_rng(3))
+    stream = LandmarkStream()
+    made = stream.prepare(x)
+    assert made is not None and len(made[0]) > 1000
+    spans = []
+    for i in range(0, len(x), 2000):
+        stream.push(x[i : i + 2000])
+        if stream.last_span is not None:
+            spans.append(stream.last_span)
+    assert spans[0][0] == 0 and spans[-1][1] == len(made[0])
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert len(stream.finish()[0]) > 0  # the last anchors, paired once their zone is known
+
+
+def test_an_index_refuses_hashes_this_fingerprint_version_cannot_make():
+    """The index finds a hash's matches through a table of 2**21 run starts: a library
+    holding a wider hash (damaged, or from another version) is refused by name, and one
+    it can read finds every match."""
+    from audio_classifier.errors import ModelError
+    from audio_classifier.fingerprint import HASH_BITS, Index
+
+    ids, times = np.zeros(2, dtype=np.int32), np.array([5, 9], dtype=np.int32)
+    with pytest.raises(ModelError, match="21-bit"):
+        Index(np.array([3, 2**HASH_BITS], dtype=np.uint32), ids, times)
+    index = Index(np.array([2**HASH_BITS - 1, 0], dtype=np.uint32), ids, times)
+    found = index.lookup_with_query(np.array([0, 7, 2**HASH_BITS - 1], dtype=np.uint32), np.array([1, 1, 2]))
+    assert [a.tolist() for a in found] == [[0, 0], [8, 3], [0, 2]]

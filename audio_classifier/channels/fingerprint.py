@@ -158,12 +158,14 @@ class FingerprintStream:
         self._reported: tuple[int, float] | None = None  # (sample, score) last claimed
         self._pending: Evidence | None = None
         self._prepared_hits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        """``prepare``'s landmarks looked up in the library: (sample ids, offsets, landmark)."""
+        """The landmarks the last ``prepare`` made, looked up in the library: (sample ids,
+        offsets, landmark), by landmark; ``LandmarkStream.last_span`` says which each push
+        handed out."""
 
     def prepare(self, samples: np.ndarray, start_sample: int) -> None:
-        self._landmarks.prepare(samples)
-        made = self._landmarks.prepared()  # looked up in the library at once, handed out push by push
-        self._prepared_hits = None if made is None else self._matcher.index.lookup_with_query(*made)
+        made = self._landmarks.prepare(samples)
+        if made is not None:  # looked up in the library at once; each push takes its landmarks' slice
+            self._prepared_hits = self._matcher.index.lookup_with_query(*made)
 
     def process(self, samples: np.ndarray, start_sample: int) -> list[Evidence]:
         hashes, times = self._landmarks.push(samples)
