@@ -83,15 +83,16 @@ def _config(options: dict) -> ClassifierConfig:
     return config
 
 
-def _check_channels(config: ClassifierConfig) -> Classifier:
-    """Load the channels once in the main process: report problems and notes once per run."""
+def _check_channels(config: ClassifierConfig, *, notes: bool = True) -> Classifier:
+    """Load the channels once in the main process: report problems, and (*notes*) the
+    classifier's notes, once per run."""
     from .classifier import Classifier
 
     try:
         classifier = Classifier(config)
     except AudioClassifierError as exc:
         raise click.ClickException(str(exc)) from None  # exit status 1
-    for note in classifier.notes:
+    for note in classifier.notes if notes else ():
         click.echo(f"note: {note}", err=True)
     return classifier
 
@@ -703,7 +704,7 @@ def serve(
 
     config = _config(analysis)
     if workers == 1:
-        _check_channels(config)  # fail fast; with several workers each logs its own notes
+        _check_channels(config, notes=False)  # fail fast; the server logs the notes as it starts
     keys = frozenset(k for value in api_keys for k in value.split())
     settings = ServerSettings(
         api_keys=keys,

@@ -419,15 +419,17 @@ def test_headerless_audio_over_http_says_its_encoding(hardened):
         assert bad.status_code == 400 and bad.json()["code"] == "bad_encoding", query
 
 
-def test_serve_says_where_it_listens():
+def test_serve_says_where_it_listens(tmp_path):
     """The sockets are bound before uvicorn starts, so uvicorn does not say where: the
-    server does, once it is ready."""
+    server does, once it is ready; and it says once that it has no speech model."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "audio_classifier.cli", "serve", "--port", str(port)]
-    command += ["--audiosocket-port", "0", "--no-model", "--no-samples", "--no-asr"]
-    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    command += ["--audiosocket-port", "0", "--no-model", "--no-samples"]
+    env = {**os.environ, "AUDIO_CLASSIFIER_CACHE": str(tmp_path)}  # no speech model fetched
+    env.pop("AUDIO_CLASSIFIER_ASR_MODEL", None)
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline, seen = time.monotonic() + 120, []
         while time.monotonic() < deadline and not any("serving on" in line for line in seen):
@@ -440,6 +442,7 @@ def test_serve_says_where_it_listens():
         line = next((line for line in seen if "serving on" in line), "")
         assert f"serving on http://127.0.0.1:{port} (WebSocket ws://127.0.0.1:{port}/v1/stream)" in line, seen
         assert "AudioSocket on 127.0.0.1:" in line
+        assert sum("no speech model" in line for line in seen) == 1, seen
     finally:
         server.terminate()
         server.wait(timeout=30)
