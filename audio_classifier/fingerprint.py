@@ -67,7 +67,7 @@ class FingerprintConfig:
 
 
 HASH_BITS = 21
-"""A landmark's hash: anchor bin (8 bits), frequency step (7 bits), time step (6 bits)."""
+"""Bits of a landmark's hash (``hash_landmark``): what the index's lookup table spans."""
 
 
 def hash_landmark(f1: np.ndarray, df: np.ndarray, dt: np.ndarray, config: FingerprintConfig) -> np.ndarray:
@@ -80,7 +80,7 @@ def hash_landmark(f1: np.ndarray, df: np.ndarray, dt: np.ndarray, config: Finger
 
 
 def _running_max(values: np.ndarray, half: int, axis: int) -> np.ndarray:
-    """Maximum over ±*half* neighbours along *axis* (2-D; edges see fewer), by doubling:
+    """Maximum over ±*half* neighbours along *axis* (2-D float; edges see fewer), by doubling:
     after k whole-array ``np.maximum`` calls each value holds the maximum of the 2**k from
     it, and two such overlapping spans cover a window (4 calls for ±5, not 10 shifted ones)."""
     n = values.shape[axis]
@@ -216,6 +216,7 @@ class LandmarkStream:
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         self._find_peaks(final=True)
+        self.last_span = None
         return self._pair(final=True)
 
     def _find_peaks(self, final: bool) -> None:
@@ -320,7 +321,7 @@ class LandmarkStream:
         for done in range(0, len(t), PAIR_ROWS):
             rows = np.arange(done, min(len(t), done + PAIR_ROWS))
             anchor, dt, df, kth = _targets(t, f, rows, c)
-            needs.append(np.where(kth >= 0, np.minimum(kth, t[rows] + c.max_dt), t[rows] + c.max_dt))
+            needs.append(np.where(kth >= 0, kth, t[rows] + c.max_dt))  # a last target lies in the zone
             anchor = rows[anchor]
             hashes.append(hash_landmark(f[anchor], df, dt, c))
             times.append(t[anchor].astype(np.int32))
