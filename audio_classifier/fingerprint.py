@@ -199,7 +199,7 @@ class LandmarkStream:
         spectrum = self._rfft(frames_of(buf, c.n_fft, c.hop, n) * self._window, axis=1)[
             :, c.min_bin : c.max_bin
         ]
-        return 10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10).astype(np.float32)
+        return (10 * np.log10(spectrum.real**2 + spectrum.imag**2 + 1e-10)).astype(np.float32, copy=False)
 
     def _take_prepared(self, n: int) -> np.ndarray | None:
         """The next *n* frames' log power, if ``prepare`` computed them."""

@@ -476,8 +476,9 @@ class ToneDetector:
         peaks: list[tuple[float, ...]] = [()] * len(frames)
         hit = np.flatnonzero(tonal)
         if len(hit):
-            f1 = self._peaks_hz(tone[hit], k1[hit]).tolist()
-            f2 = self._peaks_hz(tone[hit], k2[hit]).tolist()
+            tone_hit = tone[hit]
+            f1 = self._peaks_hz(tone_hit, k1[hit]).tolist()
+            f2 = self._peaks_hz(tone_hit, k2[hit]).tolist()
             for j, i in enumerate(hit.tolist()):
                 peaks[i] = (f1[j], f2[j]) if has2[i] else (f1[j],)
         return tonal, peaks, level
