@@ -38,6 +38,8 @@ DATA_ENV = "AUDIO_CLASSIFIER_DATA"
 """Folder of the user's own data (their sample library) instead of the default."""
 LIBRARY_NAME = "samples.sqlite"
 
+SYNTHETIC_SOURCE = "tts:"
+"""How the source of a synthesised sample begins (``training/samples.py``): a recipe, not a file."""
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A CSV cell starting with one of these is a formula to a spreadsheet: ``export`` writes
 it with a leading apostrophe, which ``import_manifest`` takes off again."""
@@ -243,7 +245,11 @@ class SampleLibrary:
         self, manifest: str | os.PathLike[str]
     ) -> Iterable[tuple[str, int | None, bool, str | None]]:
         """Enrol every row of a CSV (``path``, ``label``, optional ``lang``, ``carrier``,
-        ``note``); yields (path, id, newly added, error) per row: one bad row never stops it."""
+        ``note``); yields (path, id, newly added, error) per row: one bad row never stops it.
+
+        A row whose path is the source of a sample already in the library (``export`` writes
+        each sample's source as its path) is that sample, not added again: exporting a
+        library and importing the file into it, or into a copy of it, adds nothing."""
         manifest = Path(manifest)
         try:
             with open(manifest, newline="", encoding="utf-8-sig") as handle:
@@ -252,7 +258,22 @@ class SampleLibrary:
             raise ConfigError(f"cannot read {manifest} as a UTF-8 CSV file: {exc}") from None
         if rows and ("path" not in rows[0] or "label" not in rows[0]):
             raise ConfigError(f"{manifest} needs 'path' and 'label' columns (has: {', '.join(rows[0])})")
+        enrolled = {s.source: s.id for s in self.list() if s.source}
         for row in rows:
+            if row["path"] in enrolled:
+                yield row["path"], enrolled[row["path"]], False, None
+                continue
+            if row["path"].startswith(SYNTHETIC_SOURCE):
+                yield (
+                    row["path"],
+                    None,
+                    False,
+                    (
+                        "not a file: a sample synthesised by the library's build (python -m training.samples), "
+                        "which only a library built that way holds"
+                    ),
+                )
+                continue
             path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
             try:
                 sample_id, new = self.add_file(

@@ -869,3 +869,27 @@ def test_an_index_refuses_hashes_this_fingerprint_version_cannot_make():
     index = Index(np.array([2**HASH_BITS - 1, 0], dtype=np.uint32), ids, times)
     found = index.lookup_with_query(np.array([0, 7, 2**HASH_BITS - 1], dtype=np.uint32), np.array([1, 1, 2]))
     assert [a.tolist() for a in found] == [[0, 0], [8, 3], [0, 2]]
+
+
+def test_an_exported_library_imports_back_into_itself_as_nothing_new(tmp_path):
+    """``samples export`` writes each sample's source as its path; the shipped library's
+    are synthesis recipes (``tts:...``), not files. Imported into a copy of the shipped
+    library they are the samples it holds (nothing added, no failure); into a library
+    without them, each says what it is."""
+    import shutil
+
+    from audio_classifier.samples import DEFAULT_LIBRARY, SampleLibrary
+
+    copy = tmp_path / "mine.sqlite"
+    shutil.copy(DEFAULT_LIBRARY, copy)
+    exported = tmp_path / "exported.csv"
+    with SampleLibrary(copy) as library:
+        count = library.export(exported)
+        assert count == len(library.list()) > 50
+        again = list(library.import_manifest(exported))
+        assert len(library.list()) == count
+    assert all(error is None and not new and sample_id is not None for _, sample_id, new, error in again)
+    with SampleLibrary(tmp_path / "fresh.sqlite", create=True) as fresh:
+        results = list(fresh.import_manifest(exported))
+        assert len(fresh.list()) == 0
+    assert all(error is not None and "training.samples" in error for *_, error in results)

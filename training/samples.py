@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audio_classifier.samples import SampleLibrary
+from audio_classifier.samples import SYNTHETIC_SOURCE, SampleLibrary
 
 from . import tts
 from .corpus import load_prompts
@@ -57,7 +57,7 @@ def build(out: Path) -> int:
                 lang=lang,
                 carrier=CARRIER,
                 note=text,
-                source=f"tts:{voice.describe()}",
+                source=f"{SYNTHETIC_SOURCE}{voice.describe()}",
             )
     return len(prompts)
 
