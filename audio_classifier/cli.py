@@ -83,6 +83,14 @@ def _config(options: dict) -> ClassifierConfig:
     return config
 
 
+class InputProblem(click.ClickException):
+    """What a command was given to read is wrong (a manifest's rows or encoding, an output
+    it would resume): said as ``Error: ...`` with exit status 2, as a usage error is, but
+    without the usage text, which would not help."""
+
+    exit_code = 2
+
+
 def _check_channels(config: ClassifierConfig, *, notes: bool = True) -> Classifier:
     """Load the channels once in the main process: report problems, and (*notes*) the
     classifier's notes, once per run."""
@@ -269,13 +277,13 @@ def classify(
     try:
         items = read_manifest(manifest) if manifest else []
     except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise InputProblem(str(exc)) from None
     try:
         items += expand_paths(
             paths, on_skip=lambda reason: click.echo(f"note: not searched: {reason}", err=True)
         )
     except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise InputProblem(str(exc)) from None
     if not items:
         raise click.UsageError("no audio inputs found (directories are searched for audio extensions)")
     _check_channels(config)
@@ -290,7 +298,7 @@ def classify(
         writer = record_writer(output, extra_columns)
         todo = writer.resume(items)
     except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise InputProblem(str(exc)) from None
     if len(todo) < len(items):
         click.echo(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already in {output}", err=True)
     bar = _progress_bar(len(todo), progress)
@@ -311,7 +319,7 @@ def classify(
         click.echo("interrupted: records written so far are kept; run the same command to resume", err=True)
         sys.exit(130)
     except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise InputProblem(str(exc)) from None
     except OutputError as exc:
         bar.close()
         raise click.ClickException(str(exc)) from None
@@ -429,7 +437,7 @@ def evaluate(
                 items, streams, thresholds + ((threshold,) if threshold else ()), act_threshold=act
             )
     except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise InputProblem(str(exc)) from None
     except OutputError as exc:
         raise click.ClickException(str(exc)) from None
     metrics = score(items, predictions, by=slices)
@@ -870,7 +878,7 @@ def samples_import(manifest, library_path) -> None:
                 else:
                     click.echo(f"{'added' if new else 'already enrolled'}: {path} as sample {sample_id}")
         except AudioClassifierError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise InputProblem(str(exc)) from None
     sys.exit(1 if failed else 0)
 
 

@@ -248,3 +248,15 @@ def test_manifest_columns_named_like_record_fields_keep_resume_exact(tmp_path, c
         assert run_cli("classify", "--manifest", manifest, "-o", out, *OFF).exit_code == 0
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]  # one input, one record
     assert record["manifest_hold"] == "yes" and record["manifest_peaks"] == "3"
+
+
+def test_a_problem_with_the_input_is_said_without_the_usage_text(tmp_path):
+    """A manifest with no rows is not a misuse of the command's options: ``Error: ...``,
+    exit status 2, and no usage text to read past (a wrong option still gets it)."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text("path,label\n")
+    result = run_cli("evaluate", empty, "--out-dir", tmp_path / "out", *OFF)
+    assert result.exit_code == 2 and "Error: the manifest has no rows" in result.output
+    assert "Usage:" not in result.output
+    misuse = run_cli("classify", *OFF)
+    assert misuse.exit_code == 2 and "Usage:" in misuse.output and "--manifest" in misuse.output
