@@ -247,9 +247,11 @@ class SampleLibrary:
         """Enrol every row of a CSV (``path``, ``label``, optional ``lang``, ``carrier``,
         ``note``); yields (path, id, newly added, error) per row: one bad row never stops it.
 
-        A row whose path is the source of a sample already in the library (``export`` writes
-        each sample's source as its path) is that sample, not added again: exporting a
-        library and importing the file into it, or into a copy of it, adds nothing."""
+        ``export`` writes each sample's source as its path; a synthesised sample's is its
+        recipe (``SYNTHETIC_SOURCE``), not a file: such a row is the library's sample of that
+        recipe, or an error where the library has none. File rows are enrolled (``add``
+        finds a recording already enrolled by its audio), so exporting a library and
+        importing the file into it, or into a copy of it, adds nothing."""
         manifest = Path(manifest)
         try:
             with open(manifest, newline="", encoding="utf-8-sig") as handle:
@@ -258,21 +260,17 @@ class SampleLibrary:
             raise ConfigError(f"cannot read {manifest} as a UTF-8 CSV file: {exc}") from None
         if rows and ("path" not in rows[0] or "label" not in rows[0]):
             raise ConfigError(f"{manifest} needs 'path' and 'label' columns (has: {', '.join(rows[0])})")
-        enrolled = {s.source: s.id for s in self.list() if s.source}
+        synthesised = {
+            s.source: s.id for s in self.list() if s.source and s.source.startswith(SYNTHETIC_SOURCE)
+        }
         for row in rows:
-            if row["path"] in enrolled:
-                yield row["path"], enrolled[row["path"]], False, None
-                continue
             if row["path"].startswith(SYNTHETIC_SOURCE):
-                yield (
-                    row["path"],
-                    None,
-                    False,
-                    (
-                        "not a file: a sample synthesised by the library's build (python -m training.samples), "
-                        "which only a library built that way holds"
-                    ),
+                known = synthesised.get(row["path"])
+                missing = (
+                    "not a file: a sample synthesised by the library's build (python -m training.samples), "
+                    "which only a library built that way holds"
                 )
+                yield row["path"], known, False, None if known is not None else missing
                 continue
             path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
             try:
